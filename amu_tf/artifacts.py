@@ -1,0 +1,199 @@
+"""TFX-style typed artifacts: a folder plus ``artifact.json`` naming its type, inputs,
+parameters and a content hash.
+
+Components talk to each other only through artifacts. An artifact is written into a hidden
+temporary sibling folder and renamed into place only when complete, so a crash never leaves
+a half-written artifact that a later step could mistake for a finished one.
+
+    with ArtifactWriter("runs/x/cohort", "CohortTable", inputs=[spec], parameters={...}) as w:
+        table.to_csv(w.path / "table.csv.gz")
+    art = w.artifact            # the finished Artifact
+    art = Artifact.load("runs/x/cohort", expected_type="CohortTable")
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from amu_tf import __version__
+from amu_tf.errors import ArtifactError
+
+METADATA_FILE = "artifact.json"
+
+# The artifact types of the pipeline (TFX's standard-artifact idea, our names).
+ARTIFACT_TYPES = (
+    "CohortSpec",  # an input file, recorded by path and hash
+    "CohortTable",  # ingest: tidy samples x panel-gene table
+    "AuditReport",  # audit: findings and verdict
+    "TransformGraph",  # transform: a fitted transform
+    "Model",  # train: model, transform, threshold, summary
+    "ModelEvaluation",  # evaluate: metrics, tables, figures, report, blessing
+    "Interpretation",  # interpret: SHAP, embeddings, survival, enrichment
+    "PushedModel",  # export: a TF Serving version folder
+)
+
+
+def hash_path(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, or of a folder's files (relative names and bytes, sorted)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    if path.is_file():
+        files = [(path.name, path)]
+    else:
+        files = sorted(
+            (p.relative_to(path).as_posix(), p)
+            for p in path.rglob("*")
+            if p.is_file() and p.name != METADATA_FILE
+        )
+    for rel, p in files:
+        h.update(rel.encode())
+        h.update(b"\0")
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+@dataclass
+class Artifact:
+    """A finished artifact: its folder and its metadata."""
+
+    type: str
+    uri: Path
+    parameters: dict = field(default_factory=dict)
+    inputs: list = field(default_factory=list)
+    content_hash: str = ""
+    properties: dict = field(default_factory=dict)
+    created: str = ""
+    amu_tf_version: str = __version__
+
+    @property
+    def path(self) -> Path:
+        return Path(self.uri)
+
+    def ref(self) -> dict:
+        """How another artifact records this one as an input."""
+        return {"type": self.type, "uri": str(self.uri), "content_hash": self.content_hash}
+
+    def to_json(self) -> dict:
+        return {
+            "type": self.type,
+            "uri": str(self.uri),
+            "parameters": self.parameters,
+            "inputs": self.inputs,
+            "content_hash": self.content_hash,
+            "properties": self.properties,
+            "created": self.created,
+            "amu_tf_version": self.amu_tf_version,
+        }
+
+    @classmethod
+    def load(cls, uri: str | os.PathLike, expected_type: str | None = None) -> "Artifact":
+        uri = Path(uri)
+        meta_file = uri / METADATA_FILE
+        if not meta_file.is_file():
+            raise ArtifactError(f"{uri} is not an amu-tf artifact (no {METADATA_FILE})")
+        try:
+            meta = json.loads(meta_file.read_text())
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{meta_file} is corrupt: {exc}") from None
+        if expected_type is not None and meta.get("type") != expected_type:
+            raise ArtifactError(
+                f"{uri} is a {meta.get('type')!r} artifact, expected {expected_type!r}"
+            )
+        meta["uri"] = uri
+        return cls(**meta)
+
+    @classmethod
+    def for_file(cls, path: str | os.PathLike, type: str = "CohortSpec") -> "Artifact":
+        """Record an external input file (not written by amu-tf) so its hash is traceable."""
+        path = Path(path)
+        return cls(type=type, uri=path, content_hash=hash_path(path))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    return obj
+
+
+class ArtifactWriter:
+    """Context manager that writes an artifact atomically.
+
+    Inside the ``with`` block, write files into ``writer.path`` (a temporary folder). On a
+    clean exit the metadata is written and the folder is renamed to ``uri``; on an exception
+    the temporary folder is removed and nothing appears at ``uri``.
+
+    ``overwrite=True`` replaces an existing artifact at ``uri`` (the old one is removed only
+    after the new one is complete).
+    """
+
+    def __init__(
+        self,
+        uri: str | os.PathLike,
+        type: str,
+        inputs: Iterable[Artifact] = (),
+        parameters: dict | None = None,
+        overwrite: bool = True,
+    ):
+        if type not in ARTIFACT_TYPES:
+            raise ValueError(f"unknown artifact type {type!r}")
+        self.uri = Path(uri)
+        self.type = type
+        self.inputs = [a.ref() for a in inputs]
+        self.parameters = parameters or {}
+        self.properties: dict = {}
+        self.overwrite = overwrite
+        self.path: Path | None = None
+        self.artifact: Artifact | None = None
+
+    def __enter__(self) -> "ArtifactWriter":
+        if self.uri.exists() and not self.overwrite:
+            raise ArtifactError(f"{self.uri} exists already and will not be overwritten")
+        self.uri.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.uri.name}.tmp-", dir=self.uri.parent))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self.path is not None
+        if exc_type is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return False
+        try:
+            art = Artifact(
+                type=self.type,
+                uri=self.uri,
+                parameters=_jsonable(self.parameters),
+                inputs=self.inputs,
+                content_hash=hash_path(self.path),
+                properties=_jsonable(self.properties),
+                created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            )
+            (self.path / METADATA_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
+            if self.uri.exists():
+                old = self.uri.with_name(f".{self.uri.name}.old-{os.getpid()}")
+                os.replace(self.uri, old)
+                os.replace(self.path, self.uri)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(self.path, self.uri)
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        self.artifact = art
+        return False

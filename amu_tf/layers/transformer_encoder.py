@@ -1,0 +1,138 @@
+"""One transformer encoder block: multi-head self-attention plus a feed-forward network."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="amu_tf")
+class TransformerEncoder(keras.layers.Layer):
+    """A standard transformer encoder layer, as PaddlePaddle's ``TransformerEncoderLayer``
+    (which the AMU authors used) computes it.
+
+    Post-LayerNorm (``norm_first=False``, the paper's code)::
+
+        x = LN1(x + drop(MHA(x, x)))
+        x = LN2(x + drop(W2 drop_act(act(W1 x + b1)) + b2))
+
+    Pre-LayerNorm (``norm_first=True``)::
+
+        x = x + drop(MHA(LN1(x)));  x = x + drop(FFN(LN2(x)))
+
+    Dropout is applied to the attention weights (``attention_dropout``), after the FFN's
+    activation (``activation_dropout``) and on both residual branches (``dropout``); the two
+    specific rates default to ``dropout`` as in PaddlePaddle.
+
+    Args:
+        num_heads: attention heads.
+        key_dim: width of each head (``num_heads * key_dim`` need not equal the model width).
+        intermediate_dim: feed-forward width.
+        dropout: residual dropout rate.
+        attention_dropout: dropout on attention weights (default: ``dropout``).
+        activation_dropout: dropout after the FFN activation (default: ``dropout``).
+        activation: FFN activation.
+        norm_first: pre-LN when True, post-LN when False.
+        layer_norm_epsilon: LayerNorm epsilon (PaddlePaddle's default 1e-5).
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        intermediate_dim,
+        dropout=0.1,
+        attention_dropout=None,
+        activation_dropout=None,
+        activation="relu",
+        norm_first=False,
+        layer_norm_epsilon=1e-5,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = int(num_heads)
+        self.key_dim = int(key_dim)
+        self.intermediate_dim = int(intermediate_dim)
+        self.dropout = float(dropout)
+        self.attention_dropout = float(dropout if attention_dropout is None else attention_dropout)
+        self.activation_dropout = float(
+            dropout if activation_dropout is None else activation_dropout
+        )
+        self.activation = keras.activations.get(activation)
+        self.norm_first = bool(norm_first)
+        self.layer_norm_epsilon = float(layer_norm_epsilon)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        model_dim = int(input_shape[-1])
+        self.attention = keras.layers.MultiHeadAttention(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            dropout=self.attention_dropout,
+            kernel_initializer=self.kernel_initializer,
+            name="attention",
+            dtype=self.dtype_policy,
+        )
+        self.attention.build(input_shape, input_shape)
+        self.attention_dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.norm1 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="norm1", dtype=self.dtype_policy
+        )
+        self.norm1.build(input_shape)
+        self.ffn_in = keras.layers.Dense(
+            self.intermediate_dim,
+            kernel_initializer=self.kernel_initializer,
+            name="ffn_in",
+            dtype=self.dtype_policy,
+        )
+        self.ffn_in.build(input_shape)
+        self.ffn_activation_dropout = keras.layers.Dropout(
+            self.activation_dropout, dtype=self.dtype_policy
+        )
+        self.ffn_out = keras.layers.Dense(
+            model_dim, kernel_initializer=self.kernel_initializer, name="ffn_out",
+            dtype=self.dtype_policy,
+        )
+        self.ffn_out.build(tuple(input_shape[:-1]) + (self.intermediate_dim,))
+        self.ffn_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.norm2 = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="norm2", dtype=self.dtype_policy
+        )
+        self.norm2.build(input_shape)
+
+    def _attend(self, x, training):
+        y = self.attention(x, x, training=training)
+        return self.attention_dropout_layer(y, training=training)
+
+    def _feed_forward(self, x, training):
+        y = self.activation(self.ffn_in(x))
+        y = self.ffn_activation_dropout(y, training=training)
+        y = self.ffn_out(y)
+        return self.ffn_dropout(y, training=training)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        if self.norm_first:
+            x = x + self._attend(self.norm1(x), training)
+            x = x + self._feed_forward(self.norm2(x), training)
+        else:
+            x = self.norm1(x + self._attend(x, training))
+            x = self.norm2(x + self._feed_forward(x, training))
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            intermediate_dim=self.intermediate_dim,
+            dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            activation_dropout=self.activation_dropout,
+            activation=keras.activations.serialize(self.activation),
+            norm_first=self.norm_first,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+        )
+        return config

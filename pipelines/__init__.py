@@ -1,0 +1,1 @@
+"""The `amu` command line (click), which chains the components."""

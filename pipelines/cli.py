@@ -1,0 +1,47 @@
+"""The `amu` command: a click group whose sub-commands live one per file in this package."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import click  # noqa: E402
+
+from amu_tf.errors import AmuError  # noqa: E402
+
+
+class AmuGroup(click.Group):
+    """Turns user-facing errors into one line on stderr and a non-zero exit status."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AmuError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=AmuGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="amu-tf")
+def amu():
+    """amu-tf: predict melanoma response to immune checkpoint inhibitors from RNA-seq."""
+
+
+def _register():
+    from pipelines import run_cmd, zoo_cmd
+
+    for module in (zoo_cmd, run_cmd):
+        amu.add_command(module.command)
+
+
+_register()
+
+
+def main():  # console-script entry point
+    amu(prog_name="amu")
+
+
+if __name__ == "__main__":
+    main()
