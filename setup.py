@@ -7,7 +7,7 @@ setup(
         "Keras 3 / TensorFlow model zoo with TFX-style components predicting melanoma "
         "immune-checkpoint-inhibitor response from RNA-seq, evaluated honestly."
     ),
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["amu_tf", "amu_tf.*", "components", "pipelines"]),
     package_data={"amu_tf": ["resources/*.tsv", "resources/*.json"]},
     install_requires=[
