@@ -1,0 +1,92 @@
+"""Match an expression file's gene ids (symbol, Entrez, Ensembl) to the 160-gene panel.
+
+* ``symbol``: exact match to the panel symbol, then a case-insensitive match.
+* ``entrez``: numeric ids (``"7124"``, ``"7124.0"``) matched to the panel's Entrez ids.
+* ``ensembl``: ``ENSG...`` with or without a version suffix (``ENSG00000232810.3``); the
+  panel ships only symbols and Entrez ids, so the spec must name a mapping file (TSV/CSV with
+  columns ``ensembl_id`` and ``symbol``; versions are stripped on both sides).
+
+A declared id type that does not match what the file holds (e.g. ``entrez`` declared but the
+ids look like symbols) is refused with :class:`InputDataError`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from amu_tf.errors import InputDataError
+from amu_tf.panel import load_panel
+
+_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$", re.IGNORECASE)
+_NUMERIC = re.compile(r"^\d+(\.0+)?$")
+
+
+def guess_id_type(ids) -> str:
+    """'entrez', 'ensembl' or 'symbol': what most of the ids look like."""
+    ids = [str(i).strip() for i in ids if str(i).strip() and str(i) != "nan"]
+    if not ids:
+        return "symbol"
+    n = len(ids)
+    if sum(bool(_NUMERIC.match(i)) for i in ids) > n / 2:
+        return "entrez"
+    if sum(bool(_ENSEMBL.match(i)) for i in ids) > n / 2:
+        return "ensembl"
+    return "symbol"
+
+
+def strip_version(ensembl_id: str) -> str:
+    return str(ensembl_id).strip().split(".")[0].upper()
+
+
+def _norm_entrez(i) -> str:
+    s = str(i).strip()
+    return s[: s.index(".")] if _NUMERIC.match(s) and "." in s else s
+
+
+def read_ensembl_map(path: str | Path) -> dict[str, str]:
+    """``{ensembl id without version: panel symbol}`` from a mapping file."""
+    path = Path(path)
+    sep = "," if path.suffix.lower() == ".csv" or path.name.lower().endswith(".csv.gz") else "\t"
+    try:
+        m = pd.read_csv(path, sep=sep, dtype=str)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise InputDataError(f"cannot read Ensembl mapping {path}: {exc}".splitlines()[0]) from None
+    cols = {c.lower(): c for c in m.columns}
+    if "ensembl_id" not in cols or "symbol" not in cols:
+        raise InputDataError(f"Ensembl mapping {path} needs columns ensembl_id and symbol")
+    m = m.dropna(subset=[cols["ensembl_id"], cols["symbol"]])
+    return {strip_version(e): s.strip() for e, s in zip(m[cols["ensembl_id"]], m[cols["symbol"]])}
+
+
+def map_to_panel(ids, id_type: str, ensembl_map: dict[str, str] | None = None, where: str = ""):
+    """Map each id to a panel symbol (or None).
+
+    Returns a list of the same length as ``ids``; raises :class:`InputDataError` when the ids
+    do not look like ``id_type``.
+    """
+    ids = [str(i).strip() for i in ids]
+    guessed = guess_id_type(ids)
+    if guessed != id_type:
+        raise InputDataError(
+            f"{where}gene ids look like {guessed} ids (e.g. {ids[0]!r}) but the spec says "
+            f"gene_id = {id_type!r}"
+        )
+    panel = load_panel()
+    if id_type == "entrez":
+        lookup = dict(zip(panel["entrez_id"].astype(str), panel["symbol"]))
+        return [lookup.get(_norm_entrez(i)) for i in ids]
+    if id_type == "ensembl":
+        if ensembl_map is None:
+            raise InputDataError(f"{where}gene_id = 'ensembl' needs an ensembl_map file")
+        symbols = set(panel["symbol"])
+        out = []
+        for i in ids:
+            s = ensembl_map.get(strip_version(i))
+            out.append(s if s in symbols else None)
+        return out
+    exact = set(panel["symbol"])
+    upper = {s.upper(): s for s in panel["symbol"]}
+    return [i if i in exact else upper.get(i.upper()) for i in ids]
