@@ -3,12 +3,9 @@
     art = run_ingest(["examples/cohorts/GSE78220.toml"], "runs/x/cohort", data_root="../shared/data")
     table, summary = ingest_cohort("examples/cohorts/GSE78220.toml", data_root="../shared/data")
 
-Every expression sample becomes a row (samples without a clinical record are kept,
-unlabeled, reason "no clinical record"); clinical rows without expression are dropped and
-counted. Patient ids are qualified by the cohort name (``GSE78220:Pt1``) so that two cohorts'
-``Pt1`` are not mistaken for one patient. Panel genes absent from a file stay NaN (the
-transform imputes them from training statistics); a cohort with fewer than
-``min_panel_fraction`` (default 80%, i.e. 128 of 160) panel genes is refused.
+The reading rules (rows kept, patient ids qualified by cohort, missing-gene policy) are in
+``amu_tf.data.cohort_reader``. Sample ids shared by two cohorts are qualified as
+``cohort:sample`` in the combined table.
 """
 
 from __future__ import annotations
@@ -17,16 +14,13 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from amu_tf.artifacts import Artifact, ArtifactWriter
-from amu_tf.data.clinical_reader import NO_RECORD, read_clinical
+from amu_tf.data.cohort_reader import read_cohort
 from amu_tf.data.cohort_spec import CohortSpec
-from amu_tf.data.cohort_table import META_COLUMNS, TABLE_FILE, gene_columns, write_table
-from amu_tf.data.expression_reader import read_expression
-from amu_tf.errors import InputDataError, SpecError
-from amu_tf.panel import N_GENES
+from amu_tf.data.cohort_table import TABLE_FILE, write_table
+from amu_tf.errors import SpecError
 
 
 def load_spec(spec, data_root=None) -> CohortSpec:
@@ -36,62 +30,10 @@ def load_spec(spec, data_root=None) -> CohortSpec:
 
 
 def ingest_cohort(spec, data_root: str | os.PathLike | None = None) -> tuple[pd.DataFrame, dict]:
-    """Read one cohort. Returns ``(table, summary)``: the cohort table (contract of
-    ``amu_tf.data.cohort_table``) and a dict of counts for the summary line."""
-    spec = load_spec(spec, data_root)
-    spec.check_files()
-    expr, info = read_expression(spec)
-    n_found = len(info["found"])
-    if n_found == 0:
-        raise InputDataError(
-            f"cohort {spec.name}: no panel genes found among {info['genes_in_file']} gene ids "
-            f"(gene_id = {spec.gene_id!r})"
-        )
-    need = int(np.ceil(spec.min_panel_fraction * N_GENES))
-    if n_found < need:
-        raise InputDataError(
-            f"cohort {spec.name}: only {n_found}/{N_GENES} panel genes found, need {need} "
-            f"(min_panel_fraction = {spec.min_panel_fraction:g})"
-        )
-    clin = read_clinical(spec)
-    samples = list(expr.index)
-    in_clin = [s for s in samples if s in clin.index]
-    if not in_clin:
-        raise InputDataError(
-            f"cohort {spec.name}: no expression sample id matches the clinical column "
-            f"{spec.sample_column!r} (e.g. {samples[0]!r} vs {clin.index[0]!r})"
-        )
-    meta = clin.reindex(samples)
-    missing_clin = meta["response_raw"].isna()
-    meta.loc[missing_clin, "patient"] = np.asarray(samples, dtype=object)[missing_clin.to_numpy()]
-    meta.loc[missing_clin, "response_raw"] = ""
-    meta.loc[missing_clin, "unlabeled_reason"] = NO_RECORD
-    meta["patient"] = [f"{spec.name}:{p}" for p in meta["patient"]]
-    meta["cohort"] = spec.name
-    meta["sample"] = samples
-    table = pd.concat([meta.reset_index(drop=True), expr.reset_index(drop=True)], axis=1)
-    table["unlabeled_reason"] = table["unlabeled_reason"].fillna("")
-    table = table[META_COLUMNS + gene_columns()]
-
-    reasons = Counter(r for r in table["unlabeled_reason"] if r)
-    summary = {
-        "cohort": spec.name,
-        "spec": str(spec.spec_file) if spec.spec_file else None,
-        "units": spec.units,
-        "gene_id": spec.gene_id,
-        "samples": int(len(table)),
-        "labeled": int(table["response"].notna().sum()),
-        "responders": int((table["response"] == 1).sum()),
-        "genes_found": n_found,
-        "n_panel": N_GENES,
-        "missing_genes": info["missing"],
-        "duplicate_genes": info["duplicates"],
-        "genes_in_file": info["genes_in_file"],
-        "unlabeled": dict(reasons),
-        "expression_without_clinical": int(missing_clin.sum()),
-        "clinical_without_expression": int(len(clin) - len(in_clin)),
-    }
-    return table, summary
+    """Read one cohort (a spec path or :class:`CohortSpec`). Returns ``(table, summary)``: the
+    cohort table (contract of ``amu_tf.data.cohort_table``) and a dict of counts
+    (samples, labeled, responders, genes_found, missing_genes, unlabeled reasons, ...)."""
+    return read_cohort(load_spec(spec, data_root))
 
 
 def format_summary(s: dict) -> str:

@@ -47,6 +47,12 @@ def read_clinical(spec) -> pd.DataFrame:
     where = f"cohort {spec.name}: clinical file {spec.clinical_file.name}"
     df = read_delimited(spec.clinical_file, spec.clinical_sep, "clinical", dtype=str,
                         keep_default_na=True)
+    return clinical_meta(df, spec, where)
+
+
+def clinical_meta(df: pd.DataFrame, spec, where: str = "clinical table") -> pd.DataFrame:
+    """Map a clinical table (all columns as strings) to metadata columns indexed by sample."""
+    df = df.copy()
     df.columns = [str(c).strip() for c in df.columns]
     needed = [spec.sample_column, spec.response_column]
     needed += [c for c in (spec.patient_column, spec.timepoint_column, spec.treatment_column) if c]

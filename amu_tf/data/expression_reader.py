@@ -143,24 +143,32 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
         raise InputDataError(f"{where}: a sample has an empty id")
     values.index = gene_ids
     values = _numeric(values, where)
-    arr = values.to_numpy()
+    ens = read_ensembl_map(spec.ensembl_map) if spec.gene_id == "ensembl" else None
+    return panel_matrix(values.to_numpy(), gene_ids, samples, spec.units, spec.gene_id, ens, where)
+
+
+def panel_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None, where="expression"):
+    """Check a numeric genes x samples matrix (all genes of a file), convert it to the common
+    log2 scale and keep the panel genes. Returns ``(table, info)`` as :func:`read_expression`."""
+    arr = np.asarray(arr, dtype=np.float64)
+    gene_ids = [str(g).strip() for g in gene_ids]
+    samples = [str(s) for s in samples]
     bad = ~np.isfinite(arr)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise InputDataError(
             f"{where}: {int(bad.sum())} NaN/inf value(s), first at gene {gene_ids[r]}, sample {samples[c]}"
         )
-    if spec.units in LINEAR_UNITS and (arr < 0).any():
+    if units in LINEAR_UNITS and (arr < 0).any():
         r, c = np.argwhere(arr < 0)[0]
         raise InputDataError(
             f"{where}: negative value {arr[r, c]:g} (gene {gene_ids[r]}, sample {samples[c]}) "
-            f"but units = {spec.units!r}"
+            f"but units = {units!r}"
         )
 
-    ens = read_ensembl_map(spec.ensembl_map) if spec.gene_id == "ensembl" else None
-    symbols = map_to_panel(gene_ids, spec.gene_id, ens, where=f"{where}: ")
+    symbols = map_to_panel(gene_ids, gene_id, ensembl_map, where=f"{where}: ")
     try:
-        logv = to_log2_scale(arr, spec.units)
+        logv = to_log2_scale(arr, units)
     except InputDataError as exc:
         raise InputDataError(f"{where}: {exc}") from None
 
@@ -175,7 +183,7 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
     for s, rows in rows_by_symbol.items():
         if len(rows) == 1:
             out[:, col[s]] = logv[rows[0]]
-        elif spec.units == "counts":
+        elif units == "counts":
             # sum counts of the duplicate ids; CPM is linear, so sum CPMs then log
             cpm = np.exp2(logv[rows]) - 1.0
             out[:, col[s]] = np.log2(cpm.sum(axis=0) + 1.0)
