@@ -91,10 +91,12 @@ def _simulate(seed=0, signal=True, n_per_cohort=None, effect=2.5, response_rates
     dropped = background[int(rng.integers(len(background)))]
 
     cohorts = []
-    n_default = [c[2] for c in DEFAULT_COHORTS]
-    ns = list(n_per_cohort) if n_per_cohort is not None else n_default
-    if isinstance(n_per_cohort, int):
-        ns = [n_per_cohort] * len(DEFAULT_COHORTS)
+    if n_per_cohort is None:
+        ns = [c[2] for c in DEFAULT_COHORTS]
+    elif isinstance(n_per_cohort, (int, np.integer)):
+        ns = [int(n_per_cohort)] * len(DEFAULT_COHORTS)
+    else:
+        ns = [int(n) for n in n_per_cohort]
     rates = list(response_rates) if response_rates is not None else [c[3] for c in DEFAULT_COHORTS]
     truth_cohorts = {}
     for (name, fmt, _, _), n, rate in zip(DEFAULT_COHORTS, ns, rates):
