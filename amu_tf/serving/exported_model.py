@@ -1,0 +1,195 @@
+"""An exported amu-tf SavedModel, loaded with plain ``tf.saved_model.load`` (no Keras model,
+no custom classes), plus what ``amu predict`` does around it in Python.
+
+    model = ExportedModel.load("saved_models/amu")              # highest version
+    model = ExportedModel.load("saved_models/amu", version=2)
+    out = model.predict_array(x)            # dict of probability, logits, predicted_class
+    preds = model.predict_table(df)         # DataFrame: sample, probability, predicted_class
+
+``predict_table`` takes any table whose gene columns are panel symbols or NCBI Entrez ids
+(in any order, extra columns ignored). Missing-gene policy: a panel gene absent from the
+table (or all-NaN for one cohort) is NaN and imputed by the transform; more than
+``max_missing_fraction`` (10%) of the panel missing, or no overlap at all, is refused. A
+transform that needs a whole cohort (``cohort_z``) is not in the graph; it is applied here, in
+Python, per ``cohort`` column value (one cohort if the table has no such column), from the
+fitted transform stored in ``assets/transform/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from amu_tf.errors import ArtifactError, InputDataError
+from amu_tf.serving.saved_model_export import (INPUT_NAME, METADATA_FILE, SIGNATURE_KEY,
+                                               read_metadata)
+from amu_tf.serving.serving_versions import resolve_version_dir
+
+MAX_MISSING_FRACTION = 0.10
+TRANSFORM_ASSET = "transform"
+
+
+class ExportedModel:
+    """A loaded SavedModel version, its ``serving_default`` signature and its metadata."""
+
+    def __init__(self, path: Path, loaded, metadata: dict):
+        self.path = Path(path)
+        self.loaded = loaded
+        self.metadata = metadata
+        self.signature = loaded.signatures[SIGNATURE_KEY]
+        genes = metadata.get("genes") or []
+        self.symbols = [str(g["symbol"]) for g in genes]
+        self.entrez_ids = [str(g.get("entrez_id", "")) for g in genes]
+        self.n_genes = int(metadata.get("n_genes", len(self.symbols)))
+        self.threshold = float(metadata.get("threshold", 0.5))
+        self.transform_info = metadata.get("transform") or {}
+
+    @property
+    def version(self) -> int | None:
+        return int(self.path.name) if self.path.name.isdigit() else None
+
+    @classmethod
+    def load(cls, model: str | os.PathLike, version: int | None = None) -> "ExportedModel":
+        import tensorflow as tf
+
+        path = resolve_version_dir(model, version)
+        metadata = read_metadata(path)
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as exc:  # TF raises many kinds for a damaged SavedModel
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ArtifactError(f"cannot load the SavedModel at {path} (corrupt?): {first}") from None
+        if SIGNATURE_KEY not in loaded.signatures:
+            raise ArtifactError(f"{path} has no {SIGNATURE_KEY!r} signature")
+        if not metadata.get("genes"):
+            raise ArtifactError(f"{path}/assets/{METADATA_FILE} lists no genes")
+        return cls(path, loaded, metadata)
+
+    # Arrays -------------------------------------------------------------------------------
+    def predict_array(self, x) -> dict:
+        """Run the signature on an ``(n, n_genes)`` float matrix already on the signature's
+        input scale (``metadata["expected_input_scale"]``). NaN is allowed only when the
+        graph imputes it."""
+        import tensorflow as tf
+
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.n_genes:
+            raise InputDataError(
+                f"input must have shape (samples, {self.n_genes}), got {tuple(x.shape)}"
+            )
+        if np.isinf(x).any():
+            raise InputDataError("input has infinite values")
+        if np.isnan(x).any() and not self.transform_info.get("imputes_in_graph", False):
+            r, c = np.argwhere(np.isnan(x))[0]
+            raise InputDataError(
+                f"input has {int(np.isnan(x).sum())} NaN value(s) (first: sample {r}, gene "
+                f"{self.symbols[c]}) and this model does not impute in its graph"
+            )
+        try:
+            out = self.signature(**{INPUT_NAME: tf.constant(x)})
+        except tf.errors.InvalidArgumentError as exc:
+            raise InputDataError(f"the model refused the input: {exc.message.splitlines()[0]}") from None
+        return {k: v.numpy() for k, v in out.items()}
+
+    # Tables -------------------------------------------------------------------------------
+    def match_genes(self, df: pd.DataFrame) -> dict[int, str]:
+        """Panel index -> table column, matching by symbol (exact, then case-insensitive) or
+        Entrez id."""
+        by_symbol = {s: i for i, s in enumerate(self.symbols)}
+        by_upper = {s.upper(): i for i, s in enumerate(self.symbols)}
+        by_entrez = {e: i for i, e in enumerate(self.entrez_ids) if e}
+        found: dict[int, str] = {}
+        for col in df.columns:
+            key = str(col).strip()
+            i = by_symbol.get(key)
+            if i is None:
+                i = by_upper.get(key.upper())
+            if i is None:
+                e = key[:-2] if key.endswith(".0") else key
+                i = by_entrez.get(e)
+            if i is None:
+                continue
+            if i in found:
+                raise InputDataError(
+                    f"gene {self.symbols[i]} is given twice (columns {found[i]!r} and {col!r})"
+                )
+            found[i] = col
+        return found
+
+    def panel_table(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        """Reorder ``df``'s genes into the panel order under their symbols, apply the
+        missing-gene policy, and report ``{"n_found", "missing"}``."""
+        found = self.match_genes(df)
+        if not found:
+            example = ", ".join(map(str, list(df.columns)[:5]))
+            raise InputDataError(
+                f"unknown gene set: none of the {self.n_genes} panel genes is among the input's "
+                f"{df.shape[1]} columns (e.g. {example}); columns must be gene symbols or "
+                "Entrez ids"
+            )
+        genes = pd.DataFrame(
+            {s: (pd.to_numeric(df[found[i]], errors="coerce") if i in found else np.nan)
+             for i, s in enumerate(self.symbols)},
+            index=df.index,
+        ).astype(np.float64)
+        cohorts = df["cohort"].astype(str) if "cohort" in df.columns else pd.Series(
+            "input", index=df.index)
+        allowed = int(np.floor(MAX_MISSING_FRACTION * self.n_genes))
+        missing_all: set[str] = set()
+        for name, rows in genes.groupby(cohorts.to_numpy()):
+            missing = [s for s in self.symbols if rows[s].isna().all()]
+            missing_all.update(missing)
+            if len(missing) > allowed:
+                where = "" if name == "input" else f" in cohort {name}"
+                raise InputDataError(
+                    f"{len(missing)}/{self.n_genes} panel genes are missing{where} (at most "
+                    f"{allowed} = {MAX_MISSING_FRACTION:.0%} can be imputed), e.g. "
+                    f"{', '.join(missing[:5])}"
+                )
+        if "sample" in df.columns:
+            samples = df["sample"].astype(str)
+        else:
+            non_gene = [c for c in df.columns if c not in set(found.values())]
+            samples = (df[non_gene[0]].astype(str) if non_gene
+                       else pd.Series([str(i) for i in range(len(df))], index=df.index))
+        meta = pd.DataFrame({"sample": samples.to_numpy(), "cohort": cohorts.to_numpy()},
+                            index=df.index)
+        report = {"n_found": len(found), "missing": [s for s in self.symbols if s in missing_all]}
+        return pd.concat([meta, genes], axis=1).reset_index(drop=True), report
+
+    def model_input(self, table: pd.DataFrame) -> np.ndarray:
+        """The signature's input for a panel table: raw genes when the transform is in the
+        graph (or there is none), else the Python-side (cohort) transform's output."""
+        info = self.transform_info
+        if not info.get("name") or info.get("in_graph"):
+            return table[self.symbols].to_numpy(dtype=np.float32)
+        tdir = self.path / "assets" / TRANSFORM_ASSET
+        if not tdir.is_dir():
+            raise ArtifactError(
+                f"{self.path} needs its {info['name']!r} transform applied in Python but has "
+                f"no assets/{TRANSFORM_ASSET}/"
+            )
+        from amu_tf.data.cohort_table import META_COLUMNS
+        from amu_tf.data.transforms import load_transform
+
+        full = table.copy()
+        for col in META_COLUMNS:
+            if col not in full.columns:
+                full[col] = np.nan
+        full = full[META_COLUMNS + self.symbols]
+        return np.asarray(load_transform(tdir).transform(full), dtype=np.float32)
+
+    def predict_table(self, df: pd.DataFrame) -> pd.DataFrame:
+        """``sample, probability, predicted_class`` for each row of ``df``."""
+        table, _ = self.panel_table(df)
+        out = self.predict_array(self.model_input(table))
+        return pd.DataFrame({
+            "sample": table["sample"].to_numpy(),
+            "probability": out["probability"].astype(np.float64),
+            "predicted_class": out["predicted_class"].astype(int),
+        })

@@ -1,0 +1,119 @@
+"""Write a zoo Keras model (plus an optional in-graph preprocessing layer) as a TensorFlow
+SavedModel that TF Serving can serve without Python.
+
+The ``serving_default`` signature takes ONE named float32 input ``expression`` of shape
+``[None, n_genes]`` (genes in the panel order stored in ``assets/amu_metadata.json``) and
+returns named outputs:
+
+- ``probability`` ``[None]`` float32: P(responder) = softmax(logits)[:, 1]
+- ``logits`` ``[None, 2]`` float32: the model's logits
+- ``predicted_class`` ``[None]`` int64: 1 where ``probability >= threshold`` (the threshold
+  frozen at training time, stored in the graph and in the metadata)
+
+A per-sample transform (one that can transform a single sample alone, e.g. its NaN
+imputation and standardisation with training statistics) is called inside the graph, so the
+signature's input is then the raw log2 panel expression of the cohort table. After it, the
+graph asserts that the model input is finite: NaN left un-imputed is an error, not a silent
+NaN probability.
+
+    write_saved_model("out/1", keras_model, metadata, preprocess=transform.as_keras_layer(),
+                      threshold=0.5)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+METADATA_FILE = "amu_metadata.json"
+SIGNATURE_KEY = "serving_default"
+INPUT_NAME = "expression"
+OUTPUT_NAMES = ("probability", "logits", "predicted_class")
+
+
+class ServingModule(tf.Module):
+    """What the SavedModel holds: the Keras model, the preprocessing layer, the threshold and
+    the metadata asset, with ``serve`` as the ``serving_default`` signature."""
+
+    def __init__(self, keras_model, preprocess=None, threshold: float = 0.5,
+                 n_genes: int = 160, metadata_file: str | os.PathLike | None = None):
+        super().__init__(name="amu_serving")
+        self.model = keras_model
+        self.preprocess = preprocess
+        self.n_genes = int(n_genes)
+        self.threshold = tf.Variable(float(threshold), dtype=tf.float32, trainable=False,
+                                     name="threshold")
+        if metadata_file is not None:
+            self.metadata_asset = tf.saved_model.Asset(str(metadata_file))
+        self.serve = tf.function(
+            self._serve,
+            input_signature=[tf.TensorSpec([None, self.n_genes], tf.float32, name=INPUT_NAME)],
+        )
+
+    def _serve(self, expression):
+        x = expression
+        if self.preprocess is not None:
+            x = tf.cast(self.preprocess(x), tf.float32)
+        x = tf.debugging.assert_all_finite(
+            x, "model input has NaN or inf after preprocessing (missing genes must be "
+               "imputed before this model, or the input is not on the expected scale)"
+        )
+        logits = tf.cast(self.model(x, training=False), tf.float32)
+        probability = tf.nn.softmax(logits, axis=-1)[:, 1]
+        predicted_class = tf.cast(probability >= self.threshold, tf.int64)
+        return {
+            "probability": tf.identity(probability, name="probability"),
+            "logits": tf.identity(logits, name="logits"),
+            "predicted_class": tf.identity(predicted_class, name="predicted_class"),
+        }
+
+
+def write_saved_model(path: str | os.PathLike, keras_model, metadata: dict,
+                      preprocess=None, threshold: float = 0.5, n_genes: int = 160) -> Path:
+    """Save ``keras_model`` (+ ``preprocess``) as a SavedModel in ``path`` with the
+    ``serving_default`` signature above and ``assets/amu_metadata.json``.
+
+    ``path`` should be a fresh folder (use :class:`~amu_tf.serving.serving_versions.VersionWriter`
+    for TF Serving's atomic versioned layout).
+    """
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="amu-meta-") as tmp:
+        meta_file = Path(tmp) / METADATA_FILE
+        meta_file.write_text(json.dumps(_jsonable(metadata), indent=2) + "\n")
+        module = ServingModule(keras_model, preprocess=preprocess, threshold=threshold,
+                               n_genes=n_genes, metadata_file=meta_file)
+        tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: module.serve})
+    return path
+
+
+def read_metadata(saved_model_dir: str | os.PathLike) -> dict:
+    """The metadata JSON stored in a SavedModel's assets (``{}``-free: raises if absent)."""
+    from amu_tf.errors import ArtifactError
+
+    f = Path(saved_model_dir) / "assets" / METADATA_FILE
+    if not f.is_file():
+        raise ArtifactError(f"{saved_model_dir} has no assets/{METADATA_FILE}; "
+                            "not an amu-tf export")
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{f} is corrupt: {exc}") from None
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if hasattr(obj, "item") and callable(obj.item):
+        return obj.item()
+    return obj

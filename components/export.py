@@ -1,0 +1,218 @@
+"""Export (TFX's Pusher): a trained Keras Model artifact -> a TF Serving version folder.
+
+    art = run_export("runs/x/train", base_dir="saved_models", name="amu")
+    art.properties["version"], art.properties["path"]     # 3, "saved_models/amu/3"
+
+Writes ``<base_dir>/<name>/<version>/`` (next integer version; never overwrites; written aside
+and renamed, see :mod:`amu_tf.serving.serving_versions`) holding the SavedModel (signature in
+:mod:`amu_tf.serving.saved_model_export`), ``assets/amu_metadata.json``, the fitted transform
+in ``assets/transform/`` (for what must run in Python) and ``artifact.json`` (a PushedModel
+artifact recording name, version and path). TF Serving ignores the extra files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from amu_tf import __version__
+from amu_tf.artifacts import METADATA_FILE as ARTIFACT_FILE, Artifact, hash_path
+from amu_tf.errors import ArtifactError
+from amu_tf.panel import N_GENES, panel_entrez, panel_symbols
+from amu_tf.serving.exported_model import TRANSFORM_ASSET
+from amu_tf.serving.saved_model_export import (INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY,
+                                               write_saved_model)
+from amu_tf.serving.serving_versions import VersionWriter
+
+MODEL_INFO_FILE = "model_info.json"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+RAW_SCALE = ("log2 panel expression as in the cohort table (counts -> log2 CPM, TPM/FPKM -> "
+             "log2(x+1)), genes in the order of 'genes'")
+
+
+def load_model_parts(model_uri: str | os.PathLike):
+    """``(keras_model, transform, info, artifact)`` of a Model artifact.
+
+    Uses ``amu_tf.training.model_bundle.ModelBundle`` when available; otherwise reads the
+    documented layout (``model.keras``, ``transform/``, ``model_info.json``) directly.
+    """
+    model_uri = Path(model_uri)
+    art = Artifact.load(model_uri, expected_type="Model")
+    try:
+        from amu_tf.training.model_bundle import ModelBundle
+    except ImportError:
+        ModelBundle = None
+    if ModelBundle is not None:
+        bundle = ModelBundle.load(model_uri)
+        return bundle.keras_model, bundle.transform, dict(bundle.info or {}), art
+    info_file = model_uri / MODEL_INFO_FILE
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    keras_model = None
+    if (model_uri / "model.keras").is_file():
+        import keras
+
+        import amu_tf.layers  # noqa: F401  (registers the custom layers)
+        import amu_tf.models  # noqa: F401
+
+        keras_model = keras.saving.load_model(model_uri / "model.keras", compile=False)
+    transform = None
+    if (model_uri / "transform").is_dir():
+        from amu_tf.data.transforms import load_transform
+
+        transform = load_transform(model_uri / "transform")
+    return keras_model, transform, info, art
+
+
+def _genes(info: dict) -> list[dict]:
+    """Gene order with symbols and Entrez ids, from model_info.json or the panel."""
+    g = info.get("genes")
+    symbols, entrez = None, None
+    if isinstance(g, dict):
+        symbols = g.get("symbols") or g.get("symbol")
+        entrez = g.get("entrez_ids") or g.get("entrez") or g.get("entrez_id")
+    elif isinstance(g, list) and g and isinstance(g[0], dict):
+        symbols = [x.get("symbol") for x in g]
+        entrez = [x.get("entrez_id", x.get("entrez")) for x in g]
+    elif isinstance(g, list) and g:
+        symbols = g
+    if not symbols:
+        symbols = panel_symbols()
+    if not entrez or len(entrez) != len(symbols):
+        lookup = dict(zip(panel_symbols(), panel_entrez()))
+        entrez = [lookup.get(s, "") for s in symbols]
+    return [{"index": i, "symbol": str(s), "entrez_id": str(e)}
+            for i, (s, e) in enumerate(zip(symbols, entrez))]
+
+
+def _threshold(info: dict) -> tuple[float, object]:
+    t = info.get("threshold", 0.5)
+    how = info.get("threshold_method") or info.get("threshold_how")
+    if isinstance(t, dict):
+        how = t.get("method", t.get("how", how))
+        t = t.get("value", t.get("threshold", 0.5))
+    return float(t), how
+
+
+def _preprocess_layer(transform, n_genes: int):
+    """The transform's Keras layer when it is per-sample, and whether it imputes NaN (checked
+    by running it on an all-NaN sample, not assumed)."""
+    if transform is None or not getattr(transform, "per_sample", False):
+        return None, False
+    if not hasattr(transform, "as_keras_layer"):
+        return None, False
+    layer = transform.as_keras_layer()
+    probe = np.asarray(layer(np.full((1, n_genes), np.nan, dtype=np.float32)))
+    return layer, bool(np.isfinite(probe).all())
+
+
+def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_name: str,
+                   name: str, model_art: Artifact) -> dict:
+    genes = _genes(info)
+    threshold, how = _threshold(info)
+    tname = getattr(transform, "name", None) or info.get("transform")
+    if isinstance(tname, dict):
+        tname = tname.get("name")
+    if in_graph or tname in (None, "", "identity", "none"):
+        scale = RAW_SCALE + (f"; the per-sample {tname!r} transform runs inside the graph"
+                             if in_graph else "; no transform")
+    else:
+        scale = (f"cohort-standardised: the output of the fitted {tname!r} transform (needs a "
+                 "whole cohort, e.g. cohort_z z-scores each gene within its cohort), NOT raw "
+                 "log2 expression; `amu predict` applies it in Python from assets/transform/ "
+                 "before calling the signature")
+    return {
+        "format": "amu-tf serving metadata v1",
+        "model_name": model_name,
+        "served_name": name,
+        "signature": {
+            "key": SIGNATURE_KEY,
+            "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [None, len(genes)]}},
+            "outputs": {
+                "probability": "P(responder), float32 [batch]",
+                "logits": "float32 [batch, 2] (class 0 non-responder, 1 responder)",
+                "predicted_class": "int64 [batch], 1 where probability >= threshold",
+            },
+        },
+        "n_genes": len(genes),
+        "genes": genes,
+        "expected_input_scale": scale,
+        "transform": {
+            "name": tname,
+            "per_sample": bool(getattr(transform, "per_sample", False)) if transform else None,
+            "in_graph": bool(in_graph),
+            "imputes_in_graph": bool(imputes),
+            "python_side": None if (in_graph or not tname) else f"assets/{TRANSFORM_ASSET}/",
+        },
+        "nan_policy": ("NaN = missing gene, imputed in the graph from training statistics"
+                       if imputes else
+                       "NaN not accepted by the signature; `amu predict` imputes in Python"
+                       if tname and not in_graph else "NaN not accepted"),
+        "threshold": threshold,
+        "threshold_method": how,
+        "training_cohorts": info.get("training_cohorts", info.get("cohorts")),
+        "n_train": info.get("n_train"),
+        "metrics": info.get("metrics"),
+        "model_info": info,
+        "source_model": model_art.ref(),
+        "amu_tf_version": __version__,
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "saved_models",
+               name: str | None = None) -> Artifact:
+    """Export a Model artifact to ``<base_dir>/<name>/<next version>/``; returns the
+    PushedModel artifact (``properties``: name, version, path, model)."""
+    keras_model, transform, info, model_art = load_model_parts(model_uri)
+    if keras_model is None:
+        raise ArtifactError(
+            f"{model_uri} holds a {info.get('kind', 'non-Keras')} model; only Keras zoo models "
+            "can be exported as a TensorFlow SavedModel"
+        )
+    model_name = str(info.get("model") or info.get("model_name") or keras_model.name)
+    if name is None:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name.partition(":")[0]) or "model"
+    if not _NAME_RE.match(name):
+        raise ArtifactError(f"invalid model name {name!r}: use letters, digits, '_', '-', '.'")
+    n_genes = int(keras_model.input_shape[-1])
+    layer, imputes = _preprocess_layer(transform, n_genes)
+    metadata = build_metadata(info, transform, layer is not None, imputes, model_name, name,
+                              model_art)
+    if metadata["n_genes"] != n_genes:
+        raise ArtifactError(f"model_info.json lists {metadata['n_genes']} genes but the model "
+                            f"takes {n_genes}")
+    model_dir = Path(base_dir) / name
+    with VersionWriter(model_dir) as w:
+        write_saved_model(w.path, keras_model, metadata, preprocess=layer,
+                          threshold=metadata["threshold"], n_genes=n_genes)
+        src = Path(model_uri) / "transform"
+        if transform is not None and not metadata["transform"]["in_graph"]:
+            if src.is_dir():
+                shutil.copytree(src, w.path / "assets" / TRANSFORM_ASSET)
+            else:
+                transform.save(w.path / "assets" / TRANSFORM_ASSET)
+        art = Artifact(
+            type="PushedModel",
+            uri=model_dir / str(w.version),
+            parameters={"base_dir": str(base_dir), "name": name},
+            inputs=[model_art.ref()],
+            content_hash=hash_path(w.path),
+            properties={"name": name, "version": w.version,
+                        "path": str(model_dir / str(w.version)), "model": model_name,
+                        "signature": SIGNATURE_KEY, "outputs": list(OUTPUT_NAMES)},
+            created=metadata["exported_at"],
+        )
+        (w.path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
+    if w.version != art.properties["version"]:  # another export took the number meanwhile
+        art.properties["version"] = w.version
+        art.properties["path"] = str(w.final_path)
+        art.uri = w.final_path
+        (w.final_path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
+    return art

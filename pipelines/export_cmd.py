@@ -1,0 +1,30 @@
+"""`amu export --model RUN/train [--name NAME] [--base-dir saved_models]`: a TF Serving
+SavedModel version; prints its path."""
+
+import click
+
+
+@click.command("export")
+@click.option("--model", "model_uri", required=True, type=click.Path(file_okay=False),
+              help="A Model artifact folder written by `amu train` (e.g. runs/x/train).")
+@click.option("--name", default=None,
+              help="Served model name: the folder under --base-dir and the <name> in "
+                   "/v1/models/<name>:predict (default: the model family, e.g. 'amu').")
+@click.option("--base-dir", default="saved_models", show_default=True,
+              type=click.Path(file_okay=False),
+              help="TF Serving model base folder; versions go to BASE_DIR/NAME/<N>.")
+def command(model_uri, name, base_dir):
+    """Export a trained Keras model as a TensorFlow SavedModel for TF Serving.
+
+    Writes BASE_DIR/NAME/<N>/ with N one more than the highest existing version (an existing
+    version is never overwritten; a failed export leaves nothing visible). The
+    `serving_default` signature takes `expression` float32 [batch, 160] and returns
+    `probability`, `logits` and `predicted_class`; assets/amu_metadata.json records gene
+    order, input scale, transform, threshold, training cohorts and metrics. Prints the path.
+    """
+    from components.export import run_export
+
+    with click.progressbar(length=1, label="exporting SavedModel", file=click.get_text_stream("stderr")) as bar:
+        art = run_export(model_uri, base_dir=base_dir, name=name)
+        bar.update(1)
+    click.echo(art.properties["path"])
