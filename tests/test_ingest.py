@@ -277,3 +277,21 @@ def test_shared_counts_match_an_independent_cpm(shared_data):
     tnf = np.log2(cpm.loc[7124] + 1)  # TNF's Entrez id
     np.testing.assert_allclose(table.set_index("sample")["TNF"].loc[tnf.index], tnf, rtol=1e-10)
     assert json.dumps(_) is not None
+
+
+def test_samples_x_genes_layout_with_symbols(tmp_path):
+    rng = np.random.default_rng(1)
+    vals = rng.uniform(0, 8, size=(3, len(SYMBOLS)))  # log2(TPM+1), samples as rows
+    df = pd.DataFrame(vals, columns=SYMBOLS)
+    df.insert(0, "sample_id", ["A", "B", "C"])
+    df.to_csv(tmp_path / "x.csv", index=False)
+    pd.DataFrame({"sample": ["C", "A", "B"], "patient": ["c", "a", "b"],
+                  "BOR": ["SD", "CR", "pd"]}).to_csv(tmp_path / "clin.tsv", sep="\t", index=False)
+    spec = tmp_path / "s.toml"
+    spec.write_text(_spec_text("x.csv", "clin.tsv", units="log2(tpm+1)", gene_id="symbol")
+                    .replace("genes_x_samples", "samples_x_genes"))
+    table, s = ingest_cohort(spec)
+    assert table["sample"].tolist() == ["A", "B", "C"]
+    assert table["response"].tolist() == [1.0, 0.0, 0.0]  # joined by id, not by row order
+    np.testing.assert_allclose(table[SYMBOLS].to_numpy(), vals)
+    assert s["genes_found"] == 160
