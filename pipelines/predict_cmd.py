@@ -57,7 +57,7 @@ def command(model_dir, version, input_path, data_root, out):
     model = ExportedModel.load(model_dir, version=version)
     df = _read_input(input_path, data_root)
     table, report = model.panel_table(df)
-    x = model.model_input(table)
+    x = model.check_input(model.model_input(table))  # all input errors before any output
     import numpy as np
     import pandas as pd
 

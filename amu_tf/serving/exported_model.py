@@ -75,6 +75,15 @@ class ExportedModel:
         graph imputes it."""
         import tensorflow as tf
 
+        x = self.check_input(x)
+        try:
+            out = self.signature(**{INPUT_NAME: tf.constant(x)})
+        except tf.errors.InvalidArgumentError as exc:
+            raise InputDataError(f"the model refused the input: {exc.message.splitlines()[0]}") from None
+        return {k: v.numpy() for k, v in out.items()}
+
+    def check_input(self, x) -> np.ndarray:
+        """``x`` as float32 ``(n, n_genes)``, or one-line :class:`InputDataError`."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 1:
             x = x[None, :]
@@ -90,11 +99,7 @@ class ExportedModel:
                 f"input has {int(np.isnan(x).sum())} NaN value(s) (first: sample {r}, gene "
                 f"{self.symbols[c]}) and this model does not impute in its graph"
             )
-        try:
-            out = self.signature(**{INPUT_NAME: tf.constant(x)})
-        except tf.errors.InvalidArgumentError as exc:
-            raise InputDataError(f"the model refused the input: {exc.message.splitlines()[0]}") from None
-        return {k: v.numpy() for k, v in out.items()}
+        return x
 
     # Tables -------------------------------------------------------------------------------
     def match_genes(self, df: pd.DataFrame) -> dict[int, str]:
