@@ -72,10 +72,12 @@ def _auroc(scores, labels):
 
 
 def network_auroc(similarity: pd.DataFrame, edges: pd.DataFrame, n_perm=1000, seed=0,
-                  higher_is_closer=True) -> dict:
+                  higher_is_closer=True, network_genes_only=False) -> dict:
     """AUROC of the similarity of gene pairs for interacting (an edge) vs non-interacting pairs,
-    over all pairs of panel genes that appear in ``similarity``; only genes with at least one
-    edge to another panel gene take part (the others carry no information about the network).
+    over all pairs of the genes in ``similarity`` (the panel): a pair without an edge counts as
+    non-interacting, as in a genome-wide STRING file. With ``network_genes_only`` only genes
+    with at least one edge to another panel gene take part (for a partial network, where a
+    missing gene means "unknown" rather than "no interaction").
 
     The p-value permutes gene labels of the similarity matrix (rows and columns together),
     keeping both the network's and the embedding's structure: ``(1 + #perm >= obs) / (n_perm + 1)``.
@@ -88,7 +90,8 @@ def network_auroc(similarity: pd.DataFrame, edges: pd.DataFrame, n_perm=1000, se
         raise InputDataError(
             f"the network has no interaction between two panel genes "
             f"({len(edges)} edges; check the symbols or pass the STRING id mapping)")
-    members = sorted(set(e["gene1"]) | set(e["gene2"]), key=pos.get)
+    members = sorted(set(e["gene1"]) | set(e["gene2"]), key=pos.get) if network_genes_only \
+        else genes
     idx = np.array([pos[g] for g in members])
     n = len(idx)
     if n < 3:
@@ -110,10 +113,11 @@ def network_auroc(similarity: pd.DataFrame, edges: pd.DataFrame, n_perm=1000, se
     rng = np.random.default_rng(seed)
     null = np.empty(n_perm)
     for k in range(n_perm):
-        perm = rng.permutation(idx)  # relabel which panel genes the network genes are
+        perm = rng.permutation(idx)  # relabel the genes of the similarity matrix
         null[k] = _auroc(S[np.ix_(perm, perm)][iu], labels)
     return {"auroc": float(obs), "p_value": float((1 + np.sum(null >= obs)) / (n_perm + 1)),
             "null_mean": float(null.mean()), "n_perm": int(n_perm), "n_genes": int(n),
+            "n_network_genes": int(len(set(e["gene1"]) | set(e["gene2"]))),
             "n_interacting_pairs": int(labels.sum()),
             "n_non_interacting_pairs": int((~labels).sum()),
             "n_edges_in_file": int(len(edges))}
