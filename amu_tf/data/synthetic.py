@@ -16,7 +16,8 @@ Three cohorts (defaults):
 Model of expression (log2 TPM scale): gene g has a baseline mean and sd; its standardised
 value is ``loading * sign * factor[module] + noise`` for module genes and pure noise for the
 others. Six co-expression modules of 10-14 panel genes; module ``response`` (10 genes, 5
-up- and 5 down-regulated in responders so that per-sample sums carry no signal) has its
+up- and 5 down-regulated in responders in pairs of equal amplitude, so that per-sample sums
+carry no signal) has its
 factor shifted by ``effect`` standard deviations in responders when ``signal=True``. Each
 cohort adds a batch effect: per-gene shifts (sd 0.7 log2 units) and scales (lognormal, sd
 0.2), and for counts a gene-length factor and the library size. Survival depends on the
@@ -85,6 +86,12 @@ def _simulate(seed=0, signal=True, n_per_cohort=None, effect=2.5, response_rates
     sign[resp_idx] = np.array([1.0, -1.0] * (MODULE_SIZES[0] // 2) + [1.0] * (MODULE_SIZES[0] % 2))
     base_mean = rng.normal(4.0, 2.0, n_genes)
     base_sd = rng.uniform(0.5, 1.5, n_genes)
+    # up/down pairs of the response module get equal means, amplitudes and batch effects, so
+    # the planted signal cancels in per-sample sums and library shares (no row-sum "leak")
+    up, down = resp_idx[0::2], resp_idx[1::2]
+    loading[down], base_sd[down] = loading[up], base_sd[up]
+    base_mean[resp_idx] = rng.uniform(5.0, 8.0, len(resp_idx))
+    base_mean[down] = base_mean[up]
     gene_len = rng.lognormal(np.log(2000), 0.5, n_genes)
     # the gene dropped from SYN_TPM_A: a background panel gene
     background = [symbols[i] for i in order[sum(MODULE_SIZES):]]
@@ -106,7 +113,7 @@ def _simulate(seed=0, signal=True, n_per_cohort=None, effect=2.5, response_rates
         rng.shuffle(y)
         factors = rng.normal(size=(n, len(MODULE_SIZES)))
         if signal:
-            factors[:, 0] += effect * (y - y.mean())
+            factors[:, 0] += effect * (y - 0.5)  # symmetric: |factor| alike in both classes
         z = rng.normal(size=(n, n_genes))
         has_mod = module_of >= 0
         f = factors[:, np.clip(module_of, 0, None)]
@@ -116,6 +123,7 @@ def _simulate(seed=0, signal=True, n_per_cohort=None, effect=2.5, response_rates
         )
         shift = rng.normal(0.0, 0.7, n_genes)
         scale = rng.lognormal(0.0, 0.2, n_genes)
+        shift[down], scale[down] = shift[up], scale[up]
         log2tpm = base_mean + shift + base_sd * scale * z  # samples x genes
         tpm_lin = np.exp2(log2tpm)
         tpm = tpm_lin / tpm_lin.sum(axis=1, keepdims=True) * 1e6
