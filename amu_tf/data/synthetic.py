@@ -19,8 +19,9 @@ others. Six co-expression modules of 10-14 panel genes; module ``response`` (10 
 up- and 5 down-regulated in responders in pairs of equal amplitude, so that per-sample sums
 carry no signal) has its factor at +effect/2 in responders and -effect/2 in non-responders
 (in standard deviations) when ``signal=True``. Each cohort adds a batch effect: per-gene
-shifts (sd 0.7 log2 units) and scales (lognormal, sd 0.2), and for counts a gene-length factor and the library size. Survival depends on the
-response label (responders live longer), with random censoring.
+shifts (sd 0.7 log2 units) and scales (lognormal, sd 0.2), and for counts a gene-length
+factor and the library size. Survival depends on the response label (responders live
+longer), with random censoring.
 
 ``generate_default_cohorts(out_dir)`` writes the files, one TOML spec per cohort (paths
 relative to ``out_dir``) and ``synthetic_truth.json``; ``make_synthetic_table()`` returns the
