@@ -52,7 +52,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         path = path / TABLE_FILE
-    df = pd.read_csv(path, dtype={"sample": str, "patient": str, "cohort": str})
+    text_columns = ["sample", "patient", "cohort", "response_raw", "unlabeled_reason",
+                    "timepoint", "treatment"]
+    df = pd.read_csv(path, dtype={c: str for c in text_columns})
+    for c in text_columns[3:]:
+        if c in df:
+            df[c] = df[c].fillna("")  # CSV turns empty strings into NaN; keep them empty
     return df
 
 
