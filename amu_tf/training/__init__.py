@@ -1,0 +1,64 @@
+"""Estimators (scikit-learn style wrappers of zoo models and the classical baselines),
+thresholds, upsampling, the Model bundle.
+
+    from amu_tf.training import make_estimator
+    est = make_estimator("amu:small", seed=0, epochs=50).fit(X_train, y_train)
+    est.predict_proba(X_test)[:, 1]; est.predict(X_test); est.threshold_
+
+Every estimator learns only from the rows given to ``fit`` (inner validation split or inner
+CV, upsampling inside training rows, nested search) and freezes its decision threshold in
+``threshold_`` (how: ``threshold_method_``, see ``threshold.THRESHOLD_METHODS``).
+"""
+
+from __future__ import annotations
+
+from amu_tf.models.amu_presets import AMU_FT_PRESETS, AMU_PRESETS
+from amu_tf.models.cnn_presets import CNN_PRESETS
+from amu_tf.training.baselines import BASELINES, make_baseline
+from amu_tf.training.searched_classifier import SearchedClassifier
+from amu_tf.training.threshold import THRESHOLD_METHODS, youden_threshold
+from amu_tf.training.upsampling import upsample_indices
+from amu_tf.training.zoo_classifier import ZooClassifier
+
+#: Every name ``make_estimator`` accepts (zoo models as ``family:preset``, then baselines).
+ZOO_ESTIMATORS = tuple(
+    [f"amu:{p}" for p in AMU_PRESETS]
+    + [f"amu-ft:{p}" for p in AMU_FT_PRESETS]
+    + [f"cnn:{p}" for p in CNN_PRESETS]
+)
+ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES)
+
+
+def estimator_kind(name_or_estimator) -> str:
+    """``"keras"`` for zoo models, ``"sklearn"`` for the baselines."""
+    if isinstance(name_or_estimator, str):
+        return "sklearn" if name_or_estimator in BASELINES else "keras"
+    return "keras" if isinstance(name_or_estimator, ZooClassifier) else "sklearn"
+
+
+def make_estimator(name: str, seed: int = 0, **params):
+    """An unfitted estimator by name (see ``ESTIMATORS``); ``params`` go to its constructor.
+
+    Zoo names (``amu:small``, ``amu-ft:base``, ``cnn:paper``, a bare family for its default
+    preset) give a :class:`ZooClassifier`; ``svm``, ``rf``, ``adaboost``, ``xgboost`` and
+    ``logreg`` give a :class:`SearchedClassifier`.
+    """
+    if name in BASELINES:
+        return make_baseline(name, seed=seed, **params)
+    family = name.partition(":")[0]
+    if family in ("amu", "amu-ft", "cnn"):
+        from amu_tf.models.zoo import parse_model_name
+
+        try:
+            parse_model_name(name)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; estimators: {', '.join(ESTIMATORS)}") from None
+        return ZooClassifier(model=name, seed=seed, **params)
+    raise ValueError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATORS)}")
+
+
+__all__ = [
+    "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
+    "ZooClassifier", "estimator_kind", "make_baseline", "make_estimator", "upsample_indices",
+    "youden_threshold",
+]

@@ -1,0 +1,113 @@
+"""A scikit-learn meta-estimator: hyper-parameter search nested inside the rows it is fitted
+on, then a decision threshold from out-of-fold predictions on those same rows.
+
+``SearchedClassifier(estimator, param_grid).fit(X, y)``:
+
+1. an inner stratified k-fold (``inner_cv`` folds, seeded) over the rows given to ``fit``;
+2. ``GridSearchCV`` (or ``RandomizedSearchCV`` with ``n_iter``) scored by ROC AUC on those
+   folds; every scaler inside ``estimator`` (a Pipeline) is refitted per inner fold;
+3. the best parameters refitted on all the given rows (``best_estimator_``);
+4. ``cross_val_predict`` of the best parameters on the same inner folds: out-of-fold
+   positive-class probabilities, from which Youden's J picks ``threshold_``.
+
+Called on the training rows of an outer split, nothing here ever sees the outer test rows:
+that is what makes the search *nested*. ``inner_splits_`` records the inner folds (positions
+into the fitted rows) so tests can check it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.model_selection import (
+    GridSearchCV,
+    RandomizedSearchCV,
+    StratifiedKFold,
+    cross_val_predict,
+)
+
+from amu_tf.training._checks import check_binary_y, check_per_class, check_X
+from amu_tf.training.threshold import youden_threshold
+
+
+class SearchedClassifier(ClassifierMixin, BaseEstimator):
+    """Nested hyper-parameter search plus an out-of-fold Youden threshold.
+
+    Args:
+        estimator: an unfitted scikit-learn classifier or Pipeline with ``predict_proba``.
+        param_grid: grid (dict or list of dicts) for ``GridSearchCV``, or distributions
+            for ``RandomizedSearchCV`` when ``n_iter`` is set.
+        n_iter: None for an exhaustive grid; an int samples that many candidates.
+        inner_cv: number of inner stratified folds (each class needs at least this many
+            samples).
+        scoring: search criterion (ROC AUC by default).
+        calibrate: wrap the chosen estimator in ``CalibratedClassifierCV`` (sigmoid /
+            Platt scaling, ``ensemble=False``, its own seeded ``inner_cv``-fold split of
+            the same rows) for estimators without ``predict_proba`` such as SVC; the
+            search itself ranks candidates by their decision function.
+        seed: seeds the inner folds and the random search.
+        n_jobs: passed to the search.
+    """
+
+    def __init__(self, estimator, param_grid, n_iter=None, inner_cv=3, scoring="roc_auc",
+                 calibrate=False, seed=0, n_jobs=1):
+        self.estimator = estimator
+        self.param_grid = param_grid
+        self.n_iter = n_iter
+        self.inner_cv = inner_cv
+        self.scoring = scoring
+        self.calibrate = calibrate
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y):
+        X = check_X(X)
+        self.classes_, y01 = check_binary_y(y, len(X))
+        self.n_features_in_ = X.shape[1]
+        check_per_class(y01, self.classes_, self.inner_cv,
+                        f"the inner {self.inner_cv}-fold CV of the hyper-parameter search")
+        cv = StratifiedKFold(n_splits=self.inner_cv, shuffle=True, random_state=self.seed)
+        self.inner_splits_ = [(tr, te) for tr, te in cv.split(X, y01)]
+        common = dict(scoring=self.scoring, cv=self.inner_splits_, n_jobs=self.n_jobs,
+                      refit=False, error_score="raise")
+        if self.n_iter is None:
+            search = GridSearchCV(clone(self.estimator), self.param_grid, **common)
+        else:
+            search = RandomizedSearchCV(clone(self.estimator), self.param_grid,
+                                        n_iter=self.n_iter, random_state=self.seed, **common)
+        t0 = time.perf_counter()
+        search.fit(X, y01)
+        self.best_params_ = dict(search.best_params_)
+        self.best_score_ = float(search.best_score_)
+        self.n_candidates_ = len(search.cv_results_["params"])
+        best = clone(self.estimator).set_params(**self.best_params_)
+        if self.calibrate:
+            from sklearn.calibration import CalibratedClassifierCV
+
+            best = CalibratedClassifierCV(
+                best, method="sigmoid", ensemble=False,
+                cv=StratifiedKFold(self.inner_cv, shuffle=True, random_state=self.seed),
+            )
+        self.oof_proba_ = cross_val_predict(
+            best, X, y01, cv=self.inner_splits_, method="predict_proba", n_jobs=self.n_jobs
+        )[:, 1]
+        self.threshold_ = youden_threshold(y01, self.oof_proba_)
+        self.threshold_method_ = "youden_oof"
+        self.best_estimator_ = clone(best).fit(X, y01)
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        """(n, 2) probabilities, columns in ``classes_`` order."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "best_estimator_")
+        X = check_X(X, self.n_features_in_)
+        return np.asarray(self.best_estimator_.predict_proba(X), dtype=np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels at the frozen ``threshold_`` on the positive-class probability."""
+        p = self.predict_proba(X)[:, 1]
+        return self.classes_[(p >= self.threshold_).astype(int)]

@@ -1,0 +1,358 @@
+"""A scikit-learn style classifier around any zoo model (``amu:*``, ``amu-ft:*``, ``cnn:*``).
+
+``ZooClassifier(model="amu:small").fit(X, y)`` learns only from the rows it is given:
+
+1. a stratified inner split of those rows (``validation_fraction``, seeded) into an inner
+   train part and an inner validation part;
+2. class balance on the inner train part only (``balance="upsample"`` draws minority rows
+   again, from the inner train rows; ``"class_weight"`` weights the loss instead);
+3. training inside a ``tf.distribute`` strategy scope with early stopping on the inner
+   validation loss (best weights restored);
+4. the decision threshold: Youden's J on the inner validation predictions (the rows
+   early stopping used, never the rows the model is later scored on), frozen in
+   ``threshold_``.
+
+With a fixed ``seed`` a CPU run is repeatable (same weights, same predictions): the seed
+sets Python's, NumPy's and TensorFlow's generators before the model is built, and
+``deterministic=True`` (the default) turns on TensorFlow's op determinism.
+
+Saved without pickle: ``save(dir)`` writes ``model.keras`` and ``zoo_classifier.json``;
+``ZooClassifier.load(dir)`` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from amu_tf.training._checks import check_binary_y, check_per_class, check_X
+from amu_tf.training.threshold import youden_threshold
+from amu_tf.training.upsampling import upsample_indices
+
+STATE_FILE = "zoo_classifier.json"
+MODEL_FILE = "model.keras"
+
+
+def resolve_strategy(strategy):
+    """A ``tf.distribute.Strategy`` from a name or an instance.
+
+    ``"default"``/None: the current (default) strategy; ``"mirrored"``: MirroredStrategy
+    over the visible devices. Other names go to ``amu_tf.training.distribute.get_strategy``
+    when that module exists (the hook for the distributed-training work).
+    """
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy in (None, "default"):
+        return tf.distribute.get_strategy()
+    try:
+        from amu_tf.training.distribute import get_strategy  # optional hook
+    except ImportError:
+        get_strategy = None
+    if get_strategy is not None:
+        return get_strategy(strategy)
+    if strategy == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"unknown strategy {strategy!r}; use 'default', 'mirrored' or an instance")
+
+
+def _progress_callback(epochs: int, desc: str):
+    """A Keras callback showing one tqdm bar over epochs with the latest losses."""
+    import keras
+    from tqdm.auto import tqdm
+
+    class _TqdmEpochs(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()
+                                  if k in ("loss", "val_loss")})
+            self.bar.update(1)
+
+        def on_train_end(self, logs=None):
+            self.bar.close()
+
+    return _TqdmEpochs()
+
+
+class ZooClassifier(ClassifierMixin, BaseEstimator):
+    """Binary classifier training a zoo model (logits, ``from_logits=True`` loss).
+
+    Args:
+        model: zoo name, ``family:preset`` (``amu:small``, ``amu-ft:base``, ``cnn:paper``).
+        epochs: maximum epochs (early stopping usually ends sooner).
+        batch_size: minibatch size (global batch under a distribution strategy).
+        learning_rate: base learning rate.
+        optimizer: ``"adam"`` or ``"adamw"``.
+        weight_decay: decoupled weight decay (None: 0 for adam, 1e-4 for adamw, the
+            paper code's L2 strength).
+        schedule: None (constant rate) or ``"two_step"`` (the paper's two-step decay:
+            x0.1 at 50% and again at 75% of the planned steps; see ``schedules.py``).
+        patience: early-stopping patience in epochs (on the inner validation loss).
+        validation_fraction: share of the training rows held out (stratified) for early
+            stopping and the threshold; 0 trains on all rows for ``epochs`` epochs and
+            takes the threshold from in-sample predictions.
+        balance: ``"upsample"`` (inner train rows only), ``"class_weight"`` or None.
+        threshold: ``"youden"`` or a fixed probability in (0, 1).
+        strategy: ``"default"``, ``"mirrored"``, another name known to
+            ``amu_tf.training.distribute.get_strategy``, or a ``tf.distribute.Strategy``.
+        seed: seeds the split, the upsampling, weight init, dropout and shuffling.
+        deterministic: turn on TensorFlow op determinism for repeatable runs.
+        verbose: 0 silent, 1 a tqdm bar over epochs, 2 Keras's one line per epoch.
+        model_overrides: dict of config overrides for the zoo model (e.g. ``dropout``).
+    """
+
+    def __init__(
+        self,
+        model="amu:small",
+        epochs=100,
+        batch_size=32,
+        learning_rate=1e-3,
+        optimizer="adam",
+        weight_decay=None,
+        schedule=None,
+        patience=10,
+        validation_fraction=0.2,
+        balance="upsample",
+        threshold="youden",
+        strategy="default",
+        seed=0,
+        deterministic=True,
+        verbose=0,
+        model_overrides=None,
+    ):
+        self.model = model
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.balance = balance
+        self.threshold = threshold
+        self.strategy = strategy
+        self.seed = seed
+        self.deterministic = deterministic
+        self.verbose = verbose
+        self.model_overrides = model_overrides
+
+    # ------------------------------------------------------------------ helpers
+    def _model_config(self) -> dict:
+        from amu_tf.models.zoo import ZOO, parse_model_name
+
+        family, preset = parse_model_name(self.model)
+        config = dict(ZOO[family][0].presets[preset]["config"])
+        config.update(self.model_overrides or {})
+        return config
+
+    def _check_params(self):
+        if self.optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.schedule not in (None, "two_step"):
+            raise ValueError(f"schedule must be None or 'two_step', got {self.schedule!r}")
+        if self.balance not in (None, "upsample", "class_weight"):
+            raise ValueError(
+                f"balance must be 'upsample', 'class_weight' or None, got {self.balance!r}"
+            )
+        if not (self.validation_fraction is None or 0 <= self.validation_fraction < 1):
+            raise ValueError("validation_fraction must be in [0, 1)")
+        if self.threshold != "youden" and not (
+            isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1
+        ):
+            raise ValueError("threshold must be 'youden' or a probability in (0, 1)")
+
+    def _make_optimizer(self, total_steps: int):
+        import keras
+
+        from amu_tf.training.schedules import TwoStepDecay
+
+        lr = self.learning_rate
+        if self.schedule == "two_step":
+            lr = TwoStepDecay.for_training(self.learning_rate, total_steps)
+        if self.optimizer == "adamw":
+            wd = 1e-4 if self.weight_decay is None else self.weight_decay
+            return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=self.weight_decay or None)
+
+    def _inner_split(self, y01):
+        """Positions of the inner train and inner validation rows (stratified, seeded)."""
+        n = len(y01)
+        frac = self.validation_fraction or 0
+        if frac == 0:
+            return np.arange(n), np.array([], dtype=int)
+        needed = max(2, math.ceil(1 / frac))
+        check_per_class(
+            y01, self.classes_, needed,
+            f"the inner validation split (validation_fraction={frac})",
+        )
+        sss = StratifiedShuffleSplit(n_splits=1, test_size=frac, random_state=self.seed)
+        tr, va = next(sss.split(np.zeros(n), y01))
+        return np.sort(tr), np.sort(va)
+
+    # ------------------------------------------------------------------ sklearn API
+    def fit(self, X, y):
+        import keras
+        import tensorflow as tf
+
+        from amu_tf.models.zoo import build_model
+
+        self._check_params()
+        config = self._model_config()
+        X = check_X(X, config.get("n_genes", 160))
+        self.classes_, y01 = check_binary_y(y, len(X))
+        self.n_features_in_ = X.shape[1]
+        check_per_class(y01, self.classes_, 2, "training")
+
+        tr, va = self._inner_split(y01)
+        if self.balance == "upsample":
+            tr_fit = upsample_indices(y01, rows=tr, random_state=self.seed)
+        else:
+            tr_fit = np.random.default_rng(self.seed).permutation(tr)
+        self.inner_train_indices_ = tr_fit
+        self.inner_val_indices_ = va
+
+        class_weight = None
+        if self.balance == "class_weight":
+            counts = np.bincount(y01[tr], minlength=2)
+            class_weight = {c: len(tr) / (2.0 * counts[c]) for c in range(2)}
+
+        if self.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        keras.utils.set_random_seed(int(self.seed))
+        steps_per_epoch = math.ceil(len(tr_fit) / self.batch_size)
+        strategy = resolve_strategy(self.strategy)
+        with strategy.scope():
+            model = build_model(self.model, **(self.model_overrides or {}))
+            model.compile(
+                optimizer=self._make_optimizer(steps_per_epoch * self.epochs),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+            )
+        callbacks = []
+        validation_data = None
+        if len(va):
+            validation_data = (X[va], y01[va])
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            )
+        if self.verbose == 1:
+            callbacks.append(_progress_callback(self.epochs, f"train {self.model}"))
+        t0 = time.perf_counter()
+        hist = model.fit(
+            X[tr_fit], y01[tr_fit],
+            validation_data=validation_data,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            class_weight=class_weight,
+            callbacks=callbacks,
+            verbose=2 if self.verbose == 2 else 0,
+        )
+        self.fit_seconds_ = time.perf_counter() - t0
+        self.model_ = model
+        self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        self.epochs_run_ = len(self.history_.get("loss", []))
+        if len(va):
+            self.best_epoch_ = int(np.argmin(self.history_["val_loss"])) + 1
+        else:
+            self.best_epoch_ = self.epochs_run_
+
+        if self.threshold != "youden":
+            self.threshold_, self.threshold_method_ = float(self.threshold), "fixed"
+        elif len(va):
+            self.threshold_ = youden_threshold(y01[va], self.predict_proba(X[va])[:, 1])
+            self.threshold_method_ = "youden_inner_val"
+        else:
+            self.threshold_ = youden_threshold(y01[tr], self.predict_proba(X[tr])[:, 1])
+            self.threshold_method_ = "youden_train"
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "model_"):
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this ZooClassifier is not fitted yet; call fit first")
+
+    def decision_logits(self, X) -> np.ndarray:
+        """The model's raw (n, 2) logits."""
+        self._check_fitted()
+        X = check_X(X, self.n_features_in_)
+        if len(X) == 0:
+            return np.zeros((0, 2), dtype=np.float32)
+        return np.asarray(self.model_.predict(X, batch_size=256, verbose=0), dtype=np.float32)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Softmax of the logits, (n, 2), columns in ``classes_`` order."""
+        z = self.decision_logits(X).astype(np.float64)
+        z = z - z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        """Class labels at the frozen ``threshold_`` on the positive-class probability."""
+        p = self.predict_proba(X)[:, 1]
+        return self.classes_[(p >= self.threshold_).astype(int)]
+
+    # ------------------------------------------------------------------ persistence
+    def _params_json(self) -> dict:
+        params = self.get_params()
+        if not isinstance(params["strategy"], (str, type(None))):
+            params["strategy"] = type(params["strategy"]).__name__
+        return params
+
+    def save(self, directory) -> Path:
+        """Write ``model.keras`` and ``zoo_classifier.json`` (params + learned attributes)."""
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model_.save(directory / MODEL_FILE)
+        state = {
+            "params": self._params_json(),
+            "classes_": self.classes_.tolist(),
+            "n_features_in_": int(self.n_features_in_),
+            "threshold_": float(self.threshold_),
+            "threshold_method_": self.threshold_method_,
+            "history_": self.history_,
+            "best_epoch_": int(self.best_epoch_),
+            "epochs_run_": int(self.epochs_run_),
+            "fit_seconds_": float(self.fit_seconds_),
+            "n_inner_train_": int(len(self.inner_train_indices_)),
+            "n_inner_val_": int(len(self.inner_val_indices_)),
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> "ZooClassifier":
+        """Read a classifier written by :meth:`save` (the Keras model is not compiled)."""
+        import keras
+
+        import amu_tf.models  # noqa: F401  (registers the zoo classes)
+        import amu_tf.training.schedules  # noqa: F401
+
+        from amu_tf.errors import ArtifactError
+
+        directory = Path(directory)
+        if not (directory / STATE_FILE).is_file() or not (directory / MODEL_FILE).is_file():
+            raise ArtifactError(f"{directory} has no {MODEL_FILE} + {STATE_FILE}")
+        state = json.loads((directory / STATE_FILE).read_text())
+        est = cls(**state["params"])
+        est.model_ = keras.saving.load_model(directory / MODEL_FILE, compile=False)
+        est.classes_ = np.asarray(state["classes_"])
+        for key in ("n_features_in_", "threshold_", "threshold_method_", "history_",
+                    "best_epoch_", "epochs_run_", "fit_seconds_"):
+            setattr(est, key, state[key])
+        return est
