@@ -1,0 +1,144 @@
+"""The Model artifact read back as one object: estimator + fitted transform + info.
+
+    bundle = ModelBundle.load("runs/x/model")
+    bundle.predict_proba(table)       # (n, 2): transform, then estimator
+    bundle.predict(table)             # labels at the frozen threshold
+    bundle.threshold, bundle.info, bundle.transform, bundle.estimator, bundle.keras_model
+
+Layout of a Model artifact (written by ``components/train.py``):
+
+* ``model.keras`` + ``zoo_classifier.json`` (a :class:`ZooClassifier`, no pickle) or
+  ``model.joblib`` (a fitted scikit-learn estimator);
+* ``transform/``: the fitted transform (``amu_tf.data.transforms.load_transform``);
+* ``model_info.json``: model name, kind, threshold and method, genes, input scale,
+  transform, training cohorts, counts, seed, amu-tf version, parameters;
+* ``training_summary.json``: history, best epoch, search results, timings.
+
+A Model artifact holding only ``model.keras`` and ``model_info.json`` (hand-made, or from an
+older version) still loads: the Keras model is wrapped in a ZooClassifier whose threshold
+comes from ``model_info.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from amu_tf.artifacts import Artifact
+from amu_tf.errors import ArtifactError
+
+MODEL_INFO_FILE = "model_info.json"
+TRAINING_SUMMARY_FILE = "training_summary.json"
+KERAS_FILE = "model.keras"
+JOBLIB_FILE = "model.joblib"
+TRANSFORM_DIR = "transform"
+
+
+def _threshold_from_info(info: dict) -> float:
+    t = info.get("threshold", 0.5)
+    if isinstance(t, dict):
+        t = t.get("value", 0.5)
+    return float(t)
+
+
+class ModelBundle:
+    """A trained model with the transform it expects and its ``model_info``."""
+
+    def __init__(self, estimator, transform=None, info=None, artifact=None,
+                 training_summary=None):
+        self.estimator = estimator
+        self.transform = transform
+        self.info = dict(info or {})
+        self.artifact = artifact
+        self.training_summary = dict(training_summary or {})
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def keras_model(self):
+        """The Keras model (logits) of a zoo estimator, else None."""
+        return getattr(self.estimator, "model_", None) if self.kind == "keras" else None
+
+    @property
+    def kind(self) -> str:
+        from amu_tf.training.zoo_classifier import ZooClassifier
+
+        return "keras" if isinstance(self.estimator, ZooClassifier) else "sklearn"
+
+    @property
+    def threshold(self) -> float:
+        t = getattr(self.estimator, "threshold_", None)
+        return float(t) if t is not None else _threshold_from_info(self.info)
+
+    @property
+    def name(self) -> str:
+        return str(self.info.get("model", "model"))
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, uri: str | os.PathLike) -> "ModelBundle":
+        uri = Path(uri)
+        art = Artifact.load(uri, expected_type="Model")
+        info_file = uri / MODEL_INFO_FILE
+        info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+        summary_file = uri / TRAINING_SUMMARY_FILE
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+
+        from amu_tf.training.zoo_classifier import STATE_FILE, ZooClassifier
+
+        if (uri / KERAS_FILE).is_file() and (uri / STATE_FILE).is_file():
+            estimator = ZooClassifier.load(uri)
+        elif (uri / KERAS_FILE).is_file():
+            estimator = cls._wrap_bare_keras(uri / KERAS_FILE, info)
+        elif (uri / JOBLIB_FILE).is_file():
+            import joblib
+
+            estimator = joblib.load(uri / JOBLIB_FILE)
+        else:
+            raise ArtifactError(f"{uri} holds neither {KERAS_FILE} nor {JOBLIB_FILE}")
+
+        transform = None
+        if (uri / TRANSFORM_DIR).is_dir():
+            from amu_tf.data.transforms import load_transform
+
+            transform = load_transform(uri / TRANSFORM_DIR)
+        return cls(estimator, transform, info, artifact=art, training_summary=summary)
+
+    @staticmethod
+    def _wrap_bare_keras(path: Path, info: dict):
+        import keras
+
+        import amu_tf.models  # noqa: F401  (registers the zoo classes)
+        import amu_tf.training.schedules  # noqa: F401
+        from amu_tf.training.zoo_classifier import ZooClassifier
+
+        est = ZooClassifier(model=str(info.get("model", "amu:small")),
+                            seed=int(info.get("seed", 0) or 0))
+        est.model_ = keras.saving.load_model(path, compile=False)
+        est.classes_ = np.array([0, 1])
+        est.n_features_in_ = int(est.model_.inputs[0].shape[-1])
+        est.threshold_ = _threshold_from_info(info)
+        est.threshold_method_ = str(info.get("threshold_method", "unknown"))
+        est.history_, est.best_epoch_, est.epochs_run_, est.fit_seconds_ = {}, 0, 0, 0.0
+        return est
+
+    # ------------------------------------------------------------------ prediction
+    def features(self, table) -> np.ndarray:
+        """The estimator's input for a cohort table: the fitted transform's output, or the
+        panel-gene matrix when the bundle has no transform."""
+        if self.transform is not None:
+            return np.asarray(self.transform.transform(table), dtype=np.float32)
+        from amu_tf.data.cohort_table import gene_matrix
+
+        return gene_matrix(table).astype(np.float32)
+
+    def predict_proba(self, table) -> np.ndarray:
+        """(n, 2) class probabilities for a cohort table (transform, then estimator)."""
+        return self.estimator.predict_proba(self.features(table))
+
+    def predict(self, table) -> np.ndarray:
+        """Labels (1 responder, 0 non-responder) at the frozen threshold."""
+        p = self.predict_proba(table)[:, 1]
+        return (p >= self.threshold).astype(int)

@@ -1,0 +1,228 @@
+"""Train: a CohortTable (artifact, CSV or DataFrame) -> a Model artifact.
+
+    art = run_train("runs/x/cohort", "runs/x/model", model="amu:small", transform="cohort_z",
+                    train_cohorts=["GSE91061"], seed=0, epochs=50)
+    bundle = ModelBundle.load(art.uri)
+
+Only labeled rows of the chosen cohorts are used. The transform is fitted on exactly those
+rows, then the estimator (``amu_tf.training.make_estimator``) on the transformed rows; the
+estimator chooses and freezes its decision threshold from training rows only (inner
+validation split or out-of-fold inner CV). Layout of the artifact: see
+``amu_tf.training.model_bundle``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from amu_tf import __version__
+from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.errors import InputDataError
+from amu_tf.panel import panel_entrez, panel_symbols
+from amu_tf.training.model_bundle import (
+    JOBLIB_FILE,
+    MODEL_INFO_FILE,
+    TRAINING_SUMMARY_FILE,
+    TRANSFORM_DIR,
+)
+from amu_tf.training.threshold import THRESHOLD_METHODS
+
+INPUT_SCALE = ("cohort-table panel genes on a common log2 scale (counts -> log2 CPM, "
+               "TPM/FPKM -> log2(x+1)), genes in the order of 'genes', then the fitted "
+               "transform")
+
+
+def load_table(table) -> tuple[pd.DataFrame, Artifact | None]:
+    """``(table, artifact_or_None)`` from a DataFrame, a CohortTable artifact or a CSV."""
+    if isinstance(table, pd.DataFrame):
+        return table, None
+    from amu_tf.data.cohort_table import read_table
+
+    path = Path(table)
+    if path.is_dir():
+        art = Artifact.load(path, expected_type="CohortTable")
+        return read_table(path), art
+    if not path.is_file():
+        raise InputDataError(f"table {path} does not exist")
+    return read_table(path), Artifact.for_file(path, type="CohortTable")
+
+
+def select_training_rows(table: pd.DataFrame, train_cohorts=None) -> pd.DataFrame:
+    """Labeled rows of ``train_cohorts`` (all cohorts if None), with clear errors."""
+    if "response" not in table.columns or "cohort" not in table.columns:
+        raise InputDataError("the table has no 'cohort'/'response' columns; is it a cohort table?")
+    cohorts = sorted(table["cohort"].astype(str).unique())
+    if train_cohorts:
+        train_cohorts = [str(c) for c in train_cohorts]
+        unknown = [c for c in train_cohorts if c not in cohorts]
+        if unknown:
+            raise InputDataError(
+                f"training cohort(s) {unknown} not in the table; it has {cohorts}"
+            )
+        table = table[table["cohort"].astype(str).isin(train_cohorts)]
+    else:
+        train_cohorts = cohorts
+    labeled_mask = table["response"].notna()
+    for c in train_cohorts:
+        if not labeled_mask[table["cohort"].astype(str) == c].any():
+            raise InputDataError(
+                f"cohort {c!r} has no labeled samples (response is empty for all of them); "
+                "leave it out of the training cohorts"
+            )
+    return table[labeled_mask].reset_index(drop=True)
+
+
+def run_train(
+    table,
+    output_uri,
+    model: str = "amu:small",
+    transform: str = "cohort_z",
+    train_cohorts=None,
+    seed: int = 0,
+    **estimator_params,
+) -> Artifact:
+    """Fit ``transform`` then estimator ``model`` on the labeled rows of ``train_cohorts``
+    and write a Model artifact at ``output_uri``. ``estimator_params`` go to
+    ``make_estimator`` (e.g. ``epochs``, ``verbose``, ``inner_cv``)."""
+    from amu_tf.data.transforms import get_transform
+    from amu_tf.training import estimator_kind, make_estimator
+
+    t_start = time.perf_counter()
+    df, table_art = load_table(table)
+    train = select_training_rows(df, train_cohorts)
+    cohorts_used = sorted(train["cohort"].astype(str).unique())
+    y = train["response"].to_numpy().astype(int)
+
+    estimator = make_estimator(model, seed=seed, **estimator_params)  # bad names fail early
+    t0 = time.perf_counter()
+    tf_ = get_transform(transform)
+    tf_.fit(train)
+    X = np.asarray(tf_.transform(train), dtype=np.float32)
+    transform_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    estimator.fit(X, y)
+    fit_seconds = time.perf_counter() - t0
+    kind = estimator_kind(estimator)
+
+    params = {k: v for k, v in estimator.get_params(deep=False).items()
+              if isinstance(v, (str, int, float, bool, type(None), list, dict, tuple))}
+    info = {
+        "model": model,
+        "kind": kind,
+        "threshold": float(estimator.threshold_),
+        "threshold_method": estimator.threshold_method_,
+        "threshold_method_description": THRESHOLD_METHODS.get(estimator.threshold_method_, ""),
+        "genes": {"symbols": panel_symbols(), "entrez_ids": panel_entrez()},
+        "n_genes": len(panel_symbols()),
+        "input_scale": INPUT_SCALE,
+        "transform": getattr(tf_, "name", transform),
+        "transform_per_sample": bool(getattr(tf_, "per_sample", False)),
+        "training_cohorts": cohorts_used,
+        "n_train": int(len(y)),
+        "n_responders": int(y.sum()),
+        "seed": int(seed),
+        "amu_tf_version": __version__,
+        "params": params,
+        "positive_class": "responder (CR/PR) = 1",
+    }
+    summary = {
+        "model": model,
+        "kind": kind,
+        "timings_seconds": {"transform_fit": round(transform_seconds, 3),
+                            "estimator_fit": round(fit_seconds, 3)},
+        "host": {"python": platform.python_version(), "machine": platform.machine()},
+    }
+    if kind == "keras":
+        summary.update(
+            history=estimator.history_,
+            best_epoch=int(estimator.best_epoch_),
+            epochs_run=int(estimator.epochs_run_),
+            n_inner_train_rows=int(len(estimator.inner_train_indices_)),  # with copies
+            n_inner_val_rows=int(len(estimator.inner_val_indices_)),
+        )
+    else:
+        summary.update(
+            best_params=estimator.best_params_,
+            inner_cv_auc_of_best=round(estimator.best_score_, 4),
+            inner_cv_note="mean inner-CV ROC AUC of the selected candidate; optimistic "
+                          "(it is also the selection criterion), not a test metric",
+            n_candidates=int(estimator.n_candidates_),
+            inner_cv=int(estimator.inner_cv),
+        )
+
+    parameters = {"model": model, "transform": transform, "train_cohorts": cohorts_used,
+                  "seed": seed, "estimator_params": estimator_params}
+    inputs = [table_art] if table_art is not None else []
+    with ArtifactWriter(output_uri, "Model", inputs=inputs, parameters=parameters) as w:
+        if kind == "keras":
+            estimator.save(w.path)
+        else:
+            import joblib
+
+            joblib.dump(estimator, w.path / JOBLIB_FILE)
+        tf_.save(w.path / TRANSFORM_DIR)
+        summary["timings_seconds"]["total"] = round(time.perf_counter() - t_start, 3)
+        (w.path / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        (w.path / TRAINING_SUMMARY_FILE).write_text(json.dumps(_plain(summary), indent=2) + "\n")
+        w.properties.update(
+            model=model, kind=kind, threshold=info["threshold"],
+            threshold_method=info["threshold_method"], n_train=info["n_train"],
+            n_responders=info["n_responders"], training_cohorts=cohorts_used,
+        )
+    return w.artifact
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, os.PathLike):
+        return str(obj)
+    return obj
+
+
+def format_summary(art: Artifact) -> str:
+    """A one-screen summary of a Model artifact."""
+    uri = Path(art.uri)
+    info = json.loads((uri / MODEL_INFO_FILE).read_text())
+    summ = json.loads((uri / TRAINING_SUMMARY_FILE).read_text())
+    lines = [
+        f"Model artifact: {uri}",
+        f"  model:      {info['model']} ({info['kind']}), seed {info['seed']}",
+        f"  transform:  {info['transform']}"
+        + (" (per sample)" if info.get("transform_per_sample") else " (fitted on training rows)"),
+        f"  trained on: {info['n_train']} labeled samples ({info['n_responders']} responders) "
+        f"of {', '.join(info['training_cohorts'])}",
+        f"  threshold:  {info['threshold']:.4f} ({info['threshold_method']}: "
+        f"{info.get('threshold_method_description', '')})",
+    ]
+    if info["kind"] == "keras":
+        h = summ.get("history", {})
+        vl = h.get("val_loss")
+        best = summ.get("best_epoch")
+        line = f"  training:   {summ.get('epochs_run')} epochs, best epoch {best}"
+        if vl and best:
+            line += f" (val loss {vl[best - 1]:.4f})"
+        line += (f"; {summ.get('n_inner_train_rows')} inner-train rows (after upsampling), "
+                 f"{summ.get('n_inner_val_rows')} inner-validation rows")
+        lines.append(line)
+    else:
+        lines.append(f"  search:     {summ.get('n_candidates')} candidates, "
+                     f"{summ.get('inner_cv')}-fold inner CV; best {summ.get('best_params')}")
+        lines.append(f"              inner-CV AUC of the chosen candidate "
+                     f"{summ.get('inner_cv_auc_of_best')} (optimistic: it chose it)")
+    t = summ.get("timings_seconds", {})
+    lines.append(f"  time:       {t.get('total', 0):.1f} s (estimator fit "
+                 f"{t.get('estimator_fit', 0):.1f} s)")
+    return "\n".join(lines)

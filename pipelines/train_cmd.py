@@ -1,0 +1,57 @@
+"""`amu train`: fit a transform and a model on labeled cohort-table rows -> a Model artifact."""
+
+import click
+
+
+def _parse_params(pairs):
+    """``("patience=5", "optimizer=adamw")`` -> dict with ints/floats/bools/None parsed."""
+    import json
+
+    out = {}
+    for p in pairs:
+        key, sep, val = p.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{p!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            out[key] = json.loads(val)
+        except ValueError:
+            out[key] = None if val in ("None", "none") else val
+    return out
+
+
+@click.command("train")
+@click.option("--table", required=True, type=click.Path(exists=True),
+              help="CohortTable artifact folder or a cohort-table CSV.")
+@click.option("--model", "model_name", default="amu:small", show_default=True,
+              help="Zoo model (amu:paper|small|tiny, amu-ft:small|base, cnn:paper) or a "
+                   "baseline (svm, rf, adaboost, xgboost, logreg).")
+@click.option("--transform", default="cohort_z", show_default=True,
+              help="Transform fitted on the training rows (paper, cohort_z, rank).")
+@click.option("--out", "out", required=True, type=click.Path(), help="Model artifact folder.")
+@click.option("--cohorts", multiple=True,
+              help="Training cohorts (repeat or comma-separate); default all labeled cohorts.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--epochs", default=None, type=int, help="Keras models: maximum epochs.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Extra estimator parameter, e.g. --param patience=5 --param balance=class_weight.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def command(table, model_name, transform, out, cohorts, seed, epochs, params, quiet):
+    """Train one model on the labeled rows of a cohort table and write a Model artifact
+    (model, fitted transform, frozen threshold chosen on training rows, summary)."""
+    from amu_tf.training import estimator_kind
+    from components.train import format_summary, run_train
+
+    est_params = _parse_params(params)
+    kind = estimator_kind(model_name)
+    if epochs is not None:
+        if kind != "keras":
+            raise click.BadParameter("--epochs applies to Keras zoo models only",
+                                     param_hint="--epochs")
+        est_params["epochs"] = epochs
+    if kind == "keras":
+        est_params.setdefault("verbose", 0 if quiet else 1)
+    train_cohorts = [c for item in cohorts for c in item.split(",") if c] or None
+    click.echo(f"training {model_name} with transform {transform} (seed {seed}) ...", err=True)
+    art = run_train(table, out, model=model_name, transform=transform,
+                    train_cohorts=train_cohorts, seed=seed, **est_params)
+    click.echo(format_summary(art))
