@@ -148,15 +148,18 @@ def plot_tsne(coords: pd.DataFrame, path, highlight: dict | None = None, title="
     """t-SNE map with gene labels (Fig 5); ``highlight`` colours named gene groups."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(11, 9))
-    colour = np.array(["#9a9a9a"] * len(coords), dtype=object)
+    from matplotlib.colors import to_hex
+
+    colour = ["#9a9a9a"] * len(coords)
     if highlight:
         palette = plt.get_cmap("tab10")
         for i, (name, members) in enumerate(highlight.items()):
-            mask = coords["gene"].isin(members).to_numpy()
-            colour[mask] = palette(i % 10)
-            ax.scatter([], [], color=palette(i % 10), label=name)
+            c = to_hex(palette(i % 10))
+            for j in np.flatnonzero(coords["gene"].isin(members).to_numpy()):
+                colour[j] = c
+            ax.scatter([], [], color=c, label=name)
         ax.legend(fontsize=7, loc="best")
-    ax.scatter(coords["tsne_1"], coords["tsne_2"], c=list(colour), s=14)
+    ax.scatter(coords["tsne_1"], coords["tsne_2"], c=colour, s=14)
     for _, r in coords.iterrows():
         ax.annotate(r["gene"], (r["tsne_1"], r["tsne_2"]), fontsize=5, alpha=0.8)
     ax.set_title(title)

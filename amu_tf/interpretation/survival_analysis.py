@@ -51,11 +51,12 @@ def survival_frame(table: pd.DataFrame, time_col="os_time", event_col="os_event"
 
 
 def cox_univariate(surv: pd.DataFrame, covariates: pd.DataFrame, standardize=True,
-                   penalizer=0.0) -> pd.DataFrame:
+                   penalizer=0.0, strata=None) -> pd.DataFrame:
     """One Cox model per covariate column (rows aligned on ``surv``'s index).
 
     With ``standardize`` each covariate is z-scored over the rows used, so the hazard ratio is
-    per standard deviation. Returns ``covariate, hr, ci_low, ci_high, log_hr, se, p, fdr, n,
+    per standard deviation. ``strata`` (a Series aligned on ``surv``, e.g. the cohort) gives
+    each stratum its own baseline hazard, so cohorts with different survival do not confound. Returns ``covariate, hr, ci_low, ci_high, log_hr, se, p, fdr, n,
     events``, sorted by p; FDR is Benjamini-Hochberg over the covariates given.
     """
     from lifelines import CoxPHFitter
@@ -74,9 +75,15 @@ def cox_univariate(surv: pd.DataFrame, covariates: pd.DataFrame, standardize=Tru
         if standardize:
             xs = (xs - xs.mean()) / xs.std()
         df = pd.DataFrame({"time": surv["time"][ok], "event": surv["event"][ok], "x": xs})
+        use_strata = None
+        if strata is not None:
+            st = pd.Series(strata).loc[df.index].astype(str)
+            if st.nunique() > 1:
+                df["stratum"] = st
+                use_strata = ["stratum"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cph = CoxPHFitter(penalizer=penalizer).fit(df, "time", "event")
+            cph = CoxPHFitter(penalizer=penalizer).fit(df, "time", "event", strata=use_strata)
         s = cph.summary.loc["x"]
         rows.append({**row, "hr": s["exp(coef)"], "ci_low": s["exp(coef) lower 95%"],
                      "ci_high": s["exp(coef) upper 95%"], "log_hr": s["coef"],
