@@ -5,7 +5,8 @@
     bundle = ModelBundle.load(art.uri)
 
 Only labeled rows of the chosen cohorts are used. The transform is fitted on exactly those
-rows, then the estimator (``amu_tf.training.make_estimator``) on the transformed rows; the
+rows, then the estimator (``amu_tf.training.make_estimator``) on the transformed rows, with
+patients as groups so no patient straddles an inner split; the
 estimator chooses and freezes its decision threshold from training rows only (inner
 validation split or out-of-fold inner CV). Layout of the artifact: see
 ``amu_tf.training.model_bundle``.
@@ -107,8 +108,12 @@ def run_train(
     X = np.asarray(tf_.transform(train), dtype=np.float32)
     transform_seconds = time.perf_counter() - t0
 
+    groups = None  # one patient's samples stay on one side of every inner split
+    if "patient" in train.columns:
+        groups = train["patient"].where(train["patient"].notna(), train["sample"])
+        groups = groups.astype(str).to_numpy()
     t0 = time.perf_counter()
-    estimator.fit(X, y)
+    estimator.fit(X, y, groups=groups)
     fit_seconds = time.perf_counter() - t0
     kind = estimator_kind(estimator)
 

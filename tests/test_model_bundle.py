@@ -45,8 +45,9 @@ def test_round_trip_predictions_match_in_memory(tmp_path, table, model, params):
 
     # the same fit in memory: transform on the training rows, estimator with the same seed
     tf_ = transforms.get_transform("cohort_z").fit(train)
-    est = make_estimator(model, seed=3, **params).fit(tf_.transform(train),
-                                                      train["response"].astype(int).to_numpy())
+    est = make_estimator(model, seed=3, **params).fit(
+        tf_.transform(train), train["response"].astype(int).to_numpy(),
+        groups=train["patient"].astype(str).to_numpy())
     expected = est.predict_proba(tf_.transform(held))
     got = bundle.predict_proba(held)
     assert got.shape == (len(held), 2)

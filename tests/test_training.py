@@ -132,6 +132,17 @@ def test_zoo_upsampling_copies_never_cross_the_inner_split():
     assert est.threshold_ == pytest.approx(youden_threshold(y[va], p_val))
 
 
+def test_zoo_inner_split_keeps_patients_together():
+    X, y = separable(n=60, seed=13)
+    patients = np.arange(60) // 2  # two samples per patient, same label
+    y = y[patients * 2]
+    est = ZooClassifier("cnn:paper", epochs=1, batch_size=16).fit(X, y, groups=patients)
+    tr_p = set(patients[est.inner_train_indices_])
+    va_p = set(patients[est.inner_val_indices_])
+    assert va_p and not tr_p & va_p
+    assert len(np.unique(y[est.inner_val_indices_])) == 2
+
+
 def test_zoo_class_weight_and_no_validation_split():
     X, y = separable(n=40, seed=5, pos_share=0.3)
     est = ZooClassifier("cnn:paper", balance="class_weight", validation_fraction=0,
@@ -254,6 +265,17 @@ def test_nested_search_never_sees_outer_test_rows():
         for inner_tr, inner_te in est.inner_splits_:
             assert not set(inner_tr) & set(inner_te)
         est.predict_proba(X[te])
+
+
+def test_nested_search_keeps_patients_inside_one_inner_fold():
+    X, y = separable(n=90, n_genes=10, seed=14)
+    patients = np.arange(90) // 3
+    y = y[patients * 3]
+    est = make_estimator("logreg", inner_cv=3).fit(X, y, groups=patients)
+    for tr, te in est.inner_splits_:
+        assert not set(patients[tr]) & set(patients[te])
+    with pytest.raises(InputDataError, match="too few patients"):
+        make_estimator("logreg", inner_cv=3).fit(X, y, groups=np.arange(90) % 2)
 
 
 def test_baseline_errors():

@@ -3,7 +3,8 @@ on, then a decision threshold from out-of-fold predictions on those same rows.
 
 ``SearchedClassifier(estimator, param_grid).fit(X, y)``:
 
-1. an inner stratified k-fold (``inner_cv`` folds, seeded) over the rows given to ``fit``;
+1. an inner stratified k-fold (``inner_cv`` folds, seeded) over the rows given to ``fit``
+   (grouped by patient when ``fit`` gets ``groups``);
 2. ``GridSearchCV`` (or ``RandomizedSearchCV`` with ``n_iter``) scored by ROC AUC on those
    folds; every scaler inside ``estimator`` (a Pipeline) is refitted per inner fold;
 3. the best parameters refitted on all the given rows (``best_estimator_``);
@@ -24,10 +25,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.model_selection import (
     GridSearchCV,
     RandomizedSearchCV,
+    StratifiedGroupKFold,
     StratifiedKFold,
     cross_val_predict,
 )
 
+from amu_tf.errors import InputDataError
 from amu_tf.training._checks import check_binary_y, check_per_class, check_X
 from amu_tf.training.threshold import youden_threshold
 
@@ -62,14 +65,34 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
+        """Search, refit and choose the threshold on ``X``, ``y`` only; ``groups`` (e.g.
+        patient ids) keeps each group inside one inner fold."""
         X = check_X(X)
         self.classes_, y01 = check_binary_y(y, len(X))
         self.n_features_in_ = X.shape[1]
-        check_per_class(y01, self.classes_, self.inner_cv,
-                        f"the inner {self.inner_cv}-fold CV of the hyper-parameter search")
-        cv = StratifiedKFold(n_splits=self.inner_cv, shuffle=True, random_state=self.seed)
-        self.inner_splits_ = [(tr, te) for tr, te in cv.split(X, y01)]
+        what = f"the inner {self.inner_cv}-fold CV of the hyper-parameter search"
+        check_per_class(y01, self.classes_, self.inner_cv, what)
+        if groups is None:
+            cv = StratifiedKFold(n_splits=self.inner_cv, shuffle=True, random_state=self.seed)
+            splits = cv.split(X, y01)
+        else:
+            groups = np.asarray(groups)
+            if len(groups) != len(X):
+                raise InputDataError(f"groups has {len(groups)} entries for {len(X)} rows")
+            if len(np.unique(groups)) < self.inner_cv:
+                raise InputDataError(
+                    f"too few patients for {what}: need at least {self.inner_cv}, got "
+                    f"{len(np.unique(groups))}"
+                )
+            cv = StratifiedGroupKFold(n_splits=self.inner_cv, shuffle=True,
+                                      random_state=self.seed)
+            splits = cv.split(X, y01, groups)
+        self.inner_splits_ = [(tr, te) for tr, te in splits]
+        for _, te in self.inner_splits_:
+            if len(np.unique(y01[te])) < 2:
+                raise InputDataError(f"too few samples per class for {what}: an inner fold "
+                                     "has a single class")
         common = dict(scoring=self.scoring, cv=self.inner_splits_, n_jobs=self.n_jobs,
                       refit=False, error_score="raise")
         if self.n_iter is None:

@@ -3,7 +3,8 @@
 ``ZooClassifier(model="amu:small").fit(X, y)`` learns only from the rows it is given:
 
 1. a stratified inner split of those rows (``validation_fraction``, seeded) into an inner
-   train part and an inner validation part;
+   train part and an inner validation part (grouped by patient when ``fit`` gets
+   ``groups``);
 2. class balance on the inner train part only (``balance="upsample"`` draws minority rows
    again, from the inner train rows; ``"class_weight"`` weights the loss instead);
 3. training inside a ``tf.distribute`` strategy scope with early stopping on the inner
@@ -29,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
+from amu_tf.errors import InputDataError
 from amu_tf.training._checks import check_binary_y, check_per_class, check_X
 from amu_tf.training.threshold import youden_threshold
 from amu_tf.training.upsampling import upsample_indices
@@ -185,23 +187,42 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
         return keras.optimizers.Adam(learning_rate=lr, weight_decay=self.weight_decay or None)
 
-    def _inner_split(self, y01):
-        """Positions of the inner train and inner validation rows (stratified, seeded)."""
+    def _inner_split(self, y01, groups=None):
+        """Positions of the inner train and inner validation rows (stratified, seeded; with
+        ``groups``, one patient's samples all fall on the same side)."""
         n = len(y01)
         frac = self.validation_fraction or 0
         if frac == 0:
             return np.arange(n), np.array([], dtype=int)
         needed = max(2, math.ceil(1 / frac))
-        check_per_class(
-            y01, self.classes_, needed,
-            f"the inner validation split (validation_fraction={frac})",
-        )
-        sss = StratifiedShuffleSplit(n_splits=1, test_size=frac, random_state=self.seed)
-        tr, va = next(sss.split(np.zeros(n), y01))
+        what = f"the inner validation split (validation_fraction={frac})"
+        check_per_class(y01, self.classes_, needed, what)
+        if groups is None:
+            sss = StratifiedShuffleSplit(n_splits=1, test_size=frac, random_state=self.seed)
+            tr, va = next(sss.split(np.zeros(n), y01))
+        else:
+            groups = np.asarray(groups)
+            if len(groups) != n:
+                raise InputDataError(f"groups has {len(groups)} entries for {n} rows")
+            k = max(2, int(round(1 / frac)))
+            if len(np.unique(groups)) < k:
+                raise InputDataError(
+                    f"too few patients for {what}: need at least {k}, got "
+                    f"{len(np.unique(groups))}"
+                )
+            sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=self.seed)
+            tr, va = next(sgkf.split(np.zeros(n), y01, groups))
+            if len(np.unique(y01[va])) < 2:
+                raise InputDataError(
+                    f"too few patients per class for {what}: the grouped validation part "
+                    "has a single class"
+                )
         return np.sort(tr), np.sort(va)
 
     # ------------------------------------------------------------------ sklearn API
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
+        """Train on ``X`` (n, n_genes) and ``y``; ``groups`` (e.g. patient ids) keeps each
+        group on one side of the inner validation split."""
         import keras
         import tensorflow as tf
 
@@ -214,7 +235,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         check_per_class(y01, self.classes_, 2, "training")
 
-        tr, va = self._inner_split(y01)
+        tr, va = self._inner_split(y01, groups)
         if self.balance == "upsample":
             tr_fit = upsample_indices(y01, rows=tr, random_state=self.seed)
         else:
