@@ -251,8 +251,15 @@ def test_version_writer_never_overwrites(tmp_path):
 def test_export_refuses_non_keras_and_bad_names(tmp_path):
     from components.export import run_export
 
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    t = tiny_table(10)
+    lr = LogisticRegression().fit(t[gene_columns()].to_numpy(), t["response"].to_numpy())
     with ArtifactWriter(tmp_path / "sk", "Model") as w:
-        (w.path / "model_info.json").write_text(json.dumps({"model": "rf", "kind": "sklearn"}))
+        joblib.dump(lr, w.path / "model.joblib")
+        (w.path / "model_info.json").write_text(json.dumps({"model": "logreg",
+                                                             "kind": "sklearn"}))
     with pytest.raises(ArtifactError, match="only Keras"):
         run_export(tmp_path / "sk", base_dir=tmp_path / "out")
     with pytest.raises(ArtifactError, match="not an amu-tf artifact"):
