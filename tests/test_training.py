@@ -155,6 +155,18 @@ def test_zoo_class_weight_and_no_validation_split():
     assert fixed.threshold_ == 0.3 and fixed.threshold_method_ == "fixed"
 
 
+def test_zoo_classifier_strategies_agree_on_one_cpu():
+    import tensorflow as tf
+
+    X, y = separable(n=40, seed=15)
+    ref = ZooClassifier("cnn:paper", epochs=2, seed=1).fit(X, y).predict_proba(X)
+    for strategy in ("mirrored", tf.distribute.OneDeviceStrategy("/cpu:0")):
+        est = ZooClassifier("cnn:paper", epochs=2, seed=1, strategy=strategy).fit(X, y)
+        np.testing.assert_allclose(est.predict_proba(X), ref, atol=1e-6)
+    with pytest.raises(ValueError):  # message may come from training.distribute
+        ZooClassifier("cnn:paper", epochs=1, strategy="tpu-pod").fit(X, y)
+
+
 def test_zoo_classifier_save_load_round_trip(tmp_path):
     X, y = separable(n=50, seed=6)
     est = ZooClassifier("amu:tiny", seed=1, **FAST_ZOO).fit(X[:40], y[:40])

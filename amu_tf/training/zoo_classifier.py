@@ -248,6 +248,8 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             counts = np.bincount(y01[tr], minlength=2)
             class_weight = {c: len(tr) / (2.0 * counts[c]) for c in range(2)}
 
+        if self.verbose < 2:  # Keras's per-model retracing notes are noise here
+            tf.get_logger().setLevel("ERROR")
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(int(self.seed))
@@ -313,7 +315,10 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         X = check_X(X, self.n_features_in_)
         if len(X) == 0:
             return np.zeros((0, 2), dtype=np.float32)
-        return np.asarray(self.model_.predict(X, batch_size=256, verbose=0), dtype=np.float32)
+        # direct calls in chunks: no predict-function retracing per array size
+        chunks = [np.asarray(self.model_(X[i:i + 1024], training=False))
+                  for i in range(0, len(X), 1024)]
+        return np.concatenate(chunks).astype(np.float32)
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax of the logits, (n, 2), columns in ``classes_`` order."""
