@@ -2,6 +2,8 @@
 
 import click
 
+from amu_tf.training.distribute import strategy_option
+
 
 def _parse_params(pairs):
     """``("patience=5", "optimizer=adamw")`` -> dict with ints/floats/bools/None parsed."""
@@ -35,7 +37,8 @@ def _parse_params(pairs):
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Extra estimator parameter, e.g. --param patience=5 --param balance=class_weight.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(table, model_name, transform, out, cohorts, seed, epochs, params, quiet):
+@strategy_option
+def command(table, model_name, transform, out, cohorts, seed, epochs, params, quiet, strategy):
     """Train one model on the labeled rows of a cohort table and write a Model artifact
     (model, fitted transform, frozen threshold chosen on training rows, summary)."""
     from amu_tf.training import estimator_kind
@@ -49,7 +52,11 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
                                      param_hint="--epochs")
         est_params["epochs"] = epochs
     if kind == "keras":
+        from amu_tf.training.distribute import get_strategy
+
+        get_strategy(strategy)  # multiworker must start before other TensorFlow work
         est_params.setdefault("verbose", 0 if quiet else 1)
+        est_params.setdefault("strategy", strategy)
     train_cohorts = [c for item in cohorts for c in item.split(",") if c] or None
     click.echo(f"training {model_name} with transform {transform} (seed {seed}) ...", err=True)
     art = run_train(table, out, model=model_name, transform=transform,
