@@ -1,0 +1,2 @@
+"""Evaluation: splitters, protocols, metrics with bootstrap CIs, tables, figures, report,
+blessing, and the leakage audit."""
