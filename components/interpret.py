@@ -174,9 +174,9 @@ def _df_md(df: pd.DataFrame, floatfmt=".3g", max_rows=20) -> str:
 
 # ------------------------------------------------------------------ the work
 def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
-                     string_mapping=None, min_string_score=400, gmt=None, top_k=20,
-                     rows="heldout", n_explain=200, n_background=30, n_perm=1000, seed=0,
-                     modules: dict | None = None, quiet=False) -> dict:
+                     string_mapping=None, min_string_score=400, network_similarity="cosine",
+                     gmt=None, top_k=20, rows="heldout", n_explain=200, n_background=30,
+                     n_perm=1000, seed=0, modules: dict | None = None, quiet=False) -> dict:
     """Interpret fitted models on one cohort table, writing files into ``out_dir``.
 
     ``models`` maps a name to ``(estimator, transform, info)``: ``estimator`` a fitted
@@ -184,7 +184,8 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
     anything with ``transform(table) -> (n, 160)`` (or None when the table's gene columns are
     the model input), ``info`` the model_info dict (``training_cohorts``, ``threshold``).
     ``modules`` (name -> genes, e.g. the synthetic truth) adds a cohesion test of the
-    embedding. Returns the summary dict (also written as ``summary.json``).
+    embedding. ``network_similarity`` is ``cosine`` or ``abs_cosine`` (anti-aligned embedding
+    rows count as close: genes that act on the label in opposite directions). Returns the summary dict (also written as ``summary.json``).
     """
     out = Path(out_dir)
     genes = panel_symbols()
@@ -283,8 +284,13 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
         try:
             edges = net.read_string_network(string, mapping=string_mapping,
                                             min_score=min_string_score)
-            res = net.network_auroc(cosine_for_network[1], edges, n_perm=n_perm, seed=seed)
-            res.update(model=cosine_for_network[0], similarity="cosine",
+            if network_similarity not in ("cosine", "abs_cosine"):
+                raise InputDataError(f"network similarity {network_similarity!r}: use cosine "
+                                     "or abs_cosine")
+            S = cosine_for_network[1]
+            S = S.abs() if network_similarity == "abs_cosine" else S
+            res = net.network_auroc(S, edges, n_perm=n_perm, seed=seed)
+            res.update(model=cosine_for_network[0], similarity=network_similarity,
                        min_score=min_string_score, file=str(string))
             (out / "network").mkdir(exist_ok=True)
             (out / "network" / "network_agreement.json").write_text(json.dumps(res, indent=2) + "\n")
@@ -391,7 +397,7 @@ def interpretation_markdown(summary: dict, out: Path, prefix="") -> str:
     if "network" in summary:
         r = summary["network"]
         L += ["### Network agreement", "",
-              f"Embedding cosine similarity ranks interacting panel-gene pairs above "
+              f"Embedding {r['similarity']} similarity ({r['model']}) ranks interacting panel-gene pairs above "
               f"non-interacting ones with AUROC {r['auroc']:.3f} (permutation p = {r['p_value']:.3g}, "
               f"{r['n_perm']} gene-label permutations; {r['n_interacting_pairs']} interacting of "
               f"{r['n_interacting_pairs'] + r['n_non_interacting_pairs']} pairs, score >= {r['min_score']}).", ""]
@@ -416,8 +422,9 @@ def interpretation_markdown(summary: dict, out: Path, prefix="") -> str:
 
 
 def run_interpret(model_uris, table_uri, output_uri, *, string=None, string_mapping=None,
-                  min_string_score=400, gmt=None, top_k=20, rows="heldout", n_explain=200,
-                  n_background=30, n_perm=1000, seed=0, quiet=False) -> Artifact:
+                  min_string_score=400, network_similarity="cosine", gmt=None, top_k=20,
+                  rows="heldout", n_explain=200, n_background=30, n_perm=1000, seed=0,
+                  quiet=False) -> Artifact:
     """Model artifact(s) (a URI or a list) + a CohortTable (artifact or table file) -> an
     Interpretation artifact at ``output_uri``; ``interpretation.md`` inside is the report's
     section."""
@@ -434,14 +441,16 @@ def run_interpret(model_uris, table_uri, output_uri, *, string=None, string_mapp
     if table_art is not None:
         arts.append(table_art)
     params = {"string": str(string) if string else None, "gmt": str(gmt) if gmt else None,
-              "min_string_score": min_string_score, "top_k": top_k, "rows": rows,
+              "min_string_score": min_string_score, "network_similarity": network_similarity,
+              "top_k": top_k, "rows": rows,
               "n_explain": n_explain, "n_background": n_background, "n_perm": n_perm, "seed": seed}
     extra = [Artifact.for_file(p) for p in (string, string_mapping, gmt)
              if p is not None and Path(p).is_file()]
     with ArtifactWriter(output_uri, "Interpretation", inputs=arts + extra, parameters=params) as w:
         summary = interpret_models(models, table, w.path, string=string,
                                    string_mapping=string_mapping,
-                                   min_string_score=min_string_score, gmt=gmt, top_k=top_k,
+                                   min_string_score=min_string_score,
+                                   network_similarity=network_similarity, gmt=gmt, top_k=top_k,
                                    rows=rows, n_explain=n_explain, n_background=n_background,
                                    n_perm=n_perm, seed=seed, quiet=quiet)
         w.properties.update({"models": list(models), "skipped": summary["skipped"],

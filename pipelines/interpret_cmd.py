@@ -20,6 +20,9 @@ import click
 @click.option("--min-score", default=400, show_default=True,
               help="Keep interactions with combined_score >= this (STRING: 400 medium, "
                    "700 high confidence).")
+@click.option("--network-similarity", type=click.Choice(["cosine", "abs_cosine"]),
+              default="cosine", show_default=True,
+              help="abs_cosine also counts anti-aligned embedding rows as close.")
 @click.option("--gmt", type=click.Path(dir_okay=False), default=None,
               help="Gene sets (GMT, gene symbols) for enrichment of the top genes.")
 @click.option("--top-k", default=20, show_default=True, help="Top genes per model.")
@@ -30,15 +33,16 @@ import click
 @click.option("--n-perm", default=1000, show_default=True,
               help="Permutations for the network and embedding p-values.")
 @click.option("--seed", default=0, show_default=True)
-def command(models, table, out, string, string_mapping, min_score, gmt, top_k, rows, n_explain,
-            n_perm, seed):
+def command(models, table, out, string, string_mapping, min_score, network_similarity, gmt,
+            top_k, rows, n_explain, n_perm, seed):
     """SHAP for every model, the AMU gene embedding, network agreement, survival and
     gene-set enrichment, written as one Interpretation artifact (interpretation.md inside
     is the report's section). Parts whose inputs are missing are skipped with a message."""
     from components.interpret import run_interpret
 
     art = run_interpret(list(models), table, out, string=string, string_mapping=string_mapping,
-                        min_string_score=min_score, gmt=gmt, top_k=top_k, rows=rows,
+                        min_string_score=min_score, network_similarity=network_similarity,
+                        gmt=gmt, top_k=top_k, rows=rows,
                         n_explain=n_explain, n_perm=n_perm, seed=seed)
     for name, expl in art.properties["explainers"].items():
         click.echo(f"{name}: {expl}")

@@ -47,20 +47,26 @@ def test_amu_interpret_writes_an_interpretation_artifact(artifacts):
 
     root, truth = artifacts
     (root / "empty.gmt").write_text("")
+    m = truth["response_module"]
+    (root / "net.txt").write_text("protein1 protein2 combined_score\n" + "".join(
+        f"{a} {b} 700\n" for i, a in enumerate(m) for b in m[i + 1:]))
     res = CliRunner().invoke(amu, [
         "interpret", "--model", str(root / "xgb"), "--model", str(root / "amu"),
         "--table", str(root / "cohort"), "--out", str(root / "interp"),
-        "--gmt", str(root / "empty.gmt"), "--n-explain", "20", "--n-perm", "50"])
+        "--gmt", str(root / "empty.gmt"), "--n-explain", "20", "--n-perm", "50",
+        "--string", str(root / "net.txt"), "--network-similarity", "abs_cosine"])
     assert res.exit_code == 0, res.output
     assert "xgboost: TreeExplainer" in res.output
     assert "amu:tiny: GradientExplainer" in res.output
-    assert "skipped enrichment: GMT file" in res.output and "skipped network" in res.output
+    assert "skipped enrichment: GMT file" in res.output and "skipped network" not in res.output
     art = Artifact.load(root / "interp", expected_type="Interpretation")
     hashes = {i["uri"]: i["content_hash"] for i in art.inputs}
     assert hashes[str(root / "xgb")] == Artifact.load(root / "xgb").content_hash
     assert str(root / "cohort") in hashes
     summary = json.loads((art.path / "summary.json").read_text())
     assert "SYN_TPM_B" in summary["rows"]["note"] and summary["rows"]["explained"] == 20
+    assert summary["network"]["similarity"] == "abs_cosine"
+    assert summary["network"]["n_interacting_pairs"] == 45
     assert "survival" in summary and (art.path / "survival" / "cox.csv").is_file()
     assert (art.path / "embedding" / "amu_tiny" / "tsne.png").is_file()
     assert (art.path / "interpretation.md").read_text().startswith("## Interpretation")
