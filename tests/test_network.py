@@ -101,3 +101,17 @@ def test_module_cohesion_planted_vs_random():
     E2[half] *= -1
     res2 = module_cohesion(E2, genes, {"m1": modules["m1"]}, metric="abs_cosine", n_perm=300)
     assert res2["p"].iloc[0] < 0.01
+
+
+def test_string_web_export_and_api_formats(tmp_path):
+    web = tmp_path / "web.tsv"
+    web.write_text("#node1\tnode2\tnode1_string_id\tnode2_string_id\tcombined_score\n"
+                   "CD8A\tGZMB\t9606.ENSP1\t9606.ENSP2\t0.912\nCD8A\tIL6\t9606.ENSP1\t9606.ENSP3\t0.3\n")
+    e = read_string_network(web, min_score=400)
+    assert e[["gene1", "gene2"]].values.tolist() == [["CD8A", "GZMB"]]
+    assert e["score"].iloc[0] == pytest.approx(912)
+    api = tmp_path / "api.tsv"
+    api.write_text("stringId_A\tstringId_B\tpreferredName_A\tpreferredName_B\tncbiTaxonId\tscore\n"
+                   "9606.ENSP2\t9606.ENSP1\tGZMB\tCD8A\t9606\t0.75\n")
+    e = read_string_network(api, min_score=700)
+    assert e[["gene1", "gene2"]].values.tolist() == [["CD8A", "GZMB"]]

@@ -6,7 +6,9 @@ permutation p-value, instead of hand-picked neighbourhoods.
     res = network_auroc(cosine_df, edges, n_perm=1000)   # {"auroc", "p_value", ...}
 
 The file format is STRING's ``protein.links``: whitespace-separated ``protein1 protein2
-combined_score`` with a header line. Proteins are gene symbols, or STRING ids
+combined_score`` with a header line (STRING's web export ``#node1 node2 ... combined_score``
+and API TSV ``... preferredName_A preferredName_B ... score`` are read too; 0-1 scores are
+scaled to STRING's 0-1000). Proteins are gene symbols, or STRING ids
 (``9606.ENSP...``) translated with a mapping file: STRING's ``protein.info`` (columns
 ``#string_protein_id`` and ``preferred_name``) or any two-column ``id symbol`` table.
 """
@@ -44,12 +46,21 @@ def read_string_network(path, mapping=None, min_score=0) -> pd.DataFrame:
         df = pd.read_csv(path, sep=r"\s+", dtype=str)
     except pd.errors.EmptyDataError:
         raise InputDataError(f"network file {path} is empty") from None
+    # STRING's web export ("#node1 node2 ... combined_score") and API TSV
+    # ("preferredName_A preferredName_B ... score", scores 0-1) name the columns differently
+    df.columns = [c.lstrip("#") for c in df.columns]
+    alias = {"node1": "protein1", "node2": "protein2", "preferredName_A": "protein1",
+             "preferredName_B": "protein2", "score": "combined_score"}
+    if "protein1" not in df.columns:
+        df = df.rename(columns={k: v for k, v in alias.items() if k in df.columns})
     need = {"protein1", "protein2"}
     if not need <= set(df.columns):
         raise InputDataError(
             f"{path}: expected STRING columns 'protein1 protein2 combined_score', got {list(df.columns)[:5]}")
     score = pd.to_numeric(df["combined_score"], errors="coerce") if "combined_score" in df \
         else pd.Series(1000.0, index=df.index)
+    if len(score) and score.max() <= 1.0:  # 0-1 scores (web export, API): STRING's 0-1000
+        score = score * 1000.0
     a, b = df["protein1"], df["protein2"]
     if mapping is not None:
         m = read_mapping(mapping) if not isinstance(mapping, dict) else mapping
