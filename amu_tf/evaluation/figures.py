@@ -1,0 +1,57 @@
+"""ROC and precision-recall curves of all models on one figure per protocol (the paper's
+Figure 2), from the pooled out-of-fold predictions of the first repeat; legends give each
+model's AUC / AP with its 95% bootstrap CI (over all repeats)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from amu_tf.evaluation.metrics import format_ci  # noqa: E402
+from amu_tf.evaluation.protocols import ProtocolResult  # noqa: E402
+
+
+def _ci(row, k):
+    return format_ci({"value": row[k], "ci_low": row[f"{k}_ci_low"], "ci_high": row[f"{k}_ci_high"]})
+
+
+def plot_curves(result: ProtocolResult, path) -> Path:
+    """Write one PNG with the ROC (left) and PR (right) curves of every model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(12, 5.2))
+    first = result.predictions[result.predictions["repeat"] == 0]
+    prevalence = np.nan
+    for model in result.models:
+        pm = first[first["model"] == model]
+        y, p = pm["y"].to_numpy(), pm["p"].to_numpy()
+        if len(np.unique(y)) < 2:
+            continue
+        row = result.metrics[result.metrics["model"] == model].iloc[0]
+        fpr, tpr, _ = roc_curve(y, p)
+        ax_roc.plot(fpr, tpr, lw=1.6, label=f"{model}: AUC {_ci(row, 'roc_auc')}")
+        prec, rec, _ = precision_recall_curve(y, p)
+        ax_pr.step(rec, prec, where="post", lw=1.6,
+                   label=f"{model}: AP {_ci(row, 'ap_responder')}")
+        prevalence = y.mean()
+    ax_roc.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    ax_roc.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC",
+               xlim=(0, 1), ylim=(0, 1.02))
+    if np.isfinite(prevalence):
+        ax_pr.axhline(prevalence, ls="--", c="grey", lw=1, label=f"chance ({prevalence:.2f})")
+    ax_pr.set(xlabel="Recall (responders)", ylabel="Precision (responders)",
+              title="Precision-recall", xlim=(0, 1), ylim=(0, 1.02))
+    for ax in (ax_roc, ax_pr):
+        ax.legend(loc="lower right" if ax is ax_roc else "lower left", fontsize=8)
+    title = f"Protocol {result.label}: {result.description}"
+    fig.suptitle(title, fontsize=9, color="firebrick" if result.leaky else "black", wrap=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

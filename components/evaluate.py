@@ -1,0 +1,142 @@
+"""Evaluate: a CohortTable (+ optional AuditReport and Model artifacts) -> one
+ModelEvaluation artifact.
+
+    art, results, blessing = run_evaluate("runs/x/cohort", "runs/x/evaluate",
+                                          models=["amu:small", "logreg"], protocols=["cv", "loco"])
+
+Each protocol refits the transform and every model inside every split
+(``amu_tf.evaluation.protocols``); the Model artifacts of the train step (the final models,
+fitted on all labeled rows) are recorded as inputs and their thresholds listed, but they are
+not scored on rows they were trained on.
+
+Artifact layout:
+
+* ``report.md``: data, audit, protocols, results with CIs, figures, blessing;
+* ``metrics.csv``, ``metrics_per_cohort.csv`` (loco/external), ``table_<protocol>[_<cohort>].{csv,md}``
+  (the paper's Tables 2-4 shape);
+* ``figures/roc_pr_<protocol>.png``;
+* ``predictions.csv.gz``; ``blessing.json``; ``evaluation.json`` (parameters, folds, notes).
+
+Every output of the ``paper`` protocol is labelled ``paper (LEAKY)``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.errors import InputDataError
+from amu_tf.evaluation.blessing import bless
+from amu_tf.evaluation.figures import plot_curves
+from amu_tf.evaluation.protocols import PROTOCOLS, run_protocol
+from amu_tf.evaluation.report import write_report
+from amu_tf.evaluation.tables import write_tables
+
+REPORT_FILE = "report.md"
+
+
+def _load_table(table):
+    if isinstance(table, pd.DataFrame):
+        return table, None
+    from components.train import load_table
+
+    return load_table(table)
+
+
+def _plain(o):
+    if isinstance(o, dict):
+        return {str(k): _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_plain(v) for v in o]
+    if hasattr(o, "item") and callable(o.item):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("cv", "loco"), *,
+                 transform="cohort_z", seed: int = 0, n_splits: int = 5, n_repeats: int = 1,
+                 paper_repeats: int = 1, n_boot: int = 1000, estimator_params=None,
+                 train_cohorts=None, test_cohorts=None, audit: dict | None = None,
+                 input_artifacts=(), data_note: str | None = None, progress: bool = True,
+                 extra_sections=None):
+    """Run every protocol for every model and write a ModelEvaluation artifact.
+
+    ``audit`` is a dict for the report (``has_leak``, ``allowed``, ``summary``, ``uri``);
+    ``input_artifacts`` (e.g. AuditReport, Model artifacts) are recorded as inputs.
+    Returns ``(artifact, [ProtocolResult], blessing)``.
+    """
+    df, table_art = _load_table(table)
+    protocols = list(protocols)
+    bad = [p for p in protocols if p not in PROTOCOLS]
+    if bad or not protocols:
+        raise InputDataError(f"unknown protocol {bad[0] if bad else '(none)'!r}; choose from "
+                             f"{', '.join(PROTOCOLS)}")
+    results = []
+    for proto in protocols:
+        results.append(run_protocol(
+            df, proto, models, transform=transform, seed=seed, n_splits=n_splits,
+            n_repeats=paper_repeats if proto == "paper" else n_repeats,
+            train_cohorts=train_cohorts, test_cohorts=test_cohorts, n_boot=n_boot,
+            estimator_params=estimator_params, progress=progress))
+    all_metrics = pd.concat([r.metrics for r in results], ignore_index=True)
+    blessing = bless(all_metrics)
+    transform_name = transform if isinstance(transform, str) or transform is None \
+        else getattr(transform, "name", type(transform).__name__)
+    model_names = list(results[0].models)
+    parameters = {"models": model_names, "protocols": protocols, "transform": str(transform_name),
+                  "seed": seed, "n_splits": n_splits, "n_repeats": n_repeats,
+                  "paper_repeats": paper_repeats, "n_boot": n_boot,
+                  "train_cohorts": train_cohorts, "test_cohorts": test_cohorts,
+                  "estimator_params": estimator_params or {}}
+    inputs = ([table_art] if table_art is not None else []) + list(input_artifacts)
+    with ArtifactWriter(output_uri, "ModelEvaluation", inputs=inputs,
+                        parameters=parameters) as w:
+        out = Path(w.path)
+        files = write_tables(results, out)
+        figs = {r.protocol: plot_curves(r, out / "figures" / f"roc_pr_{r.protocol}.png")
+                for r in results}
+        pd.concat([r.predictions for r in results], ignore_index=True).to_csv(
+            out / "predictions.csv.gz", index=False, float_format="%.6g")
+        (out / "blessing.json").write_text(json.dumps(_plain(blessing), indent=2) + "\n")
+        (out / "evaluation.json").write_text(json.dumps(_plain({
+            "parameters": parameters,
+            "protocols": {r.label: {"description": r.description, "leaky": r.leaky,
+                                    "notes": r.notes, "folds": r.folds} for r in results},
+            "audit": audit,
+        }), indent=2, default=str) + "\n")
+        write_report(out / REPORT_FILE, table=df, results=results, table_files=files,
+                     figure_files=figs, blessing=blessing, audit=audit, data_note=data_note,
+                     transform=str(transform_name), seed=seed, n_boot=n_boot,
+                     extra_sections=extra_sections)
+        # the report links files by relative path; the folder is renamed into place whole
+        w.properties.update(
+            blessed=[m for m, b in blessing.items() if b["blessed"]],
+            roc_auc={r.label: {row["model"]: round(float(row["roc_auc"]), 4)
+                               for _, row in r.metrics.iterrows()} for r in results},
+            leaky_protocols=[r.label for r in results if r.leaky],
+        )
+    return w.artifact, results, blessing
+
+
+def format_results(results, blessing=None) -> str:
+    """A few lines per protocol: model, AUC [CI], F1 weighted [CI], blessed."""
+    from amu_tf.evaluation.metrics import format_ci
+
+    lines = []
+    for r in results:
+        lines.append(f"{r.label}: {r.description}")
+        for _, row in r.metrics.iterrows():
+            auc = format_ci({k: row[f"roc_auc{s}"] for k, s in
+                             (("value", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high"))})
+            f1 = format_ci({k: row[f"f1_weighted{s}"] for k, s in
+                            (("value", ""), ("ci_low", "_ci_low"), ("ci_high", "_ci_high"))})
+            line = f"  {row['model']:<14} AUC {auc}  F1w {f1}"
+            if blessing and not r.leaky:
+                line += "  blessed" if blessing[row["model"]]["blessed"] else "  not blessed"
+            lines.append(line)
+    return "\n".join(lines)
