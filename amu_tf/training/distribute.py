@@ -8,7 +8,8 @@ The project trains on TensorFlow's own distribution engine::
     ds = make_dataset(X, y, batch_size=32, strategy=strategy, shuffle=True, seed=0)
     out = chief_artifact_dir("runs/x/model", strategy)   # a temp dir on non-chief workers
     model.fit(ds, epochs=..., callbacks=[backup_callback("runs/x/backup", strategy)])
-    model.save(out / "model.keras"); remove_if_not_chief(out, strategy)
+    out.mkdir(parents=True, exist_ok=True); model.save(out / "model.keras")
+    remove_if_not_chief(out, strategy)
 
 Names (``--strategy`` on the CLI, ``ZooClassifier(strategy=...)``):
 
@@ -25,6 +26,7 @@ cached, and ``get_strategy("multiworker")`` returns the same object on later cal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -134,6 +136,72 @@ def _communication_options():
     return tf.distribute.experimental.CommunicationOptions(implementation=impl)
 
 
+def _patch_keras_multiworker() -> bool:
+    """Work around two Keras 3 bugs that stop ``fit`` under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585, tensorflow/tensorflow#72388; present in Keras 3.15):
+
+    1. the TensorFlow trainer builds its metrics/optimizer from the first batch, got by
+       ``strategy.reduce("MEAN", (x, y), axis=None)``; with several workers the collective
+       reduce is handed the whole ``(x, y)`` tuple and fails ("Attempt to convert a value
+       (PerReplica ...) to a Tensor"). The build only needs shapes and dtypes, so the patch
+       takes this worker's first replica's batch instead (no collective);
+    2. each step's logs (scalar loss and metrics) are reduced across workers with
+       ``strategy.reduce("MEAN", v, axis=0)``, which fails on scalars ("Invalid reduction
+       dimension 0 for input with 0 dimensions"). The patch reduces scalars with
+       ``axis=None`` (the mean over all replicas of all workers), non-scalars as before.
+
+    Applied once, when a multi-worker strategy is created; the patched functions hand
+    every single-worker strategy to the original code. Returns True when in place.
+    """
+    try:
+        from keras.src import tree
+        from keras.src.backend.tensorflow import trainer as tf_trainer
+    except ImportError:  # another Keras layout: nothing to patch
+        return False
+    cls = tf_trainer.TensorFlowTrainer
+    original_build = getattr(cls, "_maybe_symbolic_build", None)
+    original_reduce = getattr(tf_trainer, "reduce_per_replica", None)
+    is_multi_worker = getattr(tf_trainer, "_collective_all_reduce_multi_worker", None)
+    if original_build is None or original_reduce is None or is_multi_worker is None:
+        return False
+    if getattr(original_build, "_amu_patched", False):
+        return True
+    import tensorflow as tf
+
+    def _first_local(strategy, v):
+        if isinstance(v, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(v)[0]
+        return v
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if (getattr(self, "_distribute_strategy", None) is None or iterator is None
+                or not is_multi_worker(self.distribute_strategy)):
+            return original_build(self, iterator=iterator, data_batch=data_batch)
+        strategy = self.distribute_strategy
+        for _, _, it in iterator:
+            data_batch = tree.map_structure(lambda v: _first_local(strategy, v), next(it))
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and is_multi_worker(strategy):
+            def _reduce(v):
+                rank = _first_local(strategy, v).shape.rank
+                return strategy.reduce("MEAN", v, axis=None if rank == 0 else 0)
+
+            return tree.map_structure(_reduce, values)
+        return original_reduce(values, strategy, reduction)
+
+    for fn, orig in ((_maybe_symbolic_build, original_build),
+                     (reduce_per_replica, original_reduce)):
+        fn._amu_patched = True
+        fn.__wrapped__ = orig
+    cls._maybe_symbolic_build = _maybe_symbolic_build
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    return True
+
+
 def get_strategy(name: str = "auto"):
     """A ``tf.distribute.Strategy`` by name (see the module docstring); an instance passes
     through. Unknown names and a missing/invalid ``TF_CONFIG`` raise :class:`SpecError`."""
@@ -156,6 +224,7 @@ def get_strategy(name: str = "auto"):
     if _MULTIWORKER is not None:
         return _MULTIWORKER
     read_tf_config(required=True)
+    _patch_keras_multiworker()
     try:
         _MULTIWORKER = tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=_communication_options()
@@ -223,6 +292,31 @@ def make_dataset(x, y=None, batch_size: int = 32, strategy=None, shuffle: bool =
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+@contextlib.contextmanager
+def synchronized_batch_norm(model, strategy=None):
+    """Within the block, every ``BatchNormalization`` of ``model`` computes its batch
+    statistics over the global batch (all replicas of all workers; Keras's
+    ``synchronized=True``) when ``strategy`` has more than one replica, so the moving
+    mean/variance, like the trainable weights, are the same on every worker and equal to
+    what one device would compute. Without it each worker keeps moving statistics of its
+    own shard and the workers' saved models differ. The flag is restored afterwards (the
+    saved config is unchanged)."""
+    import keras
+
+    layers = []
+    if num_replicas(strategy) > 1:
+        layers = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+                  if isinstance(layer, keras.layers.BatchNormalization)
+                  and not layer.synchronized]
+    for layer in layers:
+        layer.synchronized = True
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.synchronized = False
+
+
 # ---------------------------------------------------------------------------- writing
 def backup_dir_for(backup_dir, strategy=None) -> Path:
     """This worker's own backup folder: ``backup_dir`` outside a cluster, else
@@ -245,19 +339,31 @@ def backup_callback(backup_dir, strategy=None, delete_checkpoint: bool = True, *
     )
 
 
+_TEMP_DIRS: set[Path] = set()  # temporary folders handed to non-chief workers
+
+
 def chief_artifact_dir(path, strategy=None) -> Path:
-    """Where this worker writes: ``path`` on the chief, a fresh temporary folder on other
-    workers (every worker must run the same save code; only the chief's copy is kept).
-    Pass the result to :func:`remove_if_not_chief` when done."""
+    """Where this worker writes ``path``: ``path`` itself on the chief; on other workers
+    ``<fresh temp folder>/<name of path>`` (not yet existing, like ``path`` may not be), so
+    every worker runs the same save code (as multi-worker saving requires) but only the
+    chief's copy is kept. Pass the result to :func:`remove_if_not_chief` when done."""
+    path = Path(path)
     if is_chief(strategy):
-        return Path(path)
-    return Path(tempfile.mkdtemp(prefix=f"amu-{task_name(strategy)}-"))
+        return path
+    tmp = Path(tempfile.mkdtemp(prefix=f"amu-{task_name(strategy)}-"))
+    _TEMP_DIRS.add(tmp)
+    return tmp / path.name
 
 
 def remove_if_not_chief(path, strategy=None) -> None:
-    """Delete a non-chief worker's temporary folder from :func:`chief_artifact_dir`."""
-    if not is_chief(strategy):
-        shutil.rmtree(path, ignore_errors=True)
+    """Delete what a non-chief worker wrote under :func:`chief_artifact_dir` (its whole
+    temporary folder); does nothing on the chief."""
+    if is_chief(strategy):
+        return
+    path = Path(path)
+    tmp = path.parent if path.parent in _TEMP_DIRS else path
+    shutil.rmtree(tmp, ignore_errors=True)
+    _TEMP_DIRS.discard(tmp)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -285,5 +391,6 @@ def strategy_option(func=None, *, default: str = "auto"):
 __all__ = [
     "STRATEGY_NAMES", "backup_callback", "backup_dir_for", "chief_artifact_dir",
     "get_strategy", "global_batch_size", "gpus_visible", "is_chief", "make_dataset",
-    "num_replicas", "read_tf_config", "remove_if_not_chief", "strategy_option", "task_name",
+    "num_replicas", "read_tf_config", "remove_if_not_chief", "strategy_option",
+    "synchronized_batch_norm", "task_name",
 ]

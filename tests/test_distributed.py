@@ -1,0 +1,388 @@
+"""tf.distribute helpers and multi-worker training on one machine.
+
+The slow tests start two real worker processes on 127.0.0.1 (``TF_CONFIG`` each, free
+ports, CPU only, RING collectives) running ``python -m amu_tf.training.multiworker_entry``;
+every process is waited on with a timeout and killed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from amu_tf.errors import SpecError
+from amu_tf.training import distribute as dist
+
+WORKER_TIMEOUT_S = 150  # per launch of both workers (a run takes ~15-40 s on 2 busy cores)
+
+
+# ---------------------------------------------------------------------------- helpers
+class _FakeStrategy:
+    """Only what the batch/dataset helpers read: the replica count."""
+
+    def __init__(self, replicas):
+        self.num_replicas_in_sync = replicas
+
+
+def _tf_config(ports, index, task_type="worker"):
+    return json.dumps({
+        "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+        "task": {"type": task_type, "index": index},
+    })
+
+
+def _free_ports(n):
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _run_workers(tmp_path, tag, args, n=2, timeout=WORKER_TIMEOUT_S):
+    """Start ``n`` workers of the entry point, wait for all, kill stragglers; return the
+    exit codes and the log files."""
+    ports = _free_ports(n)
+    tmpdir = tmp_path / "worker_tmp"
+    tmpdir.mkdir(exist_ok=True)
+    procs, logs = [], []
+    try:
+        for i in range(n):
+            env = dict(os.environ, TF_CONFIG=_tf_config(ports, i), CUDA_VISIBLE_DEVICES="",
+                       TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmpdir),
+                       PYTHONHASHSEED="0", OMP_NUM_THREADS="1")
+            log = tmp_path / f"{tag}-worker{i}.log"
+            logs.append(log)
+            with open(log, "w") as fh:
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-m", "amu_tf.training.multiworker_entry", *args],
+                    env=env, stdout=fh, stderr=subprocess.STDOUT,
+                    cwd=Path(__file__).resolve().parents[1],
+                ))
+        deadline = time.monotonic() + timeout
+        codes = []
+        for p in procs:
+            try:
+                codes.append(p.wait(timeout=max(1.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                codes.append(None)
+        return codes, logs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+
+
+def _tails(logs, n=25):
+    out = []
+    for log in logs:
+        lines = [ln for ln in Path(log).read_text(errors="replace").splitlines()
+                 if not ln.startswith(("I0000", "W0000", "E0000", "WARNING: All"))]
+        out.append(f"--- {log.name}\n" + "\n".join(lines[-n:]))
+    return "\n".join(out)
+
+
+def _events(debug_dir, task):
+    path = Path(debug_dir) / f"{task}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _weights(npz):
+    with np.load(npz) as f:
+        return [f[k] for k in sorted(f.files)]
+
+
+# ---------------------------------------------------------------------------- unit tests
+def test_auto_on_cpu_is_the_default_strategy():
+    import tensorflow as tf
+
+    assert not tf.config.list_physical_devices("GPU")
+    s = dist.get_strategy("auto")
+    assert s is tf.distribute.get_strategy()
+    assert not tf.distribute.has_strategy() and s.num_replicas_in_sync == 1
+    assert dist.get_strategy("default") is s
+    assert dist.get_strategy(None) is s
+    mirrored = dist.get_strategy("mirrored")
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert dist.get_strategy(mirrored) is mirrored  # instances pass through
+
+
+def test_unknown_strategy_name_is_a_user_error():
+    with pytest.raises(SpecError, match="unknown strategy 'tpu'.*auto, default, mirrored"):
+        dist.get_strategy("tpu")
+
+
+def test_multiworker_without_tf_config_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(SpecError, match="needs the TF_CONFIG environment variable"):
+        dist.get_strategy("multiworker")
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("{not json", "not valid JSON"),
+    ('["a"]', "JSON object"),
+    ('{"task": {"type": "worker", "index": 0}}', "no 'cluster'"),
+    ('{"cluster": {"worker": ["h1:1"]}}', "no 'task'"),
+    ('{"cluster": {"worker": ["h1"]}, "task": {"type": "worker", "index": 0}}', "host:port"),
+    ('{"cluster": {"worker": ["h1:1", "h2:2"]}, "task": {"type": "worker", "index": 2}}',
+     "out of range"),
+    ('{"cluster": {"worker": ["h1:1"]}, "task": {"type": "ps", "index": 0}}',
+     "not a job of the cluster"),
+])
+def test_invalid_tf_config_is_a_clear_error(monkeypatch, raw, message):
+    monkeypatch.setenv("TF_CONFIG", raw)
+    with pytest.raises(SpecError, match=message):
+        dist.read_tf_config()
+    with pytest.raises(SpecError, match=message):  # before any strategy is created
+        dist.get_strategy("multiworker")
+
+
+@pytest.mark.parametrize("cluster, task, chief, name", [
+    (None, None, True, "local"),
+    ({"worker": ["a:1", "b:2"]}, ("worker", 0), True, "worker-0"),
+    ({"worker": ["a:1", "b:2"]}, ("worker", 1), False, "worker-1"),
+    ({"chief": ["c:0"], "worker": ["a:1"]}, ("chief", 0), True, "chief-0"),
+    ({"chief": ["c:0"], "worker": ["a:1"]}, ("worker", 0), False, "worker-0"),
+])
+def test_is_chief_follows_tf_config(monkeypatch, tmp_path, cluster, task, chief, name):
+    if cluster is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(
+            {"cluster": cluster, "task": {"type": task[0], "index": task[1]}}))
+    assert dist.is_chief() is chief
+    assert dist.task_name() == name
+    backup = dist.backup_dir_for(tmp_path / "bk")
+    assert backup == (tmp_path / "bk" if cluster is None else tmp_path / "bk" / name)
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "scratch"))
+    (tmp_path / "scratch").mkdir()
+    target = dist.chief_artifact_dir(tmp_path / "out" / "model", None)
+    if chief:
+        assert target == tmp_path / "out" / "model"
+    else:
+        assert target.name == "model" and (tmp_path / "scratch") in target.parents
+        target.mkdir()
+        (target / "model.keras").write_text("x")
+    dist.remove_if_not_chief(target)
+    assert list((tmp_path / "scratch").iterdir()) == []  # a non-chief's copy is deleted
+    if chief:
+        assert not target.exists()  # the chief's path is left alone (never created here)
+
+
+def test_global_batch_size_scales_with_replicas():
+    assert dist.global_batch_size(8) == 8  # default strategy: one replica
+    assert dist.global_batch_size(8, _FakeStrategy(4)) == 32
+    with pytest.raises(ValueError, match=">= 1"):
+        dist.global_batch_size(0)
+
+
+def test_make_dataset_batches_globally_and_shards_by_data():
+    import tensorflow as tf
+
+    x = np.arange(10 * 160, dtype=np.float32).reshape(10, 160)
+    y = np.arange(10) % 2
+    ds = dist.make_dataset(x, y, batch_size=4, strategy=None)
+    batches = list(ds)
+    assert [tuple(b[0].shape) for b in batches] == [(4, 160), (4, 160), (2, 160)]
+    assert [tuple(b[1].shape) for b in batches] == [(4,), (4,), (2,)]
+    assert batches[0][0].dtype == tf.float32
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)  # no shuffle
+    assert (ds.options().experimental_distribute.auto_shard_policy
+            == tf.data.experimental.AutoShardPolicy.DATA)
+
+    two = dist.make_dataset(x, y, batch_size=4, strategy=_FakeStrategy(2))
+    assert [tuple(b[0].shape) for b in two] == [(8, 160), (2, 160)]  # global batch 4 x 2
+
+    w = np.linspace(0.5, 1.5, 10)
+    (xb, yb, wb), = list(dist.make_dataset(x, y, 16, None, sample_weight=w))
+    np.testing.assert_allclose(wb.numpy(), w.astype(np.float32))
+    assert xb.shape == (10, 160) and yb.shape == (10,)
+    (only_x,) = list(dist.make_dataset(x, batch_size=16))
+    assert only_x.shape == (10, 160)
+
+    with pytest.raises(ValueError, match="y has 9"):
+        dist.make_dataset(x, y[:9], 4)
+
+
+def test_make_dataset_shuffle_is_seeded_and_reshuffles_each_epoch():
+    x = np.arange(64, dtype=np.float32)[:, None].repeat(160, axis=1)
+    y = np.zeros(64, dtype=np.int32)
+
+    def order(ds):
+        return np.concatenate([b[0][:, 0].numpy() for b in ds]).astype(int)
+
+    a = dist.make_dataset(x, y, 8, None, shuffle=True, seed=3)
+    b = dist.make_dataset(x, y, 8, None, shuffle=True, seed=3)
+    ea1, ea2 = order(a), order(a)
+    eb1, eb2 = order(b), order(b)
+    # every worker builds the same dataset: the same order epoch after epoch (DATA sharding
+    # then gives each worker a disjoint part of every global batch)
+    np.testing.assert_array_equal(ea1, eb1)
+    np.testing.assert_array_equal(ea2, eb2)
+    assert sorted(ea1) == list(range(64))
+    assert not np.array_equal(ea1, np.arange(64))
+    assert not np.array_equal(ea1, ea2)  # a new order every epoch
+    c = order(dist.make_dataset(x, y, 8, None, shuffle=True, seed=4))
+    assert not np.array_equal(ea1, c)
+
+
+def test_synchronized_batch_norm_only_with_several_replicas():
+    import keras
+
+    from amu_tf.models.zoo import build_model
+
+    model = build_model("amu:tiny")
+    bns = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+           if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns, "amu:tiny has a BatchNormalization in its head"
+    with dist.synchronized_batch_norm(model, None):
+        assert not any(b.synchronized for b in bns)
+    with dist.synchronized_batch_norm(model, _FakeStrategy(2)):
+        assert all(b.synchronized for b in bns)
+    assert not any(b.synchronized for b in bns)
+    assert not any(b.get_config()["synchronized"] for b in bns)
+
+
+def test_backup_callback_is_backup_and_restore(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    cb = dist.backup_callback(tmp_path / "bk")
+    assert isinstance(cb, keras.callbacks.BackupAndRestore)
+    assert Path(cb.backup_dir) == tmp_path / "bk"
+    monkeypatch.setenv("TF_CONFIG", _tf_config([1, 2], 1))
+    assert Path(dist.backup_callback(tmp_path / "bk").backup_dir) == tmp_path / "bk" / "worker-1"
+
+
+def test_strategy_option_and_zoo_classifier_accept_the_names():
+    import click
+    import tensorflow as tf
+    from click.testing import CliRunner
+
+    from amu_tf.training.zoo_classifier import resolve_strategy
+
+    @click.command()
+    @dist.strategy_option
+    def cmd(strategy):
+        click.echo(f"strategy={strategy}")
+
+    runner = CliRunner()
+    assert runner.invoke(cmd, []).output.strip() == "strategy=auto"
+    for name in ("default", "mirrored", "multiworker"):
+        assert runner.invoke(cmd, ["--strategy", name]).output.strip() == f"strategy={name}"
+    bad = runner.invoke(cmd, ["--strategy", "tpu"])
+    assert bad.exit_code == 2 and "tpu" in bad.output
+    help_text = runner.invoke(cmd, ["--help"]).output
+    assert "--strategy" in help_text and "multiworker" in help_text
+
+    # helper-3's ZooClassifier resolves the same names through get_strategy
+    assert resolve_strategy("auto") is tf.distribute.get_strategy()
+    assert isinstance(resolve_strategy("mirrored"), tf.distribute.MirroredStrategy)
+
+
+def test_keras_multiworker_patch_targets_exist():
+    """The Keras 3 workaround must find what it patches (it hands single-worker strategies
+    to the original code); fails loudly if a Keras upgrade moves them."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    assert dist._patch_keras_multiworker() is True
+    assert dist._patch_keras_multiworker() is True  # idempotent
+    assert getattr(tf_trainer.reduce_per_replica, "_amu_patched", False)
+    assert getattr(tf_trainer.TensorFlowTrainer._maybe_symbolic_build, "_amu_patched", False)
+
+
+# ---------------------------------------------------------------------------- multi-worker
+@pytest.mark.slow
+def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path):
+    out, debug = tmp_path / "runs" / "model", tmp_path / "debug"
+    args = ["--out", str(out), "--epochs", "2", "--steps", "3", "--batch-size", "4",
+            "--debug-dir", str(debug), "--seed", "7"]
+    codes, logs = _run_workers(tmp_path, "run", args)
+    assert codes == [0, 0], _tails(logs)
+
+    # both trained all epochs, on 2 replicas, and agree on the cross-worker aggregated logs
+    ev0, ev1 = _events(debug, "worker-0"), _events(debug, "worker-1")
+    for ev in (ev0, ev1):
+        assert ev[0]["replicas"] == 2 and ev[0]["global_batch"] == 8
+        assert ev[-1]["event"] == "done" and ev[-1]["epochs_run"] == 2
+    loss0 = [e["loss"] for e in ev0 if e["event"] == "epoch_end"]
+    loss1 = [e["loss"] for e in ev1 if e["event"] == "epoch_end"]
+    assert len(loss0) == 2 and loss0 == loss1
+    assert ev0[0]["chief"] is True and ev1[0]["chief"] is False
+
+    # identical final weights on both workers, BatchNorm moving statistics included
+    w0, w1 = _weights(debug / "worker-0.npz"), _weights(debug / "worker-1.npz")
+    assert len(w0) == len(w1) > 10
+    for a, b in zip(w0, w1):
+        np.testing.assert_array_equal(a, b)
+
+    # exactly one artifact, the chief's, at --out; the worker's temporary copy is gone
+    artifacts = sorted(p.parent for p in tmp_path.rglob("artifact.json"))
+    assert artifacts == [out]
+    meta = json.loads((out / "artifact.json").read_text())
+    assert meta["type"] == "Model" and meta["properties"]["written_by"] == "worker-0"
+    saved1 = [e for e in ev1 if e["event"] == "saved"][0]["path"]
+    assert Path(saved1) != out and not Path(saved1).exists()
+    assert not any((tmp_path / "worker_tmp").iterdir())
+    assert not (tmp_path / "runs" / "model.backup").exists()  # finished: backups removed
+
+    # the artifact holds the trained weights and loads as a Model bundle
+    from amu_tf.training.model_bundle import ModelBundle
+
+    bundle = ModelBundle.load(out)
+    saved = bundle.keras_model.get_weights()
+    assert len(saved) == len(w0)
+    for a, b in zip(saved, w0):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_backup(tmp_path):
+    out, debug, backup = tmp_path / "model", tmp_path / "debug", tmp_path / "backup"
+    base = ["--out", str(out), "--epochs", "3", "--steps", "2", "--batch-size", "4",
+            "--debug-dir", str(debug), "--backup-dir", str(backup), "--seed", "1"]
+
+    # first run: both workers die hard right after epoch 1 of 3 (index 0) is backed up
+    codes, logs = _run_workers(tmp_path, "killed", base + ["--die-after-epoch", "1"])
+    from amu_tf.training.multiworker_entry import DIE_EXIT_CODE
+
+    assert codes == [DIE_EXIT_CODE, DIE_EXIT_CODE], _tails(logs)
+    assert not out.exists()  # nothing written by a killed run
+    for task in ("worker-0", "worker-1"):
+        meta = json.loads((backup / task / "training_metadata.json").read_text())
+        assert meta["epoch"] == 1
+        assert (backup / task / "latest.weights.h5").is_file()
+
+    # restart, same command without the kill: resumes at epoch index 1, runs 1 and 2 only
+    codes, logs = _run_workers(tmp_path, "resumed", base)
+    assert codes == [0, 0], _tails(logs)
+    for task in ("worker-0", "worker-1"):
+        ev = _events(debug, task)
+        pids = list(dict.fromkeys(e["pid"] for e in ev))
+        assert len(pids) == 2  # the killed process and the restarted one
+        first = [e["epoch"] for e in ev if e["pid"] == pids[0] and e["event"] == "epoch_begin"]
+        second = [e["epoch"] for e in ev if e["pid"] == pids[1] and e["event"] == "epoch_begin"]
+        assert first == [0]
+        assert second == [1, 2]  # restarted run's first epoch index > 0
+        assert ev[-1]["event"] == "done" and ev[-1]["epochs_run"] == 2
+    summary = json.loads((out / "training_summary.json").read_text())
+    assert len(summary["history"]["loss"]) == 2
+    w0, w1 = _weights(debug / "worker-0.npz"), _weights(debug / "worker-1.npz")
+    for a, b in zip(w0, w1):
+        np.testing.assert_array_equal(a, b)
+    assert not backup.exists()  # finished: the backups are cleaned up
