@@ -1,7 +1,8 @@
 """Custom Keras layers of amu-tf (one public class per file)."""
 
 from amu_tf.layers.amu_head import AMUHead
+from amu_tf.layers.fused_self_attention import FusedSelfAttention
 from amu_tf.layers.gene_embedding import GeneEmbedding
 from amu_tf.layers.transformer_encoder import TransformerEncoder
 
-__all__ = ["AMUHead", "GeneEmbedding", "TransformerEncoder"]
+__all__ = ["AMUHead", "FusedSelfAttention", "GeneEmbedding", "TransformerEncoder"]

@@ -2,6 +2,11 @@
 
 import keras
 
+from amu_tf.layers.fused_self_attention import FusedSelfAttention
+
+#: attention implementations, by ``attention_impl`` name
+ATTENTION_IMPLS = ("keras", "fused")
+
 
 @keras.saving.register_keras_serializable(package="amu_tf")
 class TransformerEncoder(keras.layers.Layer):
@@ -31,6 +36,11 @@ class TransformerEncoder(keras.layers.Layer):
         activation: FFN activation.
         norm_first: pre-LN when True, post-LN when False.
         layer_norm_epsilon: LayerNorm epsilon (PaddlePaddle's default 1e-5).
+        attention_impl: ``"keras"`` (``keras.layers.MultiHeadAttention``, the reference) or
+            ``"fused"`` (:class:`FusedSelfAttention`: the same math and weights in fewer,
+            larger operations, several times faster for many tiny heads). Both have the
+            same weights in the same order, so a model switches implementation by
+            changing this argument and copying the weights.
     """
 
     def __init__(
@@ -45,6 +55,7 @@ class TransformerEncoder(keras.layers.Layer):
         norm_first=False,
         layer_norm_epsilon=1e-5,
         kernel_initializer="glorot_uniform",
+        attention_impl="keras",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -60,10 +71,19 @@ class TransformerEncoder(keras.layers.Layer):
         self.norm_first = bool(norm_first)
         self.layer_norm_epsilon = float(layer_norm_epsilon)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(
+                f"attention_impl must be one of {ATTENTION_IMPLS}, got {attention_impl!r}"
+            )
+        self.attention_impl = attention_impl
 
     def build(self, input_shape):
         model_dim = int(input_shape[-1])
-        self.attention = keras.layers.MultiHeadAttention(
+        attention_cls = (
+            FusedSelfAttention if self.attention_impl == "fused"
+            else keras.layers.MultiHeadAttention
+        )
+        self.attention = attention_cls(
             num_heads=self.num_heads,
             key_dim=self.key_dim,
             dropout=self.attention_dropout,
@@ -134,5 +154,6 @@ class TransformerEncoder(keras.layers.Layer):
             norm_first=self.norm_first,
             layer_norm_epsilon=self.layer_norm_epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            attention_impl=self.attention_impl,
         )
         return config

@@ -18,6 +18,10 @@ class AMUModel(ZooModel):
     ``AMUModel.from_preset("paper")`` is the model exactly as its authors coded it (see
     ``amu_presets.py``); the paper's final softmax is left out on purpose: the model emits
     logits and losses use ``from_logits=True``.
+
+    ``attention_impl`` picks the encoders' attention: ``"keras"`` (MultiHeadAttention, the
+    reference) or ``"fused"`` (same math and weights, several times faster on CPU; see the
+    README's *speed* section). Weights copy between the two with ``set_weights``.
     """
 
     presets = AMU_PRESETS
@@ -36,6 +40,7 @@ class AMUModel(ZooModel):
         use_bias=False,
         norm_first=False,
         num_classes=2,
+        attention_impl="keras",
         **kwargs,
     ):
         inputs = keras.Input(shape=(n_genes,), dtype="float32", name="expression")
@@ -47,6 +52,7 @@ class AMUModel(ZooModel):
                 intermediate_dim=intermediate_dim,
                 dropout=dropout,
                 norm_first=norm_first,
+                attention_impl=attention_impl,
                 name=f"encoder_{i}",
             )(x)
         if norm_first:  # pre-LN stacks need a final norm before the head
@@ -68,6 +74,7 @@ class AMUModel(ZooModel):
         self.use_bias = use_bias
         self.norm_first = norm_first
         self.num_classes = num_classes
+        self.attention_impl = attention_impl
 
     @property
     def gene_embeddings(self):
@@ -88,6 +95,7 @@ class AMUModel(ZooModel):
             "use_bias": self.use_bias,
             "norm_first": self.norm_first,
             "num_classes": self.num_classes,
+            "attention_impl": self.attention_impl,
             "name": self.name,
             "trainable": self.trainable,
         }

@@ -1,0 +1,143 @@
+"""The fused attention computes what keras.layers.MultiHeadAttention computes, with its weights."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from amu_tf.layers import FusedSelfAttention, TransformerEncoder
+from amu_tf.layers.tiny_head_attention import dropout_keep_mask, tiny_head_attention
+from amu_tf.models import build_model
+
+
+def _pair(norm_first, dropout=0.0, shape=(3, 12, 6), heads=3, key_dim=2):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype("float32")
+    ref = TransformerEncoder(num_heads=heads, key_dim=key_dim, intermediate_dim=10,
+                             dropout=dropout, norm_first=norm_first, attention_impl="keras")
+    fused = TransformerEncoder(num_heads=heads, key_dim=key_dim, intermediate_dim=10,
+                               dropout=dropout, norm_first=norm_first, attention_impl="fused")
+    ref.build(x.shape)
+    fused.build(x.shape)
+    # non-zero biases and LayerNorm parameters, so that every weight matters
+    ref.set_weights([rng.normal(0, 0.5, size=w.shape).astype("float32")
+                     for w in ref.get_weights()])
+    fused.set_weights(ref.get_weights())
+    return x, ref, fused
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_fused_encoder_matches_keras_reference(norm_first):
+    x, ref, fused = _pair(norm_first)
+    want = keras.ops.convert_to_numpy(ref(x, training=False))
+    got = keras.ops.convert_to_numpy(fused(x, training=False))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # training=True with every dropout rate 0 must also agree, gradients included
+    with tf.GradientTape(persistent=True) as tape:
+        y_ref = ref(x, training=True)
+        y_fused = fused(x, training=True)
+        loss_ref = tf.reduce_sum(tf.sin(y_ref))
+        loss_fused = tf.reduce_sum(tf.sin(y_fused))
+    np.testing.assert_allclose(y_fused.numpy(), y_ref.numpy(), atol=1e-5)
+    for g_ref, g_fused in zip(tape.gradient(loss_ref, ref.trainable_weights),
+                              tape.gradient(loss_fused, fused.trainable_weights)):
+        np.testing.assert_allclose(g_fused.numpy(), g_ref.numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_fused_attention_weights_have_the_reference_layout():
+    _, ref, fused = _pair(False)
+    assert [w.shape for w in fused.weights] == [w.shape for w in ref.weights]
+    assert [w.path.split("/", 1)[1] for w in fused.attention.weights] == \
+        [w.path.split("/", 1)[1] for w in ref.attention.weights]
+    assert isinstance(fused.attention, FusedSelfAttention)
+
+
+def test_tiny_head_gradient_with_dropout_matches_autodiff():
+    """The hand-written gradient against TensorFlow's, with the very same dropout mask."""
+    rng = np.random.default_rng(3)
+    q, k, v = (tf.constant(rng.normal(size=(2, 3, 9, 2)).astype("float32")) for _ in range(3))
+    seed = tf.constant([5, 7], tf.int32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([q, k, v])
+        got = tiny_head_attention(q, k, v, rate=0.3, seed=seed)
+        p = tf.nn.softmax(tf.matmul(q, k, transpose_b=True))
+        keep, keep_prob = dropout_keep_mask(p, 0.3, seed)
+        want = tf.matmul(tf.where(keep, p, 0.0) / keep_prob, v)
+        weights = tf.constant(rng.normal(size=got.shape).astype("float32"))
+        l_got, l_want = tf.reduce_sum(got * weights), tf.reduce_sum(want * weights)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
+    for a, b in zip(tape.gradient(l_got, [q, k, v]), tape.gradient(l_want, [q, k, v])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_dropout_mask_rate_and_independence():
+    x = tf.zeros((40, 10, 160, 160))
+    keep, keep_prob = dropout_keep_mask(x, 0.1, tf.constant([1, 2], tf.int32))
+    assert abs(keep_prob - 0.9) < 1e-5
+    frac = keep.numpy().mean()
+    assert abs(frac - 0.9) < 0.002  # 10 million draws: sd 1e-4
+    # the two 16-bit halves of one 32-bit draw are not the same mask
+    k = keep.numpy()
+    assert (k[..., :80] != k[..., 80:]).mean() > 0.15
+    other, _ = dropout_keep_mask(x, 0.1, tf.constant([1, 3], tf.int32))
+    assert (other.numpy() != k).mean() > 0.15
+
+
+def test_fused_attention_dropout_applies_only_in_training():
+    x, _, fused = _pair(False, dropout=0.5)
+    a = keras.ops.convert_to_numpy(fused(x, training=False))
+    b = keras.ops.convert_to_numpy(fused(x, training=False))
+    c = keras.ops.convert_to_numpy(fused(x, training=True))
+    d = keras.ops.convert_to_numpy(fused(x, training=True))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    assert not np.allclose(c, d)  # a fresh mask each call
+
+
+def test_attention_only_dropout_is_unbiased():
+    """With dropout on the attention weights only, the training output averages to the
+    inference output (the mask is rescaled by the exact keep probability)."""
+    layer = FusedSelfAttention(num_heads=2, key_dim=2, dropout=0.25, seed=1)
+    x = np.random.default_rng(4).normal(size=(2, 8, 4)).astype("float32")
+    want = keras.ops.convert_to_numpy(layer(x, training=False))
+    runs = np.stack([keras.ops.convert_to_numpy(layer(x, training=True)) for _ in range(400)])
+    assert np.abs(runs.mean(0) - want).max() < 0.1 * np.abs(runs - want).max()
+
+
+def test_fused_config_round_trip():
+    layer = FusedSelfAttention(num_heads=3, key_dim=2, dropout=0.2, seed=4, name="att")
+    config = layer.get_config()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is FusedSelfAttention and restored.get_config() == config
+    encoder = TransformerEncoder(num_heads=2, key_dim=2, intermediate_dim=4,
+                                 attention_impl="fused")
+    assert TransformerEncoder.from_config(encoder.get_config()).attention_impl == "fused"
+    with pytest.raises(ValueError, match="attention_impl"):
+        TransformerEncoder(num_heads=2, key_dim=2, intermediate_dim=4, attention_impl="flash")
+
+
+@pytest.mark.parametrize("family", ["amu:tiny", "amu-ft:small"])
+def test_model_save_load_and_switch_implementation(tmp_path, family):
+    keras.utils.set_random_seed(0)
+    ref = build_model(family, attention_impl="keras")
+    fused = build_model(family, attention_impl="fused")
+    fused.set_weights(ref.get_weights())
+    x = np.random.default_rng(5).normal(size=(4, 160)).astype("float32")
+    want = ref.predict(x, verbose=0)
+    np.testing.assert_allclose(fused.predict(x, verbose=0), want, atol=1e-5)
+
+    path = tmp_path / "fused.keras"
+    fused.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.get_config()["attention_impl"] == "fused"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), want, atol=1e-5)
+    # a file saved with one implementation loads into the other
+    ref.save(tmp_path / "ref.keras")
+    switched = build_model(family, attention_impl="fused")
+    switched.load_weights(tmp_path / "ref.keras")
+    np.testing.assert_allclose(switched.predict(x, verbose=0), want, atol=1e-5)
+    # and the other way round
+    fused.save(tmp_path / "fused2.keras")
+    back = build_model(family, attention_impl="keras")
+    back.load_weights(tmp_path / "fused2.keras")
+    np.testing.assert_allclose(back.predict(x, verbose=0), want, atol=1e-5)
