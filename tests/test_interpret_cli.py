@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from amu_tf.artifacts import Artifact, ArtifactWriter
 
 
+pytestmark = pytest.mark.slow  # trains three small models (~30-60 s)
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory):
     import joblib

@@ -8,6 +8,8 @@ import pytest
 
 from components.interpret import interpret_models, select_rows
 
+pytestmark = pytest.mark.slow  # trains three small models (~30-60 s)
+
 TRAIN = ["SYN_COUNTS", "SYN_TPM_B"]
 
 
