@@ -295,6 +295,19 @@ def test_strategy_option_and_zoo_classifier_accept_the_names():
     assert isinstance(resolve_strategy("mirrored"), tf.distribute.MirroredStrategy)
 
 
+def test_zoo_classifier_trains_under_the_auto_strategy():
+    """``ZooClassifier(strategy="auto")`` goes through ``get_strategy`` and fits on CPU."""
+    from amu_tf.training.multiworker_entry import make_data
+    from amu_tf.training.zoo_classifier import ZooClassifier
+
+    x, y = make_data(40, seed=0)
+    est = ZooClassifier(model="amu:tiny", strategy="auto", epochs=2, batch_size=8,
+                        validation_fraction=0, seed=0).fit(x, y)
+    assert est.epochs_run_ == 2
+    p = est.predict_proba(x)[:, 1]
+    assert p.shape == (40,) and np.all((p >= 0) & (p <= 1))
+
+
 def test_keras_multiworker_patch_targets_exist():
     """The Keras 3 workaround must find what it patches (it hands single-worker strategies
     to the original code); fails loudly if a Keras upgrade moves them."""
