@@ -200,3 +200,61 @@ def test_missing_gene_policy(table):
         t.transform(inf)
     with pytest.raises(InputDataError, match="lacks 1 panel gene"):
         t.transform(test.drop(columns=[GENES[5]]))
+
+
+def test_run_transform_artifact_and_cli(tmp_path, table):
+    from click.testing import CliRunner
+
+    from amu_tf.artifacts import Artifact
+    from amu_tf.data.cohort_table import write_table
+    from components.transform import run_transform
+    from pipelines.cli import amu
+
+    test = table.copy()
+    test.loc[15, GENES[7]] = np.nan
+    write_table(test, tmp_path / "t.csv")
+    train_ids = test["sample"].iloc[:12].tolist()
+    art = run_transform(tmp_path / "t.csv", tmp_path / "tf", "reference_z", train_samples=train_ids)
+    art = Artifact.load(art.uri, expected_type="TransformGraph")
+    assert art.inputs and art.inputs[0]["content_hash"]
+    p = art.properties
+    assert p["n_fit_rows"] == 12 and p["fit_cohorts"] == ["C0"] and not p["fit_on_all_rows"]
+    assert p["table_imputation"]["per_gene"] == {GENES[7]: 1}
+    assert (art.path / "fit_samples.txt").read_text().split() == train_ids
+    from amu_tf.data.cohort_table import read_table
+
+    test = read_table(tmp_path / "t.csv")  # as written (6 significant digits)
+    loaded = load_transform(art.uri)
+    expected = get_transform("reference_z").fit(test.iloc[:12]).transform(test)
+    np.testing.assert_array_equal(loaded.transform(test), expected)
+    written = pd.read_csv(art.path / "transformed.csv.gz")
+    np.testing.assert_allclose(written[GENES].to_numpy(), expected, rtol=1e-6, atol=1e-6)
+
+    r = CliRunner().invoke(amu, ["transform", str(tmp_path / "t.csv"), "-t", "paper", "--out",
+                                 str(tmp_path / "p"), "--train-cohort", "C1", "--param",
+                                 "standardize=true"])
+    assert r.exit_code == 0, r.output
+    assert "paper (per sample): fitted on 10 rows of C1" in r.output
+    assert load_transform(tmp_path / "p").standardize is True
+    r = CliRunner().invoke(amu, ["transform", str(tmp_path / "t.csv"), "--out",
+                                 str(tmp_path / "x"), "--train-cohort", "NOPE"])
+    assert r.exit_code == 2 and "not in the table" in r.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_synthetic_cohort_missing_gene_imputed_and_reported():
+    from amu_tf.data.synthetic import make_synthetic_table
+
+    df, _ = make_synthetic_table(seed=0)
+    missing = [g for g in GENES if df.loc[df["cohort"] == "SYN_TPM_A", g].isna().all()]
+    assert len(missing) == 1
+    train = df[df["cohort"] != "SYN_TPM_A"]
+    test = df[df["cohort"] == "SYN_TPM_A"]
+    for name in TRANSFORMS:
+        t = get_transform(name).fit(train)
+        out = t.transform(test)
+        assert np.isfinite(out).all()
+        assert t.imputation_report()["per_gene"] == {missing[0]: len(test)}
+    # cohort_z: a gene imputed for a whole new cohort carries no batch offset (0)
+    z = get_transform("cohort_z").fit(train).transform(test)
+    assert np.all(z[:, GENES.index(missing[0])] == 0)
