@@ -85,3 +85,29 @@ def test_amu_interpret_user_errors_exit_2(artifacts, tmp_path):
                                    str(root / "cohort"), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "expected 'Model'" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_run_interpret_on_models_from_run_train(tmp_path):
+    """The real Model artifacts (transform inside) written by components/train.py."""
+    from amu_tf.data.cohort_table import TABLE_FILE, write_table
+    from amu_tf.data.synthetic import make_synthetic_table
+    from components.interpret import run_interpret
+    from components.train import run_train
+
+    table, truth = make_synthetic_table(seed=0, signal=True, n_per_cohort=[60, 40, 60])
+    with ArtifactWriter(tmp_path / "cohort", "CohortTable") as w:
+        write_table(table, w.path / TABLE_FILE)
+    train = ["SYN_COUNTS", "SYN_TPM_B"]
+    run_train(tmp_path / "cohort", tmp_path / "xgb", model="xgboost", transform="cohort_z",
+              train_cohorts=train, inner_cv=2)
+    run_train(tmp_path / "cohort", tmp_path / "amu", model="amu:tiny", transform="cohort_z",
+              train_cohorts=train, epochs=3)
+    art = run_interpret([tmp_path / "xgb", tmp_path / "amu"], tmp_path / "cohort",
+                        tmp_path / "interp", n_explain=30, n_perm=20, quiet=True)
+    assert art.properties["explainers"] == {"xgboost": "TreeExplainer",
+                                            "amu:tiny": "GradientExplainer (expected gradients)"}
+    s = json.loads((art.path / "summary.json").read_text())
+    assert "SYN_TPM_A" in s["rows"]["note"]
+    resp = set(truth["response_module"])
+    assert len(resp & set(s["models"]["xgboost"]["top_genes"])) >= 5
+    assert set(art.properties["skipped"]) == {"network", "enrichment"}
