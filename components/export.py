@@ -146,6 +146,7 @@ def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_n
         "transform": {
             "name": tname,
             "per_sample": bool(getattr(transform, "per_sample", False)) if transform else None,
+            "params": (transform.get_params() if hasattr(transform, "get_params") else None),
             "in_graph": bool(in_graph),
             "imputes_in_graph": bool(imputes),
             "python_side": None if (in_graph or not tname) else f"assets/{TRANSFORM_ASSET}/",

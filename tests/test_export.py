@@ -284,3 +284,97 @@ def test_export_cli_prints_version_path(tmp_path):
     r = CliRunner().invoke(amu, ["export", "--model", str(tmp_path / "nope"),
                                  "--base-dir", str(base)])
     assert r.exit_code == 2 and "Error:" in r.output
+
+
+# with the real train component, transforms and ModelBundle ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def synthetic_table():
+    from amu_tf.data.synthetic import make_synthetic_table
+
+    table, _ = make_synthetic_table(seed=0, n_per_cohort=16)
+    return table
+
+
+@pytest.mark.parametrize("transform", ["paper", "reference_z"])
+def test_trained_per_sample_transform_in_graph_fresh_process(tmp_path, synthetic_table,
+                                                             transform):
+    """run_train -> run_export: the signature takes raw log2 expression (NaN = missing gene)
+    and equals ModelBundle.predict_proba (Keras model + NumPy transform) to 1e-5, in a process
+    that never imports amu_tf."""
+    from amu_tf.training.model_bundle import ModelBundle
+    from components.export import run_export
+    from components.train import run_train
+
+    cohorts = sorted(synthetic_table["cohort"].unique())
+    train = synthetic_table[synthetic_table["cohort"] != cohorts[-1]]
+    test = synthetic_table[synthetic_table["cohort"] == cohorts[-1]].reset_index(drop=True)
+    test.loc[[0, 3], panel_symbols()[:7]] = np.nan  # missing cells, imputed in the graph
+    run_train(train, tmp_path / "train", model="amu:tiny", transform=transform, epochs=2,
+              verbose=0)
+    art = run_export(tmp_path / "train", base_dir=tmp_path / "sm")
+    path = Path(art.properties["path"])
+    meta = read_metadata(path)
+    assert meta["transform"] == {**meta["transform"], "name": transform, "in_graph": True,
+                                 "imputes_in_graph": True, "per_sample": True}
+    assert meta["training_cohorts"] == cohorts[:-1]
+    assert "log2" in meta["expected_input_scale"]
+    assert not (path / "assets" / "transform").exists()  # nothing left for Python to do
+
+    bundle = ModelBundle.load(tmp_path / "train")
+    expect = bundle.predict_proba(test)[:, 1]
+    assert meta["threshold"] == pytest.approx(bundle.threshold)
+    np.save(tmp_path / "x.npy", test[gene_columns()].to_numpy("float32"))
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        sig = tf.saved_model.load({str(path)!r}).signatures["serving_default"]
+        x = np.load({str(tmp_path / 'x.npy')!r})
+        np.save({str(tmp_path / 'batch.npy')!r}, sig(expression=tf.constant(x))["probability"].numpy())
+        np.save({str(tmp_path / 'one.npy')!r}, sig(expression=tf.constant(x[3:4]))["probability"].numpy())
+        print("AMU_LOADED", any(m.startswith("amu_tf") for m in sys.modules))
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "AMU_LOADED False" in res.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "batch.npy"), expect, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "one.npy"), expect[3:4], atol=1e-5)
+
+
+def test_trained_cohort_z_is_applied_by_amu_predict(tmp_path, synthetic_table):
+    """cohort_z needs a cohort: not in the graph, metadata says 'cohort-standardised', the
+    fitted transform travels in assets/ and amu predict applies it (training cohort: frozen
+    statistics; new cohort: its own) to match ModelBundle.predict_proba."""
+    from click.testing import CliRunner
+
+    from amu_tf.training.model_bundle import ModelBundle
+    from components.export import run_export
+    from components.train import run_train
+    from pipelines.cli import amu
+
+    cohorts = sorted(synthetic_table["cohort"].unique())
+    train = synthetic_table[synthetic_table["cohort"] != cohorts[-1]]
+    run_train(train, tmp_path / "train", model="amu:tiny", transform="cohort_z", epochs=2,
+              verbose=0)
+    art = run_export(tmp_path / "train", base_dir=tmp_path / "sm", name="z")
+    path = Path(art.properties["path"])
+    meta = read_metadata(path)
+    assert meta["transform"]["name"] == "cohort_z" and meta["transform"]["in_graph"] is False
+    assert meta["expected_input_scale"].startswith("cohort-standardised")
+    assert (path / "assets" / "transform" / "transform.json").is_file()
+
+    table = pd.concat([synthetic_table[synthetic_table["cohort"] == cohorts[0]].head(6),
+                       synthetic_table[synthetic_table["cohort"] == cohorts[-1]]],
+                      ignore_index=True)
+    table.to_csv(tmp_path / "in.csv", index=False)
+    r = CliRunner().invoke(amu, ["predict", "--model", str(tmp_path / "sm" / "z"), "--input",
+                                 str(tmp_path / "in.csv"), "--out", str(tmp_path / "p.csv")])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(tmp_path / "p.csv", dtype={"sample": str})
+    bundle = ModelBundle.load(tmp_path / "train")
+    np.testing.assert_allclose(got["probability"], bundle.predict_proba(table)[:, 1], atol=1e-5)
+    np.testing.assert_array_equal(got["predicted_class"], bundle.predict(table))
+    # the raw signature must not be fed raw log2 values for this model: its scale differs
+    raw = ExportedModel.load(path).predict_array(table[gene_columns()].to_numpy("float32"))
+    assert not np.allclose(raw["probability"], got["probability"], atol=1e-3)

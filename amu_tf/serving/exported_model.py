@@ -156,6 +156,14 @@ class ExportedModel:
                     f"{allowed} = {MAX_MISSING_FRACTION:.0%} can be imputed), e.g. "
                     f"{', '.join(missing[:5])}"
                 )
+        per_row = genes.isna().sum(axis=1).to_numpy()
+        if (per_row > allowed).any():
+            r = int(np.argmax(per_row > allowed))
+            raise InputDataError(
+                f"{int((per_row > allowed).sum())} sample(s) miss more than {allowed} = "
+                f"{MAX_MISSING_FRACTION:.0%} of the {self.n_genes} panel genes (row {r} misses "
+                f"{int(per_row[r])}); refusing to impute that much"
+            )
         if "sample" in df.columns:
             samples = df["sample"].astype(str)
         else:
