@@ -63,7 +63,7 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                  paper_repeats: int = 1, n_boot: int = 1000, estimator_params=None,
                  train_cohorts=None, test_cohorts=None, audit: dict | None = None,
                  input_artifacts=(), data_note: str | None = None, progress: bool = True,
-                 extra_sections=None):
+                 extra_sections=None, paper_duplicate: bool = True):
     """Run every protocol for every model and write a ModelEvaluation artifact.
 
     ``audit`` is a dict for the report (``has_leak``, ``allowed``, ``summary``, ``uri``);
@@ -82,7 +82,8 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
             df, proto, models, transform=transform, seed=seed, n_splits=n_splits,
             n_repeats=paper_repeats if proto == "paper" else n_repeats,
             train_cohorts=train_cohorts, test_cohorts=test_cohorts, n_boot=n_boot,
-            estimator_params=estimator_params, progress=progress))
+            estimator_params=estimator_params, progress=progress,
+            paper_duplicate=paper_duplicate))
     all_metrics = pd.concat([r.metrics for r in results], ignore_index=True)
     blessing = bless(all_metrics)
     transform_name = transform if isinstance(transform, str) or transform is None \
@@ -121,6 +122,59 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
             leaky_protocols=[r.label for r in results if r.leaky],
         )
     return w.artifact, results, blessing
+
+
+def load_paper_table(path) -> tuple[pd.DataFrame, str]:
+    """The paper authors' training table (``four.csv``: constituent ratios; or
+    ``logfourupsample.csv``: -ln(ratio), zeros left at 0, responders duplicated) as a cohort
+    table, plus a note for the report.
+
+    Values are mapped back to ratios (-ln undone; a 0 in the log file is a zero ratio) and
+    then, per sample and with nothing fitted, to ``log2(1e6 x ratio + 1)`` (a log2
+    "per-million of the panel" scale), so the usual transforms apply. Rows are samples of
+    one cohort ``paper_table``; exact duplicate rows share a patient id, so the honest
+    ``cv`` keeps copies together while the LEAKY ``paper`` protocol does not.
+    """
+    import numpy as np
+
+    from amu_tf.data.cohort_table import META_COLUMNS, gene_columns
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"paper table {path} does not exist")
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputDataError(f"cannot read {path}: {exc}") from None
+    genes = gene_columns()
+    missing = [g for g in genes if g not in raw.columns]
+    if missing or "response" not in raw.columns:
+        raise InputDataError(f"{path} is not the paper's table: it needs the 160 panel gene "
+                             f"columns and 'response' (missing: {(missing + ['response'])[:3]})")
+    x = raw[genes].to_numpy(dtype=float)
+    if not np.isfinite(x).all():
+        raise InputDataError(f"{path} holds NaN/inf values")
+    is_log = (x > 1).any()  # -ln(ratio) values; ratios are all <= 1
+    ratio = np.where(x == 0, 0.0, np.exp(-x)) if is_log else x
+    values = np.log2(1e6 * ratio + 1)
+    key = pd.Series([r.tobytes() for r in np.round(x, 12)]).factorize()[0]
+    n_dup = int(len(key) - len(np.unique(key)))
+    df = pd.DataFrame(values, columns=genes)
+    meta = {c: "" for c in META_COLUMNS}
+    meta.update(sample=[f"row{i:04d}" for i in range(len(df))],
+                patient=[f"rowgroup{k:04d}" for k in key], cohort="paper_table",
+                response=raw["response"].astype(float).to_numpy(), timepoint="", treatment="")
+    for c in ("os_time", "os_event", "pfs_time", "pfs_event"):
+        meta[c] = np.nan
+    table = pd.concat([pd.DataFrame(meta, index=df.index)[META_COLUMNS], df], axis=1)
+    note = (f"The paper authors' own training table `{path.name}` ({len(df)} rows, "
+            f"{int((table['response'] == 1).sum())} responder rows"
+            + (f", {n_dup} of them exact duplicates: the authors upsampled before any split"
+               if n_dup else "") + "). Values: "
+            + ("-ln(ratio) undone, " if is_log else "")
+            + "constituent ratios mapped per sample to log2(1e6 x ratio + 1); nothing fitted. "
+            "Beware: this table carries the label in its row sums (see the audit).")
+    return table, note
 
 
 def format_results(results, blessing=None) -> str:

@@ -152,7 +152,7 @@ def _normalise_models(models) -> dict:
 
 
 def make_folds(labeled: pd.DataFrame, protocol: str, *, n_splits=5, n_repeats=1, seed=0,
-               test_size=0.2, train_cohorts=None, test_cohorts=None):
+               test_size=0.2, train_cohorts=None, test_cohorts=None, paper_duplicate=True):
     y = labeled["response"].to_numpy(dtype=float)
     if protocol == "cv":
         return splitters.grouped_cv_splits(y, _patients(labeled), n_splits, n_repeats, seed)
@@ -162,7 +162,7 @@ def make_folds(labeled: pd.DataFrame, protocol: str, *, n_splits=5, n_repeats=1,
         return splitters.external_splits(labeled["cohort"].astype(str).to_numpy(),
                                          train_cohorts, test_cohorts)
     if protocol == "paper":
-        return splitters.paper_splits(y, test_size, n_repeats, seed)
+        return splitters.paper_splits(y, test_size, n_repeats, seed, duplicate=paper_duplicate)
     raise InputDataError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
 
 
@@ -187,7 +187,8 @@ def _check_cohorts(table: pd.DataFrame, protocol: str, train_cohorts, test_cohor
 def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohort_z",
                  seed: int = 0, n_splits: int = 5, n_repeats: int = 1, test_size: float = 0.2,
                  train_cohorts=None, test_cohorts=None, n_boot: int = 1000,
-                 estimator_params: dict | None = None, progress: bool = True) -> ProtocolResult:
+                 estimator_params: dict | None = None, progress: bool = True,
+                 paper_duplicate: bool = True) -> ProtocolResult:
     """Run ``protocol`` for every model in ``models`` on the labeled rows of ``table``.
 
     Args:
@@ -198,6 +199,8 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
             or a factory; a fresh copy is fitted on each split's training rows.
         estimator_params: ``{label: {param: value}}`` for named estimators (e.g. epochs).
         n_boot: bootstrap resamples for the CIs (0: no CIs).
+        paper_duplicate: ``paper`` only; False when the table's responders are duplicated
+            already (the split is then random on the rows as they are, still LEAKY).
     """
     if protocol not in PROTOCOLS:
         raise InputDataError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
@@ -216,7 +219,7 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
         raise InputDataError("the labeled samples are all of one class; nothing to evaluate")
     folds = make_folds(labeled, protocol, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
                        test_size=test_size, train_cohorts=train_cohorts,
-                       test_cohorts=test_cohorts)
+                       test_cohorts=test_cohorts, paper_duplicate=paper_duplicate)
     y_all = labeled["response"].to_numpy().astype(int)
     patients = _patients(labeled)
 
@@ -292,10 +295,13 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
     notes = []
     if n_unlabeled:
         notes.append(f"{n_unlabeled} unlabeled sample(s) left out of training and metrics")
-    if protocol == "paper":
+    if protocol == "paper" and paper_duplicate:
         n_dup = int((y_all == 1).sum())
         notes.append(f"LEAKY: {n_dup} responder rows were duplicated before splitting; test "
                      "rows include copies of training rows")
+    elif protocol == "paper":
+        notes.append("LEAKY: the table's responders were already duplicated by its authors; "
+                     "split at random as it is, so copies sit on both sides")
     return ProtocolResult(protocol, is_leaky(protocol), desc, list(models), preds, metrics,
                           per_cohort, fold_info, notes)
 

@@ -117,15 +117,20 @@ def external_splits(cohorts, train_cohorts, test_cohorts=None) -> list[Fold]:
             for k, c in enumerate(test_cohorts)]
 
 
-def paper_splits(y, test_size: float = 0.2, n_repeats: int = 1, seed: int = 0) -> list[Fold]:
+def paper_splits(y, test_size: float = 0.2, n_repeats: int = 1, seed: int = 0,
+                 duplicate: bool = True) -> list[Fold]:
     """LEAKY. The paper's protocol: duplicate every responder row, then split the enlarged
     row set at random (``test_size``), stratified by label.
 
     ``train``/``test`` hold positions into the original rows with repeats; a duplicated
-    responder can land on both sides (that is the leak).
+    responder can land on both sides (that is the leak). ``duplicate=False`` only splits at
+    random, for a table whose authors already duplicated the responders
+    (``logfourupsample.csv``).
     """
     y = _y01(y)
-    augmented = np.concatenate([np.arange(len(y)), np.flatnonzero(y == 1)])
+    augmented = np.arange(len(y))
+    if duplicate:
+        augmented = np.concatenate([augmented, np.flatnonzero(y == 1)])
     folds = []
     for r in range(n_repeats):
         tr, te = train_test_split(augmented, test_size=test_size, random_state=seed + r,
