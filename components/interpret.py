@@ -283,7 +283,7 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
     else:
         try:
             edges = net.read_string_network(string, mapping=string_mapping,
-                                            min_score=min_string_score)
+                                            min_score=min_string_score, keep=genes)
             if network_similarity not in ("cosine", "abs_cosine"):
                 raise InputDataError(f"network similarity {network_similarity!r}: use cosine "
                                      "or abs_cosine")
@@ -419,6 +419,18 @@ def interpretation_markdown(summary: dict, out: Path, prefix="") -> str:
     if summary["skipped"]:
         L += ["### Skipped", ""] + [f"- {p}: {m}" for p, m in summary["skipped"].items()] + [""]
     return "\n".join(L)
+
+
+def report_section(interpretation_uri, relative_to=None) -> str:
+    """The interpretation section of a report, read from a finished Interpretation artifact;
+    figure links are made relative to ``relative_to`` (the report's folder) when given."""
+    out = Path(interpretation_uri)
+    Artifact.load(out, expected_type="Interpretation")
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    prefix = ""
+    if relative_to is not None:
+        prefix = Path(os.path.relpath(out, relative_to)).as_posix().rstrip("/") + "/"
+    return interpretation_markdown(summary, out, prefix=prefix)
 
 
 def run_interpret(model_uris, table_uri, output_uri, *, string=None, string_mapping=None,

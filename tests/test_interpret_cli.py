@@ -72,6 +72,14 @@ def test_amu_interpret_writes_an_interpretation_artifact(artifacts):
     assert "survival" in summary and (art.path / "survival" / "cox.csv").is_file()
     assert (art.path / "embedding" / "amu_tiny" / "tsne.png").is_file()
     assert (art.path / "interpretation.md").read_text().startswith("## Interpretation")
+    from components.interpret import report_section
+
+    report_dir = root / "report"
+    report_dir.mkdir()
+    md = report_section(art.path, relative_to=report_dir)
+    links = [l.split("](")[1].split(")")[0] for l in md.splitlines() if l.startswith("![")]
+    assert links and all(l.startswith("../interp/") for l in links)
+    assert all((report_dir / l).is_file() for l in links)
 
 
 def test_amu_interpret_user_errors_exit_2(artifacts, tmp_path):

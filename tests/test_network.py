@@ -115,3 +115,17 @@ def test_string_web_export_and_api_formats(tmp_path):
                    "9606.ENSP2\t9606.ENSP1\tGZMB\tCD8A\t9606\t0.75\n")
     e = read_string_network(api, min_score=700)
     assert e[["gene1", "gene2"]].values.tolist() == [["CD8A", "GZMB"]]
+
+
+def test_chunked_reading_with_keep_matches_full_read(tmp_path):
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(30)]
+    rows = [(genes[i], genes[j], int(s)) for i, j, s in
+            zip(rng.integers(0, 30, 500), rng.integers(0, 30, 500), rng.integers(150, 1000, 500))]
+    f = _write(tmp_path / "big.txt", rows)
+    full = read_string_network(f, min_score=400)
+    keep = genes[:20]
+    part = read_string_network(f, min_score=400, keep=keep, chunksize=37)
+    expect = full[full["gene1"].isin(keep) & full["gene2"].isin(keep)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(part, expect)
+    assert len(part) > 0 and (full["score"] >= 400).all()

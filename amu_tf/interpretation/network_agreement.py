@@ -36,41 +36,56 @@ def read_mapping(path) -> dict:
     return dict(zip(df.iloc[:, 0], df.iloc[:, 1]))
 
 
-def read_string_network(path, mapping=None, min_score=0) -> pd.DataFrame:
+def read_string_network(path, mapping=None, min_score=0, keep=None,
+                        chunksize=1_000_000) -> pd.DataFrame:
     """Read a STRING-format edge list into ``gene1, gene2, score`` (undirected, deduplicated,
-    self-loops dropped, edges with ``combined_score < min_score`` dropped)."""
+    self-loops dropped, edges with ``combined_score < min_score`` dropped).
+
+    ``keep`` (e.g. the panel's symbols) drops edges not joining two kept genes while reading,
+    in chunks, so STRING's genome-wide file (~13 million lines) needs little memory.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputDataError(f"network file {path} not found")
     try:
-        df = pd.read_csv(path, sep=r"\s+", dtype=str)
+        header = pd.read_csv(path, sep=r"\s+", nrows=0).columns
     except pd.errors.EmptyDataError:
         raise InputDataError(f"network file {path} is empty") from None
     # STRING's web export ("#node1 node2 ... combined_score") and API TSV
     # ("preferredName_A preferredName_B ... score", scores 0-1) name the columns differently
-    df.columns = [c.lstrip("#") for c in df.columns]
     alias = {"node1": "protein1", "node2": "protein2", "preferredName_A": "protein1",
              "preferredName_B": "protein2", "score": "combined_score"}
-    if "protein1" not in df.columns:
-        df = df.rename(columns={k: v for k, v in alias.items() if k in df.columns})
-    need = {"protein1", "protein2"}
-    if not need <= set(df.columns):
-        raise InputDataError(
-            f"{path}: expected STRING columns 'protein1 protein2 combined_score', got {list(df.columns)[:5]}")
-    score = pd.to_numeric(df["combined_score"], errors="coerce") if "combined_score" in df \
-        else pd.Series(1000.0, index=df.index)
-    if len(score) and score.max() <= 1.0:  # 0-1 scores (web export, API): STRING's 0-1000
-        score = score * 1000.0
-    a, b = df["protein1"], df["protein2"]
+    names = {c: c.lstrip("#") for c in header}
+    if "protein1" not in names.values():
+        names = {c: alias.get(n, n) for c, n in names.items()}
+    if not {"protein1", "protein2"} <= set(names.values()):
+        raise InputDataError(f"{path}: expected STRING columns 'protein1 protein2 "
+                             f"combined_score', got {list(header)[:5]}")
+    use = [c for c, n in names.items() if n in ("protein1", "protein2", "combined_score")]
+    m = None
     if mapping is not None:
         m = read_mapping(mapping) if not isinstance(mapping, dict) else mapping
-        a, b = a.map(m), b.map(m)
-    out = pd.DataFrame({"gene1": a, "gene2": b, "score": score})
-    out = out.dropna()
+    keep = set(keep) if keep is not None else None
+    parts = []
+    for df in pd.read_csv(path, sep=r"\s+", dtype=str, usecols=use, chunksize=chunksize):
+        df = df.rename(columns=names)
+        a, b = df["protein1"], df["protein2"]
+        if m is not None:
+            a, b = a.map(m), b.map(m)
+        score = pd.to_numeric(df["combined_score"], errors="coerce") if "combined_score" in df \
+            else pd.Series(1000.0, index=df.index)
+        part = pd.DataFrame({"gene1": a, "gene2": b, "score": score}).dropna()
+        if keep is not None:
+            part = part[part["gene1"].isin(keep) & part["gene2"].isin(keep)]
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True) if parts else \
+        pd.DataFrame(columns=["gene1", "gene2", "score"])
+    if len(out) and out["score"].max() <= 1.0:  # 0-1 scores (web export, API): STRING's 0-1000
+        out["score"] = out["score"] * 1000.0
     out = out[(out["gene1"] != out["gene2"]) & (out["score"] >= min_score)]
     lo = np.minimum(out["gene1"], out["gene2"])
     hi = np.maximum(out["gene1"], out["gene2"])
-    out = pd.DataFrame({"gene1": lo, "gene2": hi, "score": out["score"]})
+    out = pd.DataFrame({"gene1": lo, "gene2": hi, "score": out["score"].astype(float)})
     return out.groupby(["gene1", "gene2"], as_index=False)["score"].max()
 
 
