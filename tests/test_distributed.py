@@ -20,6 +20,7 @@ import pytest
 
 from amu_tf.errors import SpecError
 from amu_tf.training import distribute as dist
+from amu_tf.training.multiworker_entry import DIE_EXIT_CODE
 
 WORKER_TIMEOUT_S = 150  # per launch of both workers (a run takes ~15-40 s on 2 busy cores)
 
@@ -52,9 +53,7 @@ def _free_ports(n):
             s.close()
 
 
-def _run_workers(tmp_path, tag, args, n=2, timeout=WORKER_TIMEOUT_S):
-    """Start ``n`` workers of the entry point, wait for all, kill stragglers; return the
-    exit codes and the log files."""
+def _launch(tmp_path, tag, args, n, timeout):
     ports = _free_ports(n)
     tmpdir = tmp_path / "worker_tmp"
     tmpdir.mkdir(exist_ok=True)
@@ -73,18 +72,30 @@ def _run_workers(tmp_path, tag, args, n=2, timeout=WORKER_TIMEOUT_S):
                     cwd=Path(__file__).resolve().parents[1],
                 ))
         deadline = time.monotonic() + timeout
-        codes = []
-        for p in procs:
-            try:
-                codes.append(p.wait(timeout=max(1.0, deadline - time.monotonic())))
-            except subprocess.TimeoutExpired:
-                codes.append(None)
-        return codes, logs
+        while time.monotonic() < deadline:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes):
+                break
+            # a worker that crashed leaves the others waiting in a collective: stop early
+            if any(c not in (None, 0, DIE_EXIT_CODE) for c in codes):
+                break
+            time.sleep(0.5)
+        return [p.poll() for p in procs], logs
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=30)
+
+
+def _run_workers(tmp_path, tag, args, n=2, timeout=WORKER_TIMEOUT_S):
+    """Start ``n`` workers of the entry point on fresh free ports, wait for all (killing
+    every straggler at the end), and return their exit codes (None: killed at the timeout)
+    and log files. A launch that lost its port to another process is retried once."""
+    codes, logs = _launch(tmp_path, tag, args, n, timeout)
+    if any(c not in (0, DIE_EXIT_CODE) for c in codes) and "ddress already in use" in _tails(logs):
+        codes, logs = _launch(tmp_path, f"{tag}-retry", args, n, timeout)
+    return codes, logs
 
 
 def _tails(logs, n=25):
@@ -182,6 +193,16 @@ def test_is_chief_follows_tf_config(monkeypatch, tmp_path, cluster, task, chief,
     assert list((tmp_path / "scratch").iterdir()) == []  # a non-chief's copy is deleted
     if chief:
         assert not target.exists()  # the chief's path is left alone (never created here)
+
+
+def test_entry_point_without_tf_config_fails_in_one_line(monkeypatch, tmp_path, capsys):
+    from amu_tf.training.multiworker_entry import main
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert main(["--out", str(tmp_path / "model")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Error: strategy 'multiworker' needs the TF_CONFIG") and err.count("\n") == 1
+    assert not (tmp_path / "model").exists()
 
 
 def test_global_batch_size_scales_with_replicas():
@@ -372,8 +393,6 @@ def test_killed_training_resumes_from_backup(tmp_path):
 
     # first run: both workers die hard right after epoch 1 of 3 (index 0) is backed up
     codes, logs = _run_workers(tmp_path, "killed", base + ["--die-after-epoch", "1"])
-    from amu_tf.training.multiworker_entry import DIE_EXIT_CODE
-
     assert codes == [DIE_EXIT_CODE, DIE_EXIT_CODE], _tails(logs)
     assert not out.exists()  # nothing written by a killed run
     for task in ("worker-0", "worker-1"):

@@ -88,7 +88,18 @@ class _EventLog:
 
 
 def main(argv=None) -> int:
+    """Run the job; a user mistake (e.g. no ``TF_CONFIG``) prints ``Error: ...`` and gives 2."""
+    from amu_tf.errors import AmuError
+
     args = _parse_args(argv)
+    try:
+        return _train(args)
+    except AmuError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _train(args) -> int:
     # The strategy first: MultiWorkerMirroredStrategy must exist before other TF work.
     from amu_tf.training.distribute import (backup_callback, backup_dir_for,
                                             chief_artifact_dir, get_strategy,
