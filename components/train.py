@@ -135,6 +135,7 @@ def run_train(
         "n_responders": int(y.sum()),
         "seed": int(seed),
         "amu_tf_version": __version__,
+        "library_versions": _library_versions(kind),
         "params": params,
         "positive_class": "responder (CR/PR) = 1",
     }
@@ -183,6 +184,21 @@ def run_train(
             n_responders=info["n_responders"], training_cohorts=cohorts_used,
         )
     return w.artifact
+
+
+def _library_versions(kind: str) -> dict:
+    """Versions needed to read the model back (joblib files are version-sensitive)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["numpy", "scikit-learn"] + (["keras", "tensorflow"] if kind == "keras"
+                                          else ["joblib", "xgboost"])
+    out = {}
+    for n in names:
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def _plain(obj):

@@ -66,6 +66,7 @@ def test_round_trip_predictions_match_in_memory(tmp_path, table, model, params):
     assert info["genes"]["entrez_ids"] == panel_entrez()
     assert info["threshold_method"] in ("youden_inner_val", "youden_oof")
     assert info["transform"] == "cohort_z" and info["seed"] == 3
+    assert "numpy" in info["library_versions"]
     summary = json.loads((art.uri / "training_summary.json").read_text())
     if model != "logreg":
         assert info["kind"] == "keras" and (art.uri / "model.keras").is_file()
