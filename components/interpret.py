@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from amu_tf.artifacts import Artifact, ArtifactWriter
-from amu_tf.errors import ArtifactError, InputDataError
+from amu_tf.errors import InputDataError
 from amu_tf.interpretation import embedding_analysis as emb
 from amu_tf.interpretation import gene_set_enrichment as gse
 from amu_tf.interpretation import network_agreement as net
@@ -185,7 +185,8 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
     the model input), ``info`` the model_info dict (``training_cohorts``, ``threshold``).
     ``modules`` (name -> genes, e.g. the synthetic truth) adds a cohesion test of the
     embedding. ``network_similarity`` is ``cosine`` or ``abs_cosine`` (anti-aligned embedding
-    rows count as close: genes that act on the label in opposite directions). Returns the summary dict (also written as ``summary.json``).
+    rows count as close: genes that act on the label in opposite directions).
+    Returns the summary dict (also written as ``summary.json``).
     """
     out = Path(out_dir)
     genes = panel_symbols()

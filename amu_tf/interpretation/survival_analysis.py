@@ -56,7 +56,8 @@ def cox_univariate(surv: pd.DataFrame, covariates: pd.DataFrame, standardize=Tru
 
     With ``standardize`` each covariate is z-scored over the rows used, so the hazard ratio is
     per standard deviation. ``strata`` (a Series aligned on ``surv``, e.g. the cohort) gives
-    each stratum its own baseline hazard, so cohorts with different survival do not confound. Returns ``covariate, hr, ci_low, ci_high, log_hr, se, p, fdr, n,
+    each stratum its own baseline hazard, so cohorts with different survival do not confound.
+    Returns ``covariate, hr, ci_low, ci_high, log_hr, se, p, fdr, n,
     events``, sorted by p; FDR is Benjamini-Hochberg over the covariates given.
     """
     from lifelines import CoxPHFitter
