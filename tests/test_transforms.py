@@ -69,7 +69,8 @@ def test_save_load_round_trip_identical(tmp_path, table, name):
 
 # Property: the fitted statistics and the output for given rows do not depend on other
 # (test) rows, whatever they contain.
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(test_values=arrays(np.float64, (6, 160), elements=st.floats(0.01, 15)),
        name=st.sampled_from(list(TRANSFORMS)))
 def test_fit_uses_training_rows_only(table, test_values, name):

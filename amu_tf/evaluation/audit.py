@@ -90,7 +90,8 @@ class AuditResult:
         return f"CLEAN: no leak found ({len(self.warnings)} warning(s))"
 
     def header(self) -> str:
-        return (f"audit of {self.source or 'table'} ({self.table_format}, values {self.value_scale}):"
+        return (f"audit of {self.source or 'table'} ({self.table_format}, values "
+                f"{self.value_scale}):"
                 f" {self.n_samples} samples, {self.n_labeled} labeled, "
                 f"{self.n_responders} responders")
 
@@ -144,6 +145,9 @@ def _value_scale(x: np.ndarray, table_format: str) -> str:
     if finite.size and finite.min() >= 0 and finite.max() <= 1 and np.allclose(sums, 1, atol=0.01):
         return "ratio"
     return "-ln ratio"
+
+
+LINEAR_TEXT = {"log2": "2**x - 1", "ratio": "the ratios", "-ln ratio": "exp(-x), 0 kept 0"}
 
 
 def _linear(x: np.ndarray, scale: str) -> np.ndarray:
@@ -232,7 +236,7 @@ class LeakageAudit:
         with np.errstate(all="ignore"):
             stats = {
                 "row_sum": ("row sum of the values as given", np.nansum(x, axis=1)),
-                "library_size": (f"sum of linear values ({'2**x - 1' if scale == 'log2' else 'the ratios' if scale == 'ratio' else 'exp(-x), 0 kept 0'})",
+                "library_size": (f"sum of linear values ({LINEAR_TEXT[scale]})",
                                  np.nansum(_linear(x, scale), axis=1)),
                 "zero_count": ("number of genes exactly 0", (x == 0).sum(axis=1).astype(float)),
                 "missing_count": ("number of missing (NaN) genes",
