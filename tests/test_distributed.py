@@ -354,6 +354,8 @@ def test_two_workers_end_identical_and_only_the_chief_writes(tmp_path):
     for ev in (ev0, ev1):
         assert ev[0]["replicas"] == 2 and ev[0]["global_batch"] == 8
         assert ev[-1]["event"] == "done" and ev[-1]["epochs_run"] == 2
+        # 24 rows at a global batch of 4 x 2 replicas: 3 steps per epoch on each worker
+        assert [e["steps"] for e in ev if e["event"] == "epoch_end"] == [3, 3]
     loss0 = [e["loss"] for e in ev0 if e["event"] == "epoch_end"]
     loss1 = [e["loss"] for e in ev1 if e["event"] == "epoch_end"]
     assert len(loss0) == 2 and loss0 == loss1

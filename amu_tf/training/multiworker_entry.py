@@ -138,10 +138,14 @@ def _train(args) -> int:
 
     class _Events(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
+            self.steps = 0
             log("epoch_begin", epoch=int(epoch))
 
+        def on_train_batch_end(self, batch, logs=None):
+            self.steps += 1
+
         def on_epoch_end(self, epoch, logs=None):
-            log("epoch_end", epoch=int(epoch),
+            log("epoch_end", epoch=int(epoch), steps=self.steps,
                 **{k: float(v) for k, v in (logs or {}).items()})
             if args.die_after_epoch is not None and epoch + 1 == args.die_after_epoch:
                 log("die", epoch=int(epoch))
