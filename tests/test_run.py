@@ -1,0 +1,107 @@
+"""`amu run` end to end (quick), its leak stop, and `amu evaluate` on the paper's table."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from amu_tf.panel import panel_symbols
+from pipelines.cli import amu
+
+
+@pytest.mark.slow
+def test_amu_run_quick_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    res = CliRunner().invoke(amu, ["run", "--quick", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    for step in ("ingest", "audit", "transform", "train", "evaluate"):
+        assert (out / step / "artifact.json").is_file() or \
+            any((p / "artifact.json").is_file() for p in (out / step).iterdir()), step
+    ev = out / "evaluate"
+    assert f"report: {ev / 'report.md'}" in res.output
+    report = (ev / "report.md").read_text()
+    for heading in ("## Data", "## Leakage audit", "## Protocols", "## Results", "## Blessing"):
+        assert heading in report
+    assert "CLEAN" in report
+    for proto in ("cv", "loco"):
+        assert (ev / "figures" / f"roc_pr_{proto}.png").stat().st_size > 10_000
+        assert f"figures/roc_pr_{proto}.png" in report
+    m = pd.read_csv(ev / "metrics.csv")
+    assert set(m["model"]) == {"amu:tiny", "logreg"} and set(m["protocol"]) == {"cv", "loco"}
+    assert (m["roc_auc_ci_low"] < m["roc_auc"]).all() and (m["roc_auc"] < m["roc_auc_ci_high"]).all()
+    assert m["f1_weighted_ci_low"].notna().all()
+    meta = json.loads((ev / "artifact.json").read_text())
+    input_types = {i["type"] for i in meta["inputs"]}
+    assert {"CohortTable", "AuditReport", "Model"} <= input_types
+    blessing = json.loads((ev / "blessing.json").read_text())
+    lows = m.groupby("model")["roc_auc_ci_low"].min()
+    for model, b in blessing.items():
+        assert b["blessed"] == bool(lows[model] > 0.5)
+
+
+def test_amu_run_stops_on_a_leak(tmp_path, monkeypatch):
+    import components.audit
+
+    leaky = SimpleNamespace(has_leak=True, leaks=["row sum"],
+                            lines=lambda: ["LEAK    row_sum vs label: AUC 1.0"])
+
+    def fake_audit(table, output_uri, **kw):
+        output_uri.mkdir(parents=True)
+        return SimpleNamespace(uri=output_uri), leaky
+
+    monkeypatch.setattr(components.audit, "run_audit", fake_audit)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(amu, ["run", "--quick", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "leak" in res.output and "--allow-leaks" in res.output
+    assert not (out / "train").exists() and not (out / "evaluate").exists()
+
+
+def _toy_paper_table(path, n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.gamma(2.0, size=(n, 160))
+    x /= x.sum(1, keepdims=True)
+    df = pd.DataFrame(x, columns=panel_symbols()[::-1])  # column order need not be the panel's
+    df["response"] = (rng.random(n) < 0.35).astype(int)
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_evaluate_paper_table_marks_the_leaky_protocol(tmp_path):
+    src = _toy_paper_table(tmp_path / "four.csv")
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(amu, ["evaluate", "--paper-table", str(src), "--out", str(out),
+                                   "--models", "logreg", "--n-boot", "100", "--folds", "3"])
+    assert res.exit_code == 0, res.output
+    m = pd.read_csv(out / "metrics.csv")
+    assert dict(zip(m["protocol"], m["protocol_label"])) == {"cv": "cv", "paper": "paper (LEAKY)"}
+    assert m.set_index("protocol").loc["paper", "leaky"] and not m.set_index("protocol").loc["cv", "leaky"]
+    assert "LEAKY" in (out / "table_paper.md").read_text()
+    assert "LEAKY" not in (out / "table_cv.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "LEAKY results inside" in report and "four.csv" in report
+    blessing = json.loads((out / "blessing.json").read_text())
+    assert "cv" in blessing["logreg"]["auc_ci_low"] and "paper" not in blessing["logreg"]["auc_ci_low"]
+
+
+def test_evaluate_errors(tmp_path):
+    res = CliRunner().invoke(amu, ["evaluate"])
+    assert res.exit_code == 2 and "TABLE or --paper-table" in res.output
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"A": [1, 2], "response": [0, 1]}).to_csv(bad, index=False)
+    res = CliRunner().invoke(amu, ["evaluate", "--paper-table", str(bad)])
+    assert res.exit_code == 2 and "not the paper's table" in res.output
+
+
+@pytest.mark.slow
+def test_paper_protocol_inflates_a_random_forest_on_the_papers_table(shared_data, tmp_path):
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(amu, ["evaluate", "--paper-table",
+                                   str(shared_data / "paper_table" / "four.csv"), "--out",
+                                   str(out), "--models", "rf", "--n-boot", "200"])
+    assert res.exit_code == 0, res.output
+    auc = pd.read_csv(out / "metrics.csv").set_index("protocol")["roc_auc"]
+    assert auc["paper"] > 0.85 and auc["cv"] < 0.7 and auc["paper"] - auc["cv"] > 0.2
