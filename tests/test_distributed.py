@@ -262,6 +262,15 @@ def test_make_dataset_shuffle_is_seeded_and_reshuffles_each_epoch():
     assert not np.array_equal(ea1, c)
 
 
+def test_make_dataset_refuses_unseeded_shuffle_on_several_workers(monkeypatch):
+    x, y = np.zeros((4, 160), np.float32), np.zeros(4, np.int32)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    dist.make_dataset(x, y, 2, None, shuffle=True, seed=None)  # one process: fine
+    monkeypatch.setenv("TF_CONFIG", _tf_config([1, 2], 1))
+    with pytest.raises(ValueError, match="needs a seed"):
+        dist.make_dataset(x, y, 2, None, shuffle=True, seed=None)
+
+
 def test_synchronized_batch_norm_only_with_several_replicas():
     import keras
 

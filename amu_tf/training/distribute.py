@@ -280,6 +280,9 @@ def make_dataset(x, y=None, batch_size: int = 32, strategy=None, shuffle: bool =
         if len(sample_weight) != len(x):
             raise ValueError(f"x has {len(x)} rows but sample_weight has {len(sample_weight)}")
         parts.append(sample_weight)
+    if shuffle and seed is None and _task(strategy)[0] is not None:
+        raise ValueError("shuffling on several workers needs a seed (every worker must "
+                         "draw the same order for DATA sharding to split it)")
     ds = tf.data.Dataset.from_tensor_slices(parts[0] if len(parts) == 1 else tuple(parts))
     if shuffle:
         ds = ds.shuffle(max(1, len(x)), seed=seed, reshuffle_each_iteration=True)
