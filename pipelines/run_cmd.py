@@ -144,8 +144,10 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 
 
 @click.command("run")
+@click.argument("more_specs", nargs=-1, type=click.Path())
 @click.option("--cohorts", "cohorts", multiple=True, type=click.Path(),
-              help="Cohort spec TOML files (repeat or use a shell glob) [synthetic default].")
+              help="Cohort spec TOML files; a shell glob works (--cohorts dir/*.toml) "
+                   "[synthetic default].")
 @click.option("--data-root", type=click.Path(), default=None,
               help="Folder the specs' relative paths resolve against.")
 @click.option("--out", "out", default="runs/default", show_default=True, type=click.Path(),
@@ -165,9 +167,12 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--quick", is_flag=True,
               help="Smoke run: small synthetic cohorts, amu:tiny + logreg, few epochs, 3 folds.")
 @click.option("--seed", default=0, show_default=True)
-def command(cohorts, data_root, out, models, protocols, transform, folds, repeats, n_boot,
-            epochs, patience, allow_leaks, signal, quick, seed):
-    """Run ingest -> audit -> transform -> train -> evaluate and print where the report is."""
+def command(more_specs, cohorts, data_root, out, models, protocols, transform, folds, repeats,
+            n_boot, epochs, patience, allow_leaks, signal, quick, seed):
+    """Run ingest -> audit -> transform -> train -> evaluate and print where the report is.
+
+    Without cohort specs it runs on the synthetic default cohorts it generates (seeded)."""
+    cohorts = list(cohorts) + list(more_specs)  # `--cohorts a.toml b.toml` after a shell glob
     q = QUICK if quick else {}
     opts = {
         "models": split_list(models or q.get("models", DEFAULT_MODELS)),
