@@ -100,8 +100,11 @@ def step_train(ctx: RunContext):
     models = {}
     for m in o["models"]:
         safe = m.replace(":", "_")
+        p = dict(params.get(m, {}))
+        if p:  # a zoo model: show its progress bar over epochs
+            p["verbose"] = 1
         models[m] = run_train(ctx.table_uri, ctx.step_dir("train") / safe, model=m,
-                              transform=o["transform"], seed=o["seed"], **params.get(m, {}))
+                              transform=o["transform"], seed=o["seed"], **p)
         ctx.say(f"  {m}: threshold {models[m].properties.get('threshold', float('nan')):.3f} "
                 f"-> {models[m].uri}")
     ctx.artifacts["train"] = models
