@@ -143,6 +143,7 @@ def test_missing_genes_imputed_in_graph_up_to_ten_percent(tmp_path):
     ("no_model", "no exported model"),
     ("no_version", "version 9 of .* does not exist; available: 1"),
     ("corrupt", "cannot load the SavedModel .* \\(corrupt\\?\\)"),
+    ("corrupt_variables", "cannot load the SavedModel .* \\(corrupt\\?\\)"),
     ("no_metadata", "no assets/amu_metadata.json"),
     ("unknown_genes", "unknown gene set: none of the 160 panel genes"),
     ("too_many_missing", "40/160 panel genes are missing"),
@@ -159,11 +160,14 @@ def test_clear_errors(served, tmp_path, case, message):
         model = tmp_path / "nothing"
     elif case == "no_version":
         version = 9
-    elif case in ("corrupt", "no_metadata"):
+    elif case in ("corrupt", "corrupt_variables", "no_metadata"):
         model = tmp_path / "copy"
         shutil.copytree(base, model)
         if case == "corrupt":
             (model / "1" / "saved_model.pb").write_bytes(b"\x00garbage")
+        elif case == "corrupt_variables":
+            f = model / "1" / "variables" / "variables.data-00000-of-00001"
+            f.write_bytes(f.read_bytes()[:100])  # truncated
         else:
             (model / "1" / "assets" / "amu_metadata.json").unlink()
     elif case == "unknown_genes":
