@@ -340,6 +340,13 @@ def test_trained_per_sample_transform_in_graph_fresh_process(tmp_path, synthetic
     assert "AMU_LOADED False" in res.stdout
     np.testing.assert_allclose(np.load(tmp_path / "batch.npy"), expect, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "one.npy"), expect[3:4], atol=1e-5)
+    # a REST body with NaN for the missing genes (JSON NaN token) gives the same answer
+    from amu_tf.serving import answer_request
+
+    body = json.dumps({"inputs": {"expression": np.load(tmp_path / "x.npy").tolist()}})
+    assert "NaN" in body
+    resp = answer_request(ExportedModel.load(path), body)
+    np.testing.assert_allclose(resp["outputs"]["probability"], expect, atol=1e-5)
 
 
 def test_trained_cohort_z_is_applied_by_amu_predict(tmp_path, synthetic_table):
