@@ -194,6 +194,13 @@ def test_is_chief_follows_tf_config(monkeypatch, tmp_path, cluster, task, chief,
     if chief:
         assert not target.exists()  # the chief's path is left alone (never created here)
 
+    from amu_tf.artifacts import ArtifactWriter
+
+    with dist.written_by_chief(tmp_path / "art") as uri, ArtifactWriter(uri, "Model") as w:
+        (w.path / "model_info.json").write_text("{}")
+    assert (tmp_path / "art" / "artifact.json").is_file() is chief
+    assert list((tmp_path / "scratch").iterdir()) == []
+
 
 def test_entry_point_without_tf_config_fails_in_one_line(monkeypatch, tmp_path, capsys):
     from amu_tf.training.multiworker_entry import main

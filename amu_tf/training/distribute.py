@@ -369,6 +369,19 @@ def remove_if_not_chief(path, strategy=None) -> None:
     _TEMP_DIRS.discard(tmp)
 
 
+@contextlib.contextmanager
+def written_by_chief(path, strategy=None):
+    """``with written_by_chief(uri) as target: ...write target...``: :func:`chief_artifact_dir`
+    and :func:`remove_if_not_chief` in one block, e.g. around an ``ArtifactWriter(target,
+    ...)``. Outside a cluster ``target`` is ``path`` and nothing is removed; the strategy
+    may be omitted (the role comes from ``TF_CONFIG``)."""
+    target = chief_artifact_dir(path, strategy)
+    try:
+        yield target
+    finally:
+        remove_if_not_chief(target, strategy)
+
+
 # ---------------------------------------------------------------------------- CLI
 def strategy_option(func=None, *, default: str = "auto"):
     """Click option ``--strategy auto|default|mirrored|multiworker`` (value: the name).
@@ -395,5 +408,5 @@ __all__ = [
     "STRATEGY_NAMES", "backup_callback", "backup_dir_for", "chief_artifact_dir",
     "get_strategy", "global_batch_size", "gpus_visible", "is_chief", "make_dataset",
     "num_replicas", "read_tf_config", "remove_if_not_chief", "strategy_option",
-    "synchronized_batch_norm", "task_name",
+    "synchronized_batch_norm", "task_name", "written_by_chief",
 ]

@@ -101,11 +101,10 @@ def main(argv=None) -> int:
 
 def _train(args) -> int:
     # The strategy first: MultiWorkerMirroredStrategy must exist before other TF work.
-    from amu_tf.training.distribute import (backup_callback, backup_dir_for,
-                                            chief_artifact_dir, get_strategy,
+    from amu_tf.training.distribute import (backup_callback, backup_dir_for, get_strategy,
                                             global_batch_size, is_chief, make_dataset,
-                                            remove_if_not_chief,
-                                            synchronized_batch_norm, task_name)
+                                            synchronized_batch_norm, task_name,
+                                            written_by_chief)
 
     strategy = get_strategy(args.strategy)
 
@@ -171,23 +170,22 @@ def _train(args) -> int:
                  **{f"w{i:03d}": w for i, w in enumerate(weights)})
 
     # Every worker runs the same save code; only the chief's copy lands at --out.
-    target = chief_artifact_dir(args.out, strategy)
     params = {"model": args.model, "strategy": args.strategy, "epochs": args.epochs,
               "steps": args.steps, "batch_size_per_replica": args.batch_size,
               "global_batch_size": gbs, "learning_rate": args.learning_rate, "seed": args.seed}
-    with ArtifactWriter(target, "Model", parameters=params) as w:
-        model.save(w.path / "model.keras")
-        info = {"model": args.model, "kind": "keras", "threshold": 0.5,
-                "threshold_method": "fixed (multi-worker smoke run; no threshold chosen)",
-                "seed": args.seed, "n_train": int(len(x)), "strategy": args.strategy,
-                "replicas": int(replicas), "workers_note": "written by the chief only"}
-        (w.path / "model_info.json").write_text(json.dumps(info, indent=2) + "\n")
-        (w.path / "training_summary.json").write_text(json.dumps(
-            {"history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
-             "fit_seconds": seconds}, indent=2) + "\n")
-        w.properties.update({"written_by": task, "replicas": int(replicas)})
-    log("saved", path=str(target), chief=chief)
-    remove_if_not_chief(target, strategy)
+    with written_by_chief(args.out, strategy) as target:
+        with ArtifactWriter(target, "Model", parameters=params) as w:
+            model.save(w.path / "model.keras")
+            info = {"model": args.model, "kind": "keras", "threshold": 0.5,
+                    "threshold_method": "fixed (multi-worker smoke run; no threshold chosen)",
+                    "seed": args.seed, "n_train": int(len(x)), "strategy": args.strategy,
+                    "replicas": int(replicas), "workers_note": "written by the chief only"}
+            (w.path / "model_info.json").write_text(json.dumps(info, indent=2) + "\n")
+            (w.path / "training_summary.json").write_text(json.dumps(
+                {"history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
+                 "fit_seconds": seconds}, indent=2) + "\n")
+            w.properties.update({"written_by": task, "replicas": int(replicas)})
+        log("saved", path=str(target), chief=chief)
     log("done", epochs_run=len(hist.history.get("loss", [])), fit_seconds=seconds)
     return 0
 
