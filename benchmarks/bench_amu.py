@@ -1,0 +1,217 @@
+"""Benchmark the `amu:paper` model: Keras MultiHeadAttention reference vs the fused attention.
+
+Builds both implementations with the same weights, checks that they agree (dropout off),
+then times, in the same process and interleaved (reference, optimised, reference, ...),
+training epochs (warm-up excluded, median of several repeats) and batched inference of an
+exported SavedModel. Prints the ratios; the last line reads
+``train_speedup=<x> infer_samples_per_s=<y>``.
+
+    .venv/bin/python benchmarks/bench_amu.py                # the figures in benchmarks/README.md
+    .venv/bin/python benchmarks/bench_amu.py --repeats 2 --samples 64   # a quick look
+
+No data are read: the inputs are random normal expression vectors (speed does not depend
+on the values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _build(impl, weights=None, **overrides):
+    from amu_tf.models import build_model
+
+    model = build_model("amu:paper", attention_impl=impl, **overrides)
+    if weights is not None:
+        model.set_weights(weights)
+    return model
+
+
+def _compile(model, lr, steps_per_execution=1):
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        steps_per_execution=steps_per_execution,
+    )
+    return model
+
+
+def check_parity(x) -> dict:
+    """Max |difference| of the logits, inference and training mode, all dropout off."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    ref = _build("keras", dropout=0.0, head_dropout=0.0)
+    fused = _build("fused", ref.get_weights(), dropout=0.0, head_dropout=0.0)
+    out = {}
+    for training in (False, True):
+        a = ref(x, training=training).numpy()
+        b = fused(x, training=training).numpy()
+        out["train" if training else "infer"] = float(np.abs(a - b).max())
+    grads = []
+    for m in (ref, fused):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.sin(m(tf.constant(x), training=True)))
+        grads.append(tape.gradient(loss, m.trainable_weights))
+    # relative to the largest gradient entry: some gradients are 0 in exact arithmetic
+    # (the key bias: softmax is shift-invariant) and only rounding noise in float32
+    pairs = [(g1.numpy(), g2.numpy()) for g1, g2 in zip(*grads)
+             if g1 is not None and g2 is not None]
+    scale = max(np.abs(a).max() for a, _ in pairs)
+    out["grad_rel"] = float(max(np.abs(a - b).max() for a, b in pairs) / scale)
+    nones = [(g1 is None, g2 is None) for g1, g2 in zip(*grads)]
+    if any(a != b for a, b in nones):
+        raise AssertionError("the two implementations have different gradient structure")
+    return out
+
+
+def time_training(x, y, batch_size, repeats, steps_per_execution):
+    """Median seconds per epoch of the reference and the optimised model, interleaved."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    ref = _compile(_build("keras"), 1e-4)
+    fused = _compile(_build("fused", ref.get_weights()), 1e-4, steps_per_execution)
+
+    def data():
+        return (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=0)
+                .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+    ds = data()
+    times = {"reference": [], "optimised": []}
+    models = {"reference": ref, "optimised": fused}
+    for m in models.values():  # warm-up: tracing, first-call allocations
+        m.fit(ds, epochs=1, verbose=0)
+    for _ in range(repeats):
+        for name, m in models.items():
+            start = time.perf_counter()
+            m.fit(ds, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}, times
+
+
+def _export(model, path, jit_compile):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, model.n_genes], tf.float32,
+                                                name="expression")],
+                 jit_compile=jit_compile)
+    def serve(expression):
+        return {"logits": model(expression, training=False)}
+
+    module = tf.Module()
+    module.model = model
+    module.serve = serve
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+
+
+def time_inference(x, batch_sizes, repeats, weights):
+    """Samples per second of loaded SavedModels (reference; fused; fused with XLA)."""
+    import tensorflow as tf
+
+    variants = {"reference": ("keras", False), "optimised": ("fused", False),
+                "optimised+xla": ("fused", True)}
+    loaded = {}
+    tmp = tempfile.mkdtemp(prefix="bench_amu_")
+    for name, (impl, jit) in variants.items():
+        path = os.path.join(tmp, name)
+        _export(_build(impl, weights), path, jit)
+        loaded[name] = tf.saved_model.load(path).signatures["serving_default"]
+    results = {}
+    for bs in batch_sizes:
+        batches = [tf.constant(x[i:i + bs]) for i in range(0, len(x) - bs + 1, bs)]
+        n = sum(int(b.shape[0]) for b in batches)
+        for fn in loaded.values():  # warm-up (XLA compiles per batch shape)
+            fn(expression=batches[0])
+        times = {name: [] for name in loaded}
+        for _ in range(repeats):
+            for name, fn in loaded.items():
+                start = time.perf_counter()
+                for b in batches:
+                    fn(expression=b)["logits"].numpy()
+                times[name].append(time.perf_counter() - start)
+        results[bs] = {name: n / statistics.median(t) for name, t in times.items()}
+    # agreement of the exported models
+    out = {name: fn(expression=tf.constant(x[:16]))["logits"].numpy()
+           for name, fn in loaded.items()}
+    diff = max(float(np.abs(out[k] - out["reference"]).max()) for k in out)
+    return results, diff
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=224, help="training set size")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5, help="timed epochs per model")
+    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--infer-samples", type=int, default=1024)
+    parser.add_argument("--infer-batch", type=int, nargs="+", default=[8, 64, 256])
+    parser.add_argument("--infer-repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    print(f"machine: {_cpu_name()}, {os.cpu_count()} CPU(s) visible, "
+          f"load average {os.getloadavg()[0]:.2f} at start; python {platform.python_version()}, "
+          f"tensorflow {tf.__version__}, keras {keras.__version__}")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(max(args.samples, args.infer_samples), 160)).astype("float32")
+    y = rng.integers(0, 2, size=len(x))
+
+    parity = check_parity(x[:8])
+    print(f"parity (dropout off): max |logit diff| inference {parity['infer']:.2e}, "
+          f"training mode {parity['train']:.2e}; max gradient diff / max |gradient| "
+          f"{parity['grad_rel']:.2e}")
+    if max(parity["infer"], parity["train"]) > 1e-5:
+        print("PARITY FAILED", file=sys.stderr)
+        return 1
+
+    med, all_times = time_training(x[:args.samples], y[:args.samples], args.batch_size,
+                                   args.repeats, args.steps_per_execution)
+    speedup = med["reference"] / med["optimised"]
+    for name, t in all_times.items():
+        print(f"train {name:9s}: median {med[name]:.3f} s/epoch "
+              f"({args.samples} samples, batch {args.batch_size}); runs "
+              + " ".join(f"{v:.2f}" for v in t))
+    print(f"train speedup (reference / optimised): {speedup:.2f}x")
+
+    keras.utils.set_random_seed(0)
+    weights = _build("keras").get_weights()
+    infer, diff = time_inference(x[:args.infer_samples], args.infer_batch,
+                                 args.infer_repeats, weights)
+    print(f"SavedModel agreement: max |logit diff| vs reference {diff:.2e}")
+    best = 0.0
+    for bs, row in infer.items():
+        print(f"infer batch {bs:4d}: " + ", ".join(f"{k} {v:.0f}/s" for k, v in row.items())
+              + f"; optimised/reference {row['optimised'] / row['reference']:.2f}x")
+        best = max(best, row["optimised"], row["optimised+xla"])
+    print(f"train_speedup={speedup:.2f} infer_samples_per_s={best:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
