@@ -29,6 +29,32 @@ def amu():
     """amu-tf: predict melanoma response to immune checkpoint inhibitors from RNA-seq."""
 
 
+def _import_tensorflow_quietly():
+    """Import TensorFlow with file descriptor 2 pointed at /dev/null.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA stubs) are written before absl's logging is
+    initialised, so TF_CPP_MIN_LOG_LEVEL cannot silence them; they would stand before the one
+    line of an `Error:` message. Python-level import errors still propagate after stderr is
+    restored.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. under a test runner)
+        import tensorflow  # noqa: F401
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _register():
     from pipelines import (audit_cmd, evaluate_cmd, export_cmd, ingest_cmd, interpret_cmd,
                            predict_cmd, run_cmd, synth_cmd, train_cmd, transform_cmd, zoo_cmd)
@@ -38,6 +64,7 @@ def _register():
         amu.add_command(module.command)
 
 
+_import_tensorflow_quietly()
 _register()
 
 
