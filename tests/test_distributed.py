@@ -212,6 +212,23 @@ def test_entry_point_without_tf_config_fails_in_one_line(monkeypatch, tmp_path, 
     assert not (tmp_path / "model").exists()
 
 
+def test_entry_point_runs_locally_with_the_default_strategy(monkeypatch, tmp_path):
+    """Outside a cluster the job is its own chief: artifact at --out, backups cleaned up."""
+    from amu_tf.artifacts import Artifact
+    from amu_tf.training.multiworker_entry import main
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    out, debug = tmp_path / "model", tmp_path / "debug"
+    assert main(["--out", str(out), "--strategy", "default", "--epochs", "2", "--steps", "2",
+                 "--batch-size", "4", "--debug-dir", str(debug)]) == 0
+    ev = _events(debug, "local")
+    assert ev[0]["chief"] is True and ev[0]["replicas"] == 1 and ev[0]["global_batch"] == 4
+    assert [e["steps"] for e in ev if e["event"] == "epoch_end"] == [2, 2]
+    art = Artifact.load(out, expected_type="Model")
+    assert art.properties["written_by"] == "local"
+    assert not (tmp_path / "model.backup").exists()
+
+
 def test_global_batch_size_scales_with_replicas():
     assert dist.global_batch_size(8) == 8  # default strategy: one replica
     assert dist.global_batch_size(8, _FakeStrategy(4)) == 32

@@ -157,7 +157,8 @@ def _train(args) -> int:
     log("backup_dir", path=str(backup_dir_for(backup_root, strategy)))
     t0 = time.perf_counter()
     with synchronized_batch_norm(model, strategy):
-        hist = model.fit(train_ds, epochs=args.epochs, callbacks=callbacks, verbose=0)
+        hist = model.fit(train_ds, epochs=args.epochs, callbacks=callbacks, verbose=0,
+                         shuffle=False)  # make_dataset shuffles (seeded, every epoch)
     seconds = time.perf_counter() - t0
     try:  # each worker's backup folder is gone after a finished fit; drop the empty root
         Path(backup_root).rmdir()
