@@ -112,6 +112,8 @@ def test_fused_config_round_trip():
     encoder = TransformerEncoder(num_heads=2, key_dim=2, intermediate_dim=4,
                                  attention_impl="fused")
     assert TransformerEncoder.from_config(encoder.get_config()).attention_impl == "fused"
+    with pytest.raises(ValueError, match="self-attention only"):
+        layer(np.zeros((1, 4, 3), "float32"), np.ones((1, 4, 3), "float32"))
     with pytest.raises(ValueError, match="attention_impl"):
         TransformerEncoder(num_heads=2, key_dim=2, intermediate_dim=4, attention_impl="flash")
 

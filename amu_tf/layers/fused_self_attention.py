@@ -163,6 +163,9 @@ class FusedSelfAttention(keras.layers.Layer):
         return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), "int32")
 
     def call(self, query, value=None, training=None):
+        if value is not None and value is not query:
+            raise ValueError("FusedSelfAttention computes self-attention only: call it as "
+                             "layer(x) or layer(x, x)")
         x = query
         n, k = self.num_heads, self.key_dim
         d = x.shape[-1]
