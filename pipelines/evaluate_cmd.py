@@ -67,12 +67,20 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
         protocols = split_list(protocols or "cv,loco")
         transform = transform or "cohort_z"
         out = out or "runs/evaluate"
+    from components.audit import run_audit
+
+    _, audit_result = run_audit(paper_table or table, None)  # reported, never silently
+    audit = {"has_leak": audit_result.has_leak, "allowed": True,
+             "summary": "\n".join(audit_result.lines())}
+    if audit_result.has_leak:
+        click.echo(f"warning: the leakage audit finds {len(audit_result.leaks)} leak(s) in "
+                   "this table; see the report's audit section", err=True)
     art, results, blessing = run_evaluate(
         data, out, models, protocols, transform=transform, seed=seed, n_splits=folds,
         n_repeats=repeats, paper_repeats=repeats, n_boot=n_boot,
         estimator_params=keras_params(models, epochs, patience),
         train_cohorts=split_list(train_cohorts) if train_cohorts else None,
         test_cohorts=split_list(test_cohorts) if test_cohorts else None,
-        data_note=note, paper_duplicate=dup)
+        data_note=note, paper_duplicate=dup, audit=audit)
     click.echo(format_results(results, blessing))
     click.echo(f"report: {Path(art.uri) / 'report.md'}")
