@@ -120,6 +120,7 @@ def step_evaluate(ctx: RunContext):
         ctx.table_uri, ctx.step_dir("evaluate"), o["models"], o["protocols"],
         transform=o["transform"], seed=o["seed"], n_splits=o["folds"], n_repeats=o["repeats"],
         n_boot=o["n_boot"], estimator_params=keras_params(o["models"], o["epochs"], o["patience"]),
+        train_cohorts=o.get("train_cohorts"), test_cohorts=o.get("test_cohorts"),
         audit=ctx.audit, input_artifacts=inputs, data_note=o.get("data_note"))
     ctx.artifacts["evaluate"] = art
     ctx.say(format_results(results, blessing))
@@ -159,6 +160,8 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--protocols", default="cv,loco", show_default=True,
               help="Comma-separated: cv, loco, external, paper (LEAKY).")
 @click.option("--transform", default="cohort_z", show_default=True)
+@click.option("--train-cohorts", default=None, help="external: comma-separated training cohorts.")
+@click.option("--test-cohorts", default=None, help="external: cohorts to score [the others].")
 @click.option("--folds", default=None, type=int, help="cv folds [5].")
 @click.option("--repeats", default=1, show_default=True, help="cv repeats.")
 @click.option("--n-boot", default=None, type=int, help="Bootstrap resamples for CIs [1000].")
@@ -170,8 +173,9 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--quick", is_flag=True,
               help="Smoke run: small synthetic cohorts, amu:tiny + logreg, few epochs, 3 folds.")
 @click.option("--seed", default=0, show_default=True)
-def command(more_specs, cohorts, data_root, out, models, protocols, transform, folds, repeats,
-            n_boot, epochs, patience, allow_leaks, signal, quick, seed):
+def command(more_specs, cohorts, data_root, out, models, protocols, transform, train_cohorts,
+            test_cohorts, folds, repeats, n_boot, epochs, patience, allow_leaks, signal, quick,
+            seed):
     """Run ingest -> audit -> transform -> train -> evaluate and print where the report is.
 
     Without cohort specs it runs on the synthetic default cohorts it generates (seeded)."""
@@ -181,6 +185,8 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, f
         "models": split_list(models or q.get("models", DEFAULT_MODELS)),
         "protocols": split_list(protocols),
         "transform": transform,
+        "train_cohorts": split_list(train_cohorts) if train_cohorts else None,
+        "test_cohorts": split_list(test_cohorts) if test_cohorts else None,
         "folds": folds or q.get("folds", 5),
         "repeats": repeats,
         "n_boot": n_boot if n_boot is not None else q.get("n_boot", 1000),

@@ -126,3 +126,24 @@ def test_amu_run_takes_a_shell_glob_of_specs(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert seen["cohorts"] == ["SYN_COUNTS", "SYN_TPM_A", "SYN_TPM_B"]
     assert not (out / "data").exists()  # given specs: nothing synthetic generated
+
+
+def test_evaluate_a_cohort_table_artifact_external(tmp_path):
+    from amu_tf.data.synthetic import generate_default_cohorts
+    from components.ingest import run_ingest
+
+    specs = generate_default_cohorts(tmp_path / "data", seed=2, n_per_cohort=30)
+    table = run_ingest(specs, tmp_path / "ingest")
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(amu, ["evaluate", str(table.uri), "--out", str(out), "--models",
+                                   "logreg", "--protocols", "cv,external", "--folds", "3",
+                                   "--train-cohorts", "SYN_COUNTS,SYN_TPM_A", "--n-boot", "100"])
+    assert res.exit_code == 0, res.output
+    pc = pd.read_csv(out / "metrics_per_cohort.csv")
+    assert list(pc["cohort"]) == ["SYN_TPM_B"] and list(pc["protocol"]) == ["external"]
+    assert (out / "table_external_SYN_TPM_B.md").is_file()
+    report = (out / "report.md").read_text()
+    assert "train on SYN_COUNTS, SYN_TPM_A, score SYN_TPM_B" in report
+    assert "Verdict: **clean**" in report
+    meta = json.loads((out / "artifact.json").read_text())
+    assert meta["inputs"][0]["type"] == "CohortTable"

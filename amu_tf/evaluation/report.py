@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from amu_tf import __version__
@@ -117,6 +116,3 @@ def write_report(path, *, table: pd.DataFrame, results: list, table_files: dict,
     path.write_text("\n".join(lines))
     return path
 
-
-def _fmt(v) -> str:
-    return "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
