@@ -295,6 +295,10 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
     notes = []
     if n_unlabeled:
         notes.append(f"{n_unlabeled} unlabeled sample(s) left out of training and metrics")
+    if transform == "cohort_z" and protocol in ("loco", "external"):
+        notes.append("cohort_z standardises a held-out cohort with the mean/sd of its own "
+                     "expression (no labels; like ComBat without covariates), so its scores "
+                     "depend on the other samples of that cohort")
     if protocol == "paper" and paper_duplicate:
         n_dup = int((y_all == 1).sum())
         notes.append(f"LEAKY: {n_dup} responder rows were duplicated before splitting; test "

@@ -15,8 +15,9 @@ from amu_tf.evaluation.tables import to_markdown
 METHOD_NOTES = """\
 How these numbers were obtained:
 
-- Nothing fitted ever saw the rows it was scored on: for every split the transform was
-  fitted on the training rows only, each model on the transformed training rows only (its
+- Nothing fitted ever saw the labels of the rows it was scored on, nor their expression
+  except where a protocol's notes say so: for every split the transform was fitted on the
+  training rows only, each model on the transformed training rows only (its
   early stopping, upsampling, hyper-parameter search and decision threshold inside them,
   with patients kept on one side of every inner split), and the test rows were scored at
   the threshold frozen from training data.
