@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.artifacts import ArtifactWriter
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.blessing import bless
 from amu_tf.evaluation.figures import plot_curves
