@@ -120,15 +120,21 @@ class Artifact:
         return cls(type=type, uri=path, content_hash=hash_path(path))
 
 
-def _jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types from dicts/lists of numpy scalars and arrays, paths and floats;
+    non-finite floats become ``None`` (JSON has no NaN)."""
+    import math
+
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
-    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
-        return obj.item()
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays and scalars
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
     return obj
 
 
@@ -178,10 +184,10 @@ class ArtifactWriter:
             art = Artifact(
                 type=self.type,
                 uri=self.uri,
-                parameters=_jsonable(self.parameters),
+                parameters=to_jsonable(self.parameters),
                 inputs=self.inputs,
                 content_hash=hash_path(self.path),
-                properties=_jsonable(self.properties),
+                properties=to_jsonable(self.properties),
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             )
             (self.path / METADATA_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")

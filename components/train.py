@@ -25,6 +25,7 @@ import pandas as pd
 
 from amu_tf import __version__
 from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.panel import panel_entrez, panel_symbols
 from amu_tf.training.model_bundle import (
@@ -40,19 +41,8 @@ INPUT_SCALE = ("cohort-table panel genes on a common log2 scale (counts -> log2 
                "transform")
 
 
-def load_table(table) -> tuple[pd.DataFrame, Artifact | None]:
-    """``(table, artifact_or_None)`` from a DataFrame, a CohortTable artifact or a CSV."""
-    if isinstance(table, pd.DataFrame):
-        return table, None
-    from amu_tf.data.cohort_table import read_table
-
-    path = Path(table)
-    if path.is_dir():
-        art = Artifact.load(path, expected_type="CohortTable")
-        return read_table(path), art
-    if not path.is_file():
-        raise InputDataError(f"table {path} does not exist")
-    return read_table(path), Artifact.for_file(path, type="CohortTable")
+#: kept for callers that import it from here
+load_table = load_cohort_table
 
 
 def select_training_rows(table: pd.DataFrame, train_cohorts=None) -> pd.DataFrame:

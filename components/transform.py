@@ -28,28 +28,11 @@ import numpy as np
 import pandas as pd
 
 from amu_tf.artifacts import Artifact, ArtifactWriter
-from amu_tf.data.cohort_table import gene_columns, read_table
+from amu_tf.data.cohort_table import gene_columns, load_cohort_table, read_table
 from amu_tf.errors import InputDataError
 
 TRANSFORMED_FILE = "transformed.csv.gz"
 FIT_SAMPLES_FILE = "fit_samples.txt"
-
-
-def load_cohort_table(table) -> tuple[pd.DataFrame, Artifact | None]:
-    """``(df, artifact_or_None)`` from a DataFrame, a CohortTable artifact folder or a CSV."""
-    if isinstance(table, pd.DataFrame):
-        return table.reset_index(drop=True), None
-    path = Path(table)
-    if path.is_dir():
-        art = Artifact.load(path, expected_type="CohortTable")
-        return read_table(path), art
-    if not path.is_file():
-        raise InputDataError(f"table {path} does not exist")
-    try:
-        df = read_table(path)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"cannot read table {path}: {exc}") from None
-    return df, Artifact.for_file(path, type="CohortTable")
 
 
 def select_fit_rows(df: pd.DataFrame, train_samples=None, train_cohorts=None) -> pd.DataFrame:

@@ -61,6 +61,27 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def load_cohort_table(table) -> tuple[pd.DataFrame, "Artifact | None"]:
+    """``(table, artifact_or_None)`` from a DataFrame, a CohortTable artifact folder or a table
+    file (CSV, optionally gzipped). A file is recorded as an input artifact by its hash."""
+    from amu_tf.artifacts import Artifact
+    from amu_tf.errors import InputDataError
+
+    if isinstance(table, pd.DataFrame):
+        return table.reset_index(drop=True), None
+    path = Path(table)
+    if path.is_dir():
+        art = Artifact.load(path, expected_type="CohortTable")
+        return read_table(path), art
+    if not path.is_file():
+        raise InputDataError(f"table {path} does not exist")
+    try:
+        df = read_table(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"cannot read table {path}: {exc}") from None
+    return df, Artifact.for_file(path, type="CohortTable")
+
+
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
     df = df[META_COLUMNS + gene_columns()]
     df.to_csv(path, index=False, float_format="%.6g")

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from amu_tf.artifacts import to_jsonable
+
 METADATA_FILE = "amu_metadata.json"
 SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "expression"
@@ -84,7 +86,7 @@ def write_saved_model(path: str | os.PathLike, keras_model, metadata: dict,
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="amu-meta-") as tmp:
         meta_file = Path(tmp) / METADATA_FILE
-        meta_file.write_text(json.dumps(_jsonable(metadata), indent=2) + "\n")
+        meta_file.write_text(json.dumps(to_jsonable(metadata), indent=2) + "\n")
         module = ServingModule(keras_model, preprocess=preprocess, threshold=threshold,
                                n_genes=n_genes, metadata_file=meta_file)
         tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: module.serve})
@@ -103,17 +105,3 @@ def read_metadata(saved_model_dir: str | os.PathLike) -> dict:
         return json.loads(f.read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{f} is corrupt: {exc}") from None
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if hasattr(obj, "item") and callable(obj.item):
-        return obj.item()
-    return obj
