@@ -15,7 +15,6 @@ validation split or out-of-fold inner CV). Layout of the artifact: see
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from amu_tf import __version__
-from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.artifacts import Artifact, ArtifactWriter, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.panel import panel_entrez, panel_symbols
@@ -157,7 +156,11 @@ def run_train(
     parameters = {"model": model, "transform": transform, "train_cohorts": cohorts_used,
                   "seed": seed, "estimator_params": estimator_params}
     inputs = [table_art] if table_art is not None else []
-    with ArtifactWriter(output_uri, "Model", inputs=inputs, parameters=parameters) as w:
+    from amu_tf.training.distribute import written_by_chief
+
+    # Under MultiWorkerMirroredStrategy every worker runs this; only the chief's copy stays.
+    with written_by_chief(output_uri) as target, \
+            ArtifactWriter(target, "Model", inputs=inputs, parameters=parameters) as w:
         if kind == "keras":
             estimator.save(w.path)
         else:
@@ -167,7 +170,7 @@ def run_train(
         tf_.save(w.path / TRANSFORM_DIR)
         summary["timings_seconds"]["total"] = round(time.perf_counter() - t_start, 3)
         (w.path / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        (w.path / TRAINING_SUMMARY_FILE).write_text(json.dumps(_plain(summary), indent=2) + "\n")
+        (w.path / TRAINING_SUMMARY_FILE).write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
         w.properties.update(
             model=model, kind=kind, threshold=info["threshold"],
             threshold_method=info["threshold_method"], n_train=info["n_train"],
@@ -189,18 +192,6 @@ def _library_versions(kind: str) -> dict:
         except PackageNotFoundError:
             pass
     return out
-
-
-def _plain(obj):
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, os.PathLike):
-        return str(obj)
-    return obj
 
 
 def format_summary(art: Artifact) -> str:
