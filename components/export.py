@@ -168,9 +168,13 @@ def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_n
 
 
 def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "saved_models",
-               name: str | None = None) -> Artifact:
+               name: str | None = None, metrics: dict | None = None) -> Artifact:
     """Export a Model artifact to ``<base_dir>/<name>/<next version>/``; returns the
-    PushedModel artifact (``properties``: name, version, path, model)."""
+    PushedModel artifact (``properties``: name, version, path, model).
+
+    ``metrics``: the model's honest metrics from an evaluation (e.g. ``amu run`` passes each
+    honest protocol's AUC with its 95% CI and n); they replace model_info.json's ``metrics``
+    in ``assets/amu_metadata.json``."""
     keras_model, transform, info, model_art = load_model_parts(model_uri)
     if keras_model is None:
         raise ArtifactError(
@@ -186,6 +190,8 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     layer, imputes = _preprocess_layer(transform, n_genes)
     metadata = build_metadata(info, transform, layer is not None, imputes, model_name, name,
                               model_art)
+    if metrics is not None:
+        metadata["metrics"] = metrics
     if metadata["n_genes"] != n_genes:
         raise ArtifactError(f"model_info.json lists {metadata['n_genes']} genes but the model "
                             f"takes {n_genes}")

@@ -7,12 +7,19 @@ the run folder (``runs/default/<step>/``).
 
 The steps are the list ``STEPS``: ``(name, function(ctx))``. A step reads what earlier steps
 left in ``ctx`` (``ctx.artifacts[name]``, ``ctx.table_uri``...), writes its artifact at
-``ctx.step_dir(name)`` and records it in ``ctx.artifacts``. Adding a step (interpret, export)
-is a function and one entry in ``STEPS`` (or ``STEPS.insert``).
+``ctx.step_dir(name)`` and records it in ``ctx.artifacts``. Adding a step is a function and
+one entry in ``STEPS`` (or ``STEPS.insert``).
+
+Order: ingest, audit, transform, train, interpret, evaluate, export. Interpret runs before
+evaluate so that evaluate writes the one final ``report.md`` with the interpretation section
+inside (artifacts are immutable: no step edits a finished artifact's files, whose content
+hash would then lie); export runs last so the exported model's metadata carries the honest
+metrics of the evaluation.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +29,10 @@ import click
 from pipelines.evaluate_cmd import DEFAULT_MODELS, keras_params, split_list
 
 QUICK = {"models": "amu:tiny,logreg", "epochs": 8, "patience": 3, "folds": 3, "n_boot": 200,
-         "n_per_cohort": 40}
+         "n_per_cohort": 40, "n_explain": 40, "n_perm": 200}
+
+#: Baselines explained beside the zoo model by default (the paper's three: SVM, XGBoost, AMU).
+INTERPRET_BASELINES = ("xgboost", "svm")
 
 
 @dataclass
@@ -37,6 +47,9 @@ class RunContext:
     table_uri: Path | None = None
     audit: dict | None = None
     timings: dict = field(default_factory=dict)
+    specs_given: bool = False
+    results: list | None = None
+    blessing: dict | None = None
 
     def step_dir(self, name: str) -> Path:
         return self.out / name
@@ -110,29 +123,137 @@ def step_train(ctx: RunContext):
     ctx.artifacts["train"] = models
 
 
+def _zoo_models(models) -> list[str]:
+    from amu_tf.training import estimator_kind
+
+    return [m for m in models if estimator_kind(m) == "keras"]
+
+
+def interpret_models(models, chosen=None) -> list[str]:
+    """The models ``amu run`` explains: ``chosen`` (all must be among ``models``), else the
+    first zoo model plus xgboost and svm when they were trained."""
+    from amu_tf.errors import InputDataError
+
+    if chosen:
+        bad = [m for m in chosen if m not in models]
+        if bad:
+            raise InputDataError(f"--interpret-models: {bad[0]!r} is not among the run's models "
+                                 f"({', '.join(models)})")
+        return list(chosen)
+    return _zoo_models(models)[:1] + [m for m in INTERPRET_BASELINES if m in models]
+
+
+def step_interpret(ctx: RunContext):
+    """SHAP (and, for the zoo model, the gene-embedding analysis, survival, enrichment) of the
+    final models; the Interpretation artifact's section goes into evaluate's report."""
+    from components.interpret import run_interpret
+
+    o = ctx.options
+    names = interpret_models(o["models"], o.get("interpret_models"))
+    if not names:
+        ctx.say("  no model to interpret (none of the zoo models, xgboost, svm were trained)")
+        return
+    trained = ctx.artifacts["train"]
+    ctx.artifacts["interpret"] = art = run_interpret(
+        [trained[m].uri for m in names], ctx.table_uri, ctx.step_dir("interpret"),
+        string=o.get("string"), gmt=o.get("gmt"), seed=o["seed"],
+        n_explain=o["n_explain"], n_background=o["n_background"], n_perm=o["n_perm"])
+    for name, expl in art.properties.get("explainers", {}).items():
+        ctx.say(f"  {name}: {expl}")
+    for part, why in art.properties.get("skipped", {}).items():
+        ctx.say(f"  skipped {part}: {why}")
+    ctx.say(f"  -> {art.uri}")
+
+
 def step_evaluate(ctx: RunContext):
     from components.evaluate import format_results, run_evaluate
 
     o = ctx.options
     inputs = [a for a in [ctx.artifacts.get("audit")] if a is not None]
     inputs += list(ctx.artifacts.get("train", {}).values())
+    extra = []
+    interp = ctx.artifacts.get("interpret")
+    if interp is not None:
+        from components.interpret import report_section
+
+        inputs.append(interp)
+        # links relative to the report's final folder (the artifact is renamed into place)
+        extra.append(report_section(interp.uri, relative_to=ctx.step_dir("evaluate")))
     art, results, blessing = run_evaluate(
         ctx.table_uri, ctx.step_dir("evaluate"), o["models"], o["protocols"],
         transform=o["transform"], seed=o["seed"], n_splits=o["folds"], n_repeats=o["repeats"],
         n_boot=o["n_boot"], estimator_params=keras_params(o["models"], o["epochs"], o["patience"]),
         train_cohorts=o.get("train_cohorts"), test_cohorts=o.get("test_cohorts"),
-        audit=ctx.audit, input_artifacts=inputs, data_note=o.get("data_note"))
+        audit=ctx.audit, input_artifacts=inputs, data_note=o.get("data_note"),
+        extra_sections=extra)
     ctx.artifacts["evaluate"] = art
+    ctx.results, ctx.blessing = results, blessing
     ctx.say(format_results(results, blessing))
 
 
-#: The pipeline, in order. Later steps (interpret, export) append themselves here.
+def honest_metrics(results, blessing, model: str, evaluation_uri=None) -> dict:
+    """The honest protocols' metrics of ``model`` (AUC with 95% CI, AP, F1, n) for the export
+    metadata; LEAKY protocols are left out."""
+    per = {}
+    for r in results:
+        if r.leaky:
+            continue
+        row = r.metrics.set_index("model").loc[model]
+        per[r.label] = {"description": r.description, "n": int(row["n"]),
+                        "n_responders": int(row["n_responders"])}
+        for k in ("roc_auc", "ap_responder", "f1_weighted"):
+            per[r.label][k] = {"value": round(float(row[k]), 4),
+                               "ci95": [round(float(row[f"{k}_ci_low"]), 4),
+                                        round(float(row[f"{k}_ci_high"]), 4)]}
+    b = (blessing or {}).get(model, {})
+    return {
+        "source": "amu run: evaluate step (ModelEvaluation artifact"
+                  + (f" {evaluation_uri}" if evaluation_uri else "") + ")",
+        "note": "Estimated by refitting the transform and the model inside every split of each "
+                "honest protocol; the exported model is the same recipe fitted on all labeled "
+                "rows. 95% CIs: stratified bootstrap, percentile.",
+        "protocols": per,
+        "blessed": b.get("blessed"),
+        "blessing_reason": b.get("reason"),
+    }
+
+
+def default_export_name(model: str, synthetic_default: bool) -> str:
+    if synthetic_default:
+        return "amu_default"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_") or "model"
+
+
+def step_export(ctx: RunContext):
+    """The first zoo model of the run as a TF Serving version folder under --export-dir."""
+    from components.export import run_export
+
+    o = ctx.options
+    zoo = _zoo_models(o["models"])
+    if not zoo:
+        ctx.say("  nothing to export: no zoo (Keras) model among the run's models")
+        return
+    model = zoo[0]
+    ev = ctx.artifacts.get("evaluate")
+    metrics = (honest_metrics(ctx.results, ctx.blessing, model, ev.uri if ev else None)
+               if getattr(ctx, "results", None) else None)
+    name = o.get("export_name") or default_export_name(model, not ctx.specs_given)
+    art = run_export(ctx.artifacts["train"][model].uri, base_dir=o["export_dir"], name=name,
+                     metrics=metrics)
+    ctx.artifacts["export"] = art
+    ctx.say(f"  {model} exported as {art.properties['name']!r} version "
+            f"{art.properties['version']}: {art.properties['path']}")
+
+
+#: The pipeline, in order (interpret before evaluate: see the module docstring).
 STEPS = [
     ("ingest", step_ingest),
     ("audit", step_audit),
     ("transform", step_transform),
     ("train", step_train),
+    ("interpret", step_interpret),
     ("evaluate", step_evaluate),
+    ("export", step_export),
 ]
 
 
@@ -172,13 +293,29 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
               help="Synthetic default: plant the response signal or not.")
 @click.option("--quick", is_flag=True,
               help="Smoke run: small synthetic cohorts, amu:tiny + logreg, few epochs, 3 folds.")
+@click.option("--interpret-models", default=None,
+              help="Comma-separated models to interpret [the first zoo model, plus xgboost and "
+                   "svm when trained].")
+@click.option("--string", "string", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Interaction file in STRING format for the network-agreement test.")
+@click.option("--gmt", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Gene sets (GMT) for enrichment of the top genes.")
+@click.option("--n-explain", default=None, type=int,
+              help="Rows explained by SHAP (a seeded sample) [200].")
+@click.option("--export-dir", default="saved_models", show_default=True, type=click.Path(),
+              help="TF Serving base folder: the export is <export-dir>/<name>/<version>/.")
+@click.option("--export-name", default=None,
+              help="Served model name [amu_default on the synthetic default, else the model "
+                   "name, e.g. amu_small].")
 @click.option("--seed", default=0, show_default=True)
 def command(more_specs, cohorts, data_root, out, models, protocols, transform, train_cohorts,
             test_cohorts, folds, repeats, n_boot, epochs, patience, allow_leaks, signal, quick,
-            seed):
-    """Run ingest -> audit -> transform -> train -> evaluate and print where the report is.
+            interpret_models, string, gmt, n_explain, export_dir, export_name, seed):
+    """Run ingest -> audit -> transform -> train -> interpret -> evaluate -> export, print
+    where the report is and the exported version folder.
 
-    Without cohort specs it runs on the synthetic default cohorts it generates (seeded)."""
+    Without cohort specs it runs on the synthetic default cohorts it generates (seeded).
+    Interpret runs before evaluate so the one report.md includes the interpretation."""
     cohorts = list(cohorts) + list(more_specs)  # `--cohorts a.toml b.toml` after a shell glob
     q = QUICK if quick else {}
     opts = {
@@ -196,15 +333,26 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "signal": signal,
         "seed": seed,
         "n_per_cohort": q.get("n_per_cohort") if not cohorts else None,
+        "interpret_models": split_list(interpret_models) if interpret_models else None,
+        "string": string,
+        "gmt": gmt,
+        "n_explain": n_explain or q.get("n_explain", 200),
+        "n_background": 30,
+        "n_perm": q.get("n_perm", 1000),
+        "export_dir": export_dir,
+        "export_name": export_name,
     }
     if not cohorts:
         opts["data_note"] = ("Synthetic default cohorts (amu_tf.data.synthetic, seed "
                              f"{seed}, response signal {'planted' if signal else 'absent'}); "
                              "the planted module is listed in data/synthetic_truth.json.")
-    ctx = RunContext(out=Path(out), options=opts, specs=list(cohorts), data_root=data_root)
+    ctx = RunContext(out=Path(out), options=opts, specs=list(cohorts), data_root=data_root,
+                     specs_given=bool(cohorts))
     t0 = time.perf_counter()
     run_pipeline(ctx)
     total = time.perf_counter() - t0
     report = Path(ctx.artifacts["evaluate"].uri) / "report.md"
     click.echo(f"done in {total:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in ctx.timings.items())})")
     click.echo(f"report: {report}")
+    if "export" in ctx.artifacts:
+        click.echo(f"exported: {ctx.artifacts['export'].properties['path']}")

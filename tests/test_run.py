@@ -1,6 +1,7 @@
 """`amu run` end to end (quick), its leak stop, and `amu evaluate` on the paper's table."""
 
 import json
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,9 +16,11 @@ from pipelines.cli import amu
 @pytest.mark.slow
 def test_amu_run_quick_end_to_end(tmp_path):
     out = tmp_path / "run"
-    res = CliRunner().invoke(amu, ["run", "--quick", "--out", str(out)])
+    export_dir = tmp_path / "served"
+    res = CliRunner().invoke(amu, ["run", "--quick", "--out", str(out),
+                                   "--export-dir", str(export_dir)])
     assert res.exit_code == 0, res.output
-    for step in ("ingest", "audit", "transform", "train", "evaluate"):
+    for step in ("ingest", "audit", "transform", "train", "interpret", "evaluate"):
         assert (out / step / "artifact.json").is_file() or \
             any((p / "artifact.json").is_file() for p in (out / step).iterdir()), step
     ev = out / "evaluate"
@@ -40,6 +43,36 @@ def test_amu_run_quick_end_to_end(tmp_path):
     lows = m.groupby("model")["roc_auc_ci_low"].min()
     for model, b in blessing.items():
         assert b["blessed"] == bool(lows[model] > 0.5)
+
+    # interpret: the zoo model only (no xgboost/svm in --quick); its section is in the report
+    # and every figure it links exists
+    assert "Interpretation" in input_types
+    interp = json.loads((out / "interpret" / "artifact.json").read_text())
+    assert interp["properties"]["models"] == ["amu:tiny"]
+    assert "## Interpretation" in report and "### SHAP" in report
+    assert report.index("## Interpretation") > report.index("## Results")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert any("shap/" in link for link in links)
+    for link in links:
+        assert (ev / link).resolve().is_file(), link
+    top = pd.read_csv(out / "interpret" / "shap" / "top_k.csv")
+    assert len(top) == 20
+
+    # export: a TF Serving version folder in --export-dir, with the evaluation's honest metrics
+    version = export_dir / "amu_default" / "1"
+    assert f"exported: {version}" in res.output
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    meta = json.loads((version / "assets" / "amu_metadata.json").read_text())
+    honest = meta["metrics"]["protocols"]
+    assert set(honest) == {"cv", "loco"}
+    amu_rows = m[m["model"] == "amu:tiny"].set_index("protocol")
+    for proto, h in honest.items():
+        assert h["roc_auc"]["value"] == pytest.approx(amu_rows.loc[proto, "roc_auc"], abs=1e-4)
+        lo, hi = h["roc_auc"]["ci95"]
+        assert lo == pytest.approx(amu_rows.loc[proto, "roc_auc_ci_low"], abs=1e-4)
+        assert lo < h["roc_auc"]["value"] < hi
+        assert h["n"] == amu_rows.loc[proto, "n"] > 0
+    assert meta["metrics"]["blessed"] == blessing["amu:tiny"]["blessed"]
 
 
 def test_amu_run_stops_on_a_leak(tmp_path, monkeypatch):
