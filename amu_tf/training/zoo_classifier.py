@@ -111,6 +111,10 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         deterministic: turn on TensorFlow op determinism for repeatable runs.
         verbose: 0 silent, 1 a tqdm bar over epochs, 2 Keras's one line per epoch.
         model_overrides: dict of config overrides for the zoo model (e.g. ``dropout``).
+        recipe: None, a name in ``amu_tf.training.recipes.RECIPES`` (``"paper"``,
+            ``"fast"``) or a dict of params: its values replace every training parameter
+            left at its default; parameters given explicitly win. The values used are in
+            ``params_used_`` after ``fit``.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         deterministic=True,
         verbose=0,
         model_overrides=None,
+        recipe=None,
     ):
         self.model = model
         self.epochs = epochs
@@ -148,8 +153,21 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.deterministic = deterministic
         self.verbose = verbose
         self.model_overrides = model_overrides
+        self.recipe = recipe
 
     # ------------------------------------------------------------------ helpers
+    def _p(self, name):
+        """The value of training parameter ``name`` after applying ``recipe``."""
+        if self.recipe is None:
+            return getattr(self, name)
+        import inspect
+
+        from amu_tf.training.recipes import resolve_params
+
+        defaults = {k: v.default for k, v in
+                    inspect.signature(type(self).__init__).parameters.items() if k != "self"}
+        return resolve_params(self.recipe, self.get_params(deep=False), defaults)[name]
+
     def _model_config(self) -> dict:
         from amu_tf.models.zoo import ZOO, parse_model_name
 
@@ -159,15 +177,17 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         return config
 
     def _check_params(self):
-        if self.optimizer not in ("adam", "adamw"):
-            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.schedule not in (None, "two_step"):
-            raise ValueError(f"schedule must be None or 'two_step', got {self.schedule!r}")
-        if self.balance not in (None, "upsample", "class_weight"):
+        optimizer, schedule, balance = (self._p(k) for k in ("optimizer", "schedule", "balance"))
+        if optimizer not in ("adam", "adamw"):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
+        if schedule not in (None, "two_step"):
+            raise ValueError(f"schedule must be None or 'two_step', got {schedule!r}")
+        if balance not in (None, "upsample", "class_weight"):
             raise ValueError(
-                f"balance must be 'upsample', 'class_weight' or None, got {self.balance!r}"
+                f"balance must be 'upsample', 'class_weight' or None, got {balance!r}"
             )
-        if not (self.validation_fraction is None or 0 <= self.validation_fraction < 1):
+        frac = self._p("validation_fraction")
+        if not (frac is None or 0 <= frac < 1):
             raise ValueError("validation_fraction must be in [0, 1)")
         if self.threshold != "youden" and not (
             isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1
@@ -179,19 +199,20 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
 
         from amu_tf.training.schedules import TwoStepDecay
 
-        lr = self.learning_rate
-        if self.schedule == "two_step":
-            lr = TwoStepDecay.for_training(self.learning_rate, total_steps)
-        if self.optimizer == "adamw":
-            wd = 1e-4 if self.weight_decay is None else self.weight_decay
+        lr = self._p("learning_rate")
+        if self._p("schedule") == "two_step":
+            lr = TwoStepDecay.for_training(self._p("learning_rate"), total_steps)
+        if self._p("optimizer") == "adamw":
+            wd = 1e-4 if self._p("weight_decay") is None else self._p("weight_decay")
             return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
-        return keras.optimizers.Adam(learning_rate=lr, weight_decay=self.weight_decay or None)
+        wd = self._p("weight_decay")
+        return keras.optimizers.Adam(learning_rate=lr, weight_decay=wd or None)
 
     def _inner_split(self, y01, groups=None):
         """Positions of the inner train and inner validation rows (stratified, seeded; with
         ``groups``, one patient's samples all fall on the same side)."""
         n = len(y01)
-        frac = self.validation_fraction or 0
+        frac = self._p("validation_fraction") or 0
         if frac == 0:
             return np.arange(n), np.array([], dtype=int)
         needed = max(2, math.ceil(1 / frac))
@@ -236,7 +257,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         check_per_class(y01, self.classes_, 2, "training")
 
         tr, va = self._inner_split(y01, groups)
-        if self.balance == "upsample":
+        if self._p("balance") == "upsample":
             tr_fit = upsample_indices(y01, rows=tr, random_state=self.seed)
         else:
             tr_fit = np.random.default_rng(self.seed).permutation(tr)
@@ -244,7 +265,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.inner_val_indices_ = va
 
         class_weight = None
-        if self.balance == "class_weight":
+        if self._p("balance") == "class_weight":
             counts = np.bincount(y01[tr], minlength=2)
             class_weight = {c: len(tr) / (2.0 * counts[c]) for c in range(2)}
 
@@ -253,12 +274,12 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(int(self.seed))
-        steps_per_epoch = math.ceil(len(tr_fit) / self.batch_size)
+        steps_per_epoch = math.ceil(len(tr_fit) / self._p("batch_size"))
         strategy = resolve_strategy(self.strategy)
         with strategy.scope():
             model = build_model(self.model, **(self.model_overrides or {}))
             model.compile(
-                optimizer=self._make_optimizer(steps_per_epoch * self.epochs),
+                optimizer=self._make_optimizer(steps_per_epoch * self._p("epochs")),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"],
             )
@@ -268,17 +289,18 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             validation_data = (X[va], y01[va])
             callbacks.append(
                 keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                    monitor="val_loss", patience=self._p("patience"),
+                    restore_best_weights=True,
                 )
             )
         if self.verbose == 1:
-            callbacks.append(_progress_callback(self.epochs, f"train {self.model}"))
+            callbacks.append(_progress_callback(self._p("epochs"), f"train {self.model}"))
         t0 = time.perf_counter()
         hist = model.fit(
             X[tr_fit], y01[tr_fit],
             validation_data=validation_data,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+            epochs=self._p("epochs"),
+            batch_size=self._p("batch_size"),
             shuffle=True,
             class_weight=class_weight,
             callbacks=callbacks,
@@ -286,6 +308,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         )
         self.fit_seconds_ = time.perf_counter() - t0
         self.model_ = model
+        self.params_used_ = {k: self._p(k) for k in (
+            "epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "schedule",
+            "patience", "validation_fraction", "balance")}
         self.history_ = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.epochs_run_ = len(self.history_.get("loss", []))
         if len(va):
