@@ -104,17 +104,32 @@ def step_transform(ctx: RunContext):
                                                ctx.options["transform"])
 
 
+#: Searched baselines slow enough to gain from a parallel hyper-parameter search (the search's
+#: results do not depend on n_jobs: the inner folds and candidates are seeded).
+PARALLEL_SEARCH = ("rf", "xgboost", "adaboost")
+
+
+def estimator_params(o: dict) -> dict:
+    """Per-model params of the run: epochs/patience for the zoo models, the search's
+    ``n_jobs`` for the slow searched baselines."""
+    params = keras_params(o["models"], o["epochs"], o["patience"])
+    if o.get("n_jobs", 1) != 1:
+        params.update({m: {"n_jobs": o["n_jobs"]} for m in o["models"] if m in PARALLEL_SEARCH})
+    return params
+
+
 def step_train(ctx: RunContext):
     """The final models: each fitted on every labeled row (Model artifacts)."""
     from components.train import run_train
 
     o = ctx.options
-    params = keras_params(o["models"], o["epochs"], o["patience"])
+    params = estimator_params(o)
+    zoo = _zoo_models(o["models"])
     models = {}
     for m in o["models"]:
         safe = m.replace(":", "_")
         p = dict(params.get(m, {}))
-        if p:  # a zoo model: show its progress bar over epochs
+        if m in zoo:  # show its progress bar over epochs
             p["verbose"] = 1
         models[m] = run_train(ctx.table_uri, ctx.step_dir("train") / safe, model=m,
                               transform=o["transform"], seed=o["seed"], **p)
@@ -182,7 +197,7 @@ def step_evaluate(ctx: RunContext):
     art, results, blessing = run_evaluate(
         ctx.table_uri, ctx.step_dir("evaluate"), o["models"], o["protocols"],
         transform=o["transform"], seed=o["seed"], n_splits=o["folds"], n_repeats=o["repeats"],
-        n_boot=o["n_boot"], estimator_params=keras_params(o["models"], o["epochs"], o["patience"]),
+        n_boot=o["n_boot"], estimator_params=estimator_params(o),
         train_cohorts=o.get("train_cohorts"), test_cohorts=o.get("test_cohorts"),
         audit=ctx.audit, input_artifacts=inputs, data_note=o.get("data_note"),
         extra_sections=extra)
@@ -286,8 +301,10 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--folds", default=None, type=int, help="cv folds [5].")
 @click.option("--repeats", default=1, show_default=True, help="cv repeats.")
 @click.option("--n-boot", default=None, type=int, help="Bootstrap resamples for CIs [1000].")
-@click.option("--epochs", default=None, type=int, help="Max epochs of zoo models [60].")
-@click.option("--patience", default=None, type=int, help="Early-stopping patience [8].")
+@click.option("--epochs", default=None, type=int, help="Max epochs of zoo models [40].")
+@click.option("--patience", default=None, type=int, help="Early-stopping patience [5].")
+@click.option("--n-jobs", default=2, show_default=True,
+              help="Parallel jobs of the rf/xgboost/adaboost hyper-parameter searches.")
 @click.option("--allow-leaks", is_flag=True, help="Continue when the leakage audit finds a leak.")
 @click.option("--signal/--no-signal", default=True, show_default=True,
               help="Synthetic default: plant the response signal or not.")
@@ -301,7 +318,7 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--gmt", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Gene sets (GMT) for enrichment of the top genes.")
 @click.option("--n-explain", default=None, type=int,
-              help="Rows explained by SHAP (a seeded sample) [200].")
+              help="Rows explained by SHAP (a seeded sample) [100].")
 @click.option("--export-dir", default="saved_models", show_default=True, type=click.Path(),
               help="TF Serving base folder: the export is <export-dir>/<name>/<version>/.")
 @click.option("--export-name", default=None,
@@ -310,7 +327,7 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--seed", default=0, show_default=True)
 def command(more_specs, cohorts, data_root, out, models, protocols, transform, train_cohorts,
             test_cohorts, folds, repeats, n_boot, epochs, patience, allow_leaks, signal, quick,
-            interpret_models, string, gmt, n_explain, export_dir, export_name, seed):
+            n_jobs, interpret_models, string, gmt, n_explain, export_dir, export_name, seed):
     """Run ingest -> audit -> transform -> train -> interpret -> evaluate -> export, print
     where the report is and the exported version folder.
 
@@ -327,8 +344,9 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "folds": folds or q.get("folds", 5),
         "repeats": repeats,
         "n_boot": n_boot if n_boot is not None else q.get("n_boot", 1000),
-        "epochs": epochs or q.get("epochs", 60),
-        "patience": patience or q.get("patience", 8),
+        "epochs": epochs or q.get("epochs", 40),
+        "patience": patience or q.get("patience", 5),
+        "n_jobs": n_jobs,
         "allow_leaks": allow_leaks,
         "signal": signal,
         "seed": seed,
@@ -336,7 +354,7 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "interpret_models": split_list(interpret_models) if interpret_models else None,
         "string": string,
         "gmt": gmt,
-        "n_explain": n_explain or q.get("n_explain", 200),
+        "n_explain": n_explain or q.get("n_explain", 100),
         "n_background": 30,
         "n_perm": q.get("n_perm", 1000),
         "export_dir": export_dir,
