@@ -85,6 +85,8 @@ def main(argv=None):
     ap.add_argument("--datasets", default="real,synthetic")
     ap.add_argument("--data-root", default="/work/shared/data")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fast-lr", type=float, default=None,
+                    help="override the fast recipe's learning rate (for sweeps)")
     args = ap.parse_args(argv)
 
     rows, real = [], None
@@ -93,7 +95,8 @@ def main(argv=None):
         Xtr, ytr, gtr, Xte, yte = split(df, args.seed)
         print(f"[{name}] train {len(ytr)} rows ({ytr.sum()} responders), "
               f"test {len(yte)} rows ({yte.sum()} responders)", flush=True)
-        fast = fit_eval("fast", Xtr, ytr, gtr, Xte, yte, args.seed)
+        over = {} if args.fast_lr is None else {"learning_rate": args.fast_lr}
+        fast = fit_eval("fast", Xtr, ytr, gtr, Xte, yte, args.seed, **over)
         paper = fit_eval("paper", Xtr, ytr, gtr, Xte, yte, args.seed, epochs=fast["epochs"])
         for r in (fast, paper):
             r["dataset"] = name

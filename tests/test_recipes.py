@@ -49,7 +49,7 @@ def test_estimator_uses_recipe_and_overrides_win():
     est.fit(X, y)
     used = est.params_used_
     assert used["epochs"] == 2 and used["batch_size"] == 16  # explicit
-    assert used["optimizer"] == "adamw" and used["learning_rate"] == 1e-3  # from the recipe
+    assert used["optimizer"] == "adamw" and used["learning_rate"] == RECIPES["fast"]["learning_rate"]
     assert used["schedule"] == "two_step" and used["patience"] == RECIPES["fast"]["patience"]
     assert est.epochs_run_ <= 2
     opt = est.model_.optimizer
