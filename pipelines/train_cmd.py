@@ -61,4 +61,11 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
     click.echo(f"training {model_name} with transform {transform} (seed {seed}) ...", err=True)
     art = run_train(table, out, model=model_name, transform=transform,
                     train_cohorts=train_cohorts, seed=seed, **est_params)
-    click.echo(format_summary(art))
+    from amu_tf.training.distribute import is_chief, task_name
+
+    if is_chief():
+        click.echo(format_summary(art))
+    else:  # this worker's copy was removed: the chief wrote the one artifact
+        click.echo(f"{task_name()}: trained (threshold "
+                   f"{art.properties.get('threshold', float('nan')):.4f}); the chief wrote the "
+                   f"Model artifact to {out}")

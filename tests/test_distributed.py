@@ -53,7 +53,7 @@ def _free_ports(n):
             s.close()
 
 
-def _launch(tmp_path, tag, args, n, timeout):
+def _launch(tmp_path, tag, args, n, timeout, module="amu_tf.training.multiworker_entry"):
     ports = _free_ports(n)
     tmpdir = tmp_path / "worker_tmp"
     tmpdir.mkdir(exist_ok=True)
@@ -67,7 +67,7 @@ def _launch(tmp_path, tag, args, n, timeout):
             logs.append(log)
             with open(log, "w") as fh:
                 procs.append(subprocess.Popen(
-                    [sys.executable, "-m", "amu_tf.training.multiworker_entry", *args],
+                    [sys.executable, "-m", module, *args],
                     env=env, stdout=fh, stderr=subprocess.STDOUT,
                     cwd=Path(__file__).resolve().parents[1],
                 ))
@@ -88,13 +88,14 @@ def _launch(tmp_path, tag, args, n, timeout):
                 p.wait(timeout=30)
 
 
-def _run_workers(tmp_path, tag, args, n=2, timeout=WORKER_TIMEOUT_S):
+def _run_workers(tmp_path, tag, args, n=2, timeout=WORKER_TIMEOUT_S,
+                 module="amu_tf.training.multiworker_entry"):
     """Start ``n`` workers of the entry point on fresh free ports, wait for all (killing
     every straggler at the end), and return their exit codes (None: killed at the timeout)
     and log files. A launch that lost its port to another process is retried once."""
-    codes, logs = _launch(tmp_path, tag, args, n, timeout)
+    codes, logs = _launch(tmp_path, tag, args, n, timeout, module)
     if any(c not in (0, DIE_EXIT_CODE) for c in codes) and "ddress already in use" in _tails(logs):
-        codes, logs = _launch(tmp_path, f"{tag}-retry", args, n, timeout)
+        codes, logs = _launch(tmp_path, f"{tag}-retry", args, n, timeout, module)
     return codes, logs
 
 
@@ -453,3 +454,29 @@ def test_killed_training_resumes_from_backup(tmp_path):
     for a, b in zip(w0, w1):
         np.testing.assert_array_equal(a, b)
     assert not backup.exists()  # finished: the backups are cleaned up
+
+
+@pytest.mark.slow
+def test_amu_train_multiworker_workers_agree_and_chief_writes(tmp_path):
+    """`amu train --strategy multiworker` on two workers: ZooClassifier feeds a sharded
+    tf.data pipeline with synchronized BatchNorm, so both workers end with the same model
+    (same frozen threshold), and only the chief's Model artifact exists."""
+    from amu_tf.data.cohort_table import write_table
+    from amu_tf.data.synthetic import make_synthetic_table
+
+    table, _ = make_synthetic_table(seed=0, n_per_cohort=30)
+    write_table(table, tmp_path / "table.csv")
+    out = tmp_path / "model"
+    codes, logs = _run_workers(
+        tmp_path, "amu-train",
+        ["train", "--table", str(tmp_path / "table.csv"), "--model", "amu:tiny",
+         "--epochs", "2", "--strategy", "multiworker", "--out", str(out), "--quiet"],
+        module="pipelines.cli")
+    assert codes == [0, 0], _tails(logs)
+    chief_threshold = json.loads((out / "model_info.json").read_text())["threshold"]
+    worker_line = [ln for ln in logs[1].read_text().splitlines() if ln.startswith("worker-1:")]
+    assert worker_line, _tails(logs)
+    worker_threshold = float(worker_line[0].split("threshold ")[1].split(")")[0])
+    assert worker_threshold == pytest.approx(chief_threshold, abs=1e-4)
+    artifacts = sorted(p.parent for p in tmp_path.rglob("artifact.json"))
+    assert artifacts == [out]

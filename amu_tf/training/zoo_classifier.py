@@ -115,6 +115,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             ``"fast"``) or a dict of params: its values replace every training parameter
             left at its default; parameters given explicitly win. The values used are in
             ``params_used_`` after ``fit``.
+        backup_dir: None, or a folder for ``keras.callbacks.BackupAndRestore`` (one
+            sub-folder per worker in a cluster): a killed or preempted ``fit`` started
+            again with the same arguments resumes from its last finished epoch.
     """
 
     def __init__(
@@ -136,6 +139,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         verbose=0,
         model_overrides=None,
         recipe=None,
+        backup_dir=None,
     ):
         self.model = model
         self.epochs = epochs
@@ -154,6 +158,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.model_overrides = model_overrides
         self.recipe = recipe
+        self.backup_dir = backup_dir
 
     # ------------------------------------------------------------------ helpers
     def _p(self, name):
@@ -295,17 +300,35 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             )
         if self.verbose == 1:
             callbacks.append(_progress_callback(self._p("epochs"), f"train {self.model}"))
+        from amu_tf.training.distribute import (backup_callback, make_dataset, num_replicas,
+                                                synchronized_batch_norm)
+
+        if self.backup_dir is not None:  # resume a killed or preempted fit from its last epoch
+            callbacks.append(backup_callback(self.backup_dir, strategy))
+        replicas = num_replicas(strategy)
+        if replicas > 1:
+            # Several replicas (GPUs or workers): a tf.data pipeline sharded by the strategy.
+            # ``batch_size`` stays the global batch; every worker draws the same seeded order
+            # and keeps its share of each batch.
+            per_replica = max(1, self._p("batch_size") // replicas)
+            fit_data = dict(x=make_dataset(X[tr_fit], y01[tr_fit], per_replica, strategy,
+                                           shuffle=True, seed=self.seed), shuffle=False)
+            if validation_data is not None:
+                validation_data = make_dataset(*validation_data, per_replica, strategy)
+        else:
+            fit_data = dict(x=X[tr_fit], y=y01[tr_fit], batch_size=self._p("batch_size"),
+                            shuffle=True)
         t0 = time.perf_counter()
-        hist = model.fit(
-            X[tr_fit], y01[tr_fit],
-            validation_data=validation_data,
-            epochs=self._p("epochs"),
-            batch_size=self._p("batch_size"),
-            shuffle=True,
-            class_weight=class_weight,
-            callbacks=callbacks,
-            verbose=2 if self.verbose == 2 else 0,
-        )
+        # BatchNorm statistics over the global batch, so every replica ends identical
+        with synchronized_batch_norm(model, strategy):
+            hist = model.fit(
+                **fit_data,
+                validation_data=validation_data,
+                epochs=self._p("epochs"),
+                class_weight=class_weight,
+                callbacks=callbacks,
+                verbose=2 if self.verbose == 2 else 0,
+            )
         self.fit_seconds_ = time.perf_counter() - t0
         self.model_ = model
         self.params_used_ = {k: self._p(k) for k in (
@@ -362,6 +385,8 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         params = self.get_params()
         if not isinstance(params["strategy"], (str, type(None))):
             params["strategy"] = type(params["strategy"]).__name__
+        if params.get("backup_dir") is not None:
+            params["backup_dir"] = str(params["backup_dir"])
         return params
 
     def save(self, directory) -> Path:
