@@ -26,6 +26,7 @@ from pathlib import Path
 
 import click
 
+from amu_tf.training.distribute import strategy_option
 from pipelines.evaluate_cmd import DEFAULT_MODELS, keras_params, split_list
 
 QUICK = {"models": "amu:tiny,logreg", "epochs": 8, "patience": 3, "folds": 3, "n_boot": 200,
@@ -113,6 +114,9 @@ def estimator_params(o: dict) -> dict:
     """Per-model params of the run: epochs/patience for the zoo models, the search's
     ``n_jobs`` for the slow searched baselines."""
     params = keras_params(o["models"], o["epochs"], o["patience"])
+    if o.get("strategy", "default") != "default":  # tf.distribute for the zoo models
+        for p in params.values():
+            p["strategy"] = o["strategy"]
     if o.get("n_jobs", 1) != 1:
         params.update({m: {"n_jobs": o["n_jobs"]} for m in o["models"] if m in PARALLEL_SEARCH})
     return params
@@ -325,15 +329,21 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
               help="Served model name [amu_default on the synthetic default, else the model "
                    "name, e.g. amu_small].")
 @click.option("--seed", default=0, show_default=True)
+@strategy_option
 def command(more_specs, cohorts, data_root, out, models, protocols, transform, train_cohorts,
             test_cohorts, folds, repeats, n_boot, epochs, patience, allow_leaks, signal, quick,
-            n_jobs, interpret_models, string, gmt, n_explain, export_dir, export_name, seed):
+            n_jobs, interpret_models, string, gmt, n_explain, export_dir, export_name, seed,
+            strategy):
     """Run ingest -> audit -> transform -> train -> interpret -> evaluate -> export, print
     where the report is and the exported version folder.
 
     Without cohort specs it runs on the synthetic default cohorts it generates (seeded).
     Interpret runs before evaluate so the one report.md includes the interpretation."""
     cohorts = list(cohorts) + list(more_specs)  # `--cohorts a.toml b.toml` after a shell glob
+    if strategy == "multiworker":
+        from amu_tf.training.distribute import get_strategy
+
+        get_strategy(strategy)  # must exist before any other TensorFlow work
     q = QUICK if quick else {}
     opts = {
         "models": split_list(models or q.get("models", DEFAULT_MODELS)),
@@ -359,16 +369,27 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "n_perm": q.get("n_perm", 1000),
         "export_dir": export_dir,
         "export_name": export_name,
+        "strategy": strategy,
     }
     if not cohorts:
         opts["data_note"] = ("Synthetic default cohorts (amu_tf.data.synthetic, seed "
                              f"{seed}, response signal {'planted' if signal else 'absent'}); "
                              "the planted module is listed in data/synthetic_truth.json.")
-    ctx = RunContext(out=Path(out), options=opts, specs=list(cohorts), data_root=data_root,
-                     specs_given=bool(cohorts))
-    t0 = time.perf_counter()
-    run_pipeline(ctx)
-    total = time.perf_counter() - t0
+    from amu_tf.training.distribute import is_chief, written_by_chief
+
+    # Under multiworker every worker runs the pipeline (training is collective); only the
+    # chief's run folder and export stay, the others write to a temporary folder.
+    with written_by_chief(out) as run_dir:
+        if not is_chief():
+            opts["export_dir"] = str(Path(run_dir) / "saved_models")
+        ctx = RunContext(out=Path(run_dir), options=opts, specs=list(cohorts),
+                         data_root=data_root, specs_given=bool(cohorts))
+        t0 = time.perf_counter()
+        run_pipeline(ctx)
+        total = time.perf_counter() - t0
+    if not is_chief():
+        click.echo(f"done in {total:.0f} s; the chief wrote the run folder {out}")
+        return
     report = Path(ctx.artifacts["evaluate"].uri) / "report.md"
     click.echo(f"done in {total:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in ctx.timings.items())})")
     click.echo(f"report: {report}")
