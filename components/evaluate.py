@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from amu_tf.artifacts import ArtifactWriter
+from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.blessing import bless
 from amu_tf.evaluation.figures import plot_curves
@@ -36,14 +37,6 @@ from amu_tf.evaluation.report import write_report
 from amu_tf.evaluation.tables import write_tables
 
 REPORT_FILE = "report.md"
-
-
-def _load_table(table):
-    if isinstance(table, pd.DataFrame):
-        return table, None
-    from components.train import load_table
-
-    return load_table(table)
 
 
 def _plain(o):
@@ -70,7 +63,7 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
     ``input_artifacts`` (e.g. AuditReport, Model artifacts) are recorded as inputs.
     Returns ``(artifact, [ProtocolResult], blessing)``.
     """
-    df, table_art = _load_table(table)
+    df, table_art = load_cohort_table(table)
     protocols = list(protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.interpretation import embedding_analysis as emb
 from amu_tf.interpretation import gene_set_enrichment as gse
@@ -72,18 +73,6 @@ def load_model(model_uri) -> tuple[str, object, object, dict, Artifact]:
     if estimator is None:
         estimator = bundle.keras_model
     return name, estimator, bundle.transform, info, art
-
-
-def _load_table(table_uri) -> tuple[pd.DataFrame, Artifact | None]:
-    from amu_tf.data.cohort_table import read_table
-
-    p = Path(table_uri)
-    if (p / "artifact.json").is_file():
-        art = Artifact.load(p, expected_type="CohortTable")
-        return read_table(p), art
-    if p.is_file():
-        return read_table(p), Artifact.for_file(p)
-    raise InputDataError(f"cohort table {p} not found (a CohortTable artifact or a table file)")
 
 
 def _keras_of(estimator):
@@ -450,7 +439,7 @@ def run_interpret(model_uris, table_uri, output_uri, *, string=None, string_mapp
             name = f"{name}:{Path(uri).name}"
         models[name] = (est, tf, info)
         arts.append(art)
-    table, table_art = _load_table(table_uri)
+    table, table_art = load_cohort_table(table_uri)
     if table_art is not None:
         arts.append(table_art)
     params = {"string": str(string) if string else None, "gmt": str(gmt) if gmt else None,
