@@ -74,11 +74,11 @@ def load_cohort_table(table) -> tuple[pd.DataFrame, "Artifact | None"]:
         art = Artifact.load(path, expected_type="CohortTable")
         return read_table(path), art
     if not path.is_file():
-        raise InputDataError(f"table {path} does not exist")
+        raise InputDataError(f"cohort table {path} not found: no such file or artifact folder")
     try:
         df = read_table(path)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"cannot read table {path}: {exc}") from None
+        raise InputDataError(f"cannot read cohort table {path}: {exc}") from None
     return df, Artifact.for_file(path, type="CohortTable")
 
 
