@@ -9,7 +9,7 @@ setup(
     ),
     python_requires=">=3.11",
     packages=find_packages(include=["amu_tf", "amu_tf.*", "components", "pipelines"]),
-    package_data={"amu_tf": ["resources/*.tsv", "resources/*.json"]},
+    package_data={"amu_tf": ["resources/*.tsv", "resources/*.json", "kernels/*.cc"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.10",

@@ -30,7 +30,10 @@ class FusedSelfAttention(keras.layers.Layer):
     softmax, dropout on the attention weights (training only), one batched matmul with
     the values and one output matmul; the ``[batch, heads, T, T]`` part has a hand-written
     gradient and a cheaper dropout mask (see :func:`tiny_head_attention`), because with
-    heads of width 2 every pass over that tensor is memory-bound. Its weights are the reference's, in the same order,
+    heads of width 2 every pass over that tensor is memory-bound. In training on a CPU,
+    the compiled kernel of :mod:`amu_tf.kernels.tiny_attention` replaces that part when it
+    could be built (it never stores the ``[batch, heads, T, T]`` tensor); inference, and so
+    every exported SavedModel, always uses standard TensorFlow ops. Its weights are the reference's, in the same order,
     shapes and sub-layer names (``_query_dense``, ``_key_dense``, ``_value_dense``,
     ``_output_dense``: ``EinsumDense`` layers named query, key, value, attention_output),
     so ``set_weights(reference.get_weights())`` switches implementation and ``.keras``
@@ -137,15 +140,37 @@ class FusedSelfAttention(keras.layers.Layer):
                            (3 * n * k,))
         return kernel, bias
 
+    def _use_kernel(self, training):
+        """Training on CPU in float32 with TensorFlow: the compiled kernel, when built."""
+        if training is not True or keras.backend.backend() != "tensorflow":
+            return False
+        if self.compute_dtype != "float32":
+            return False
+        from amu_tf.kernels import tiny_attention as kernel
+
+        if not kernel.enabled_by_env():
+            return False
+        import tensorflow as tf
+
+        if tf.config.list_logical_devices("GPU"):
+            return False
+        return kernel.available()
+
     def _attend(self, x, qkv_kernel, qkv_bias, training):
         n, k = self.num_heads, self.key_dim
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         qkv = ops.matmul(x, qkv_kernel)
         if qkv_bias is not None:
             qkv = qkv + qkv_bias
+        rate = self.dropout if (self.dropout > 0.0 and training) else 0.0
+        if self._use_kernel(training):
+            # training: the compiled per-(sample, head) kernel on the [B, T, 3*n*k] layout
+            from amu_tf.kernels.tiny_attention import tiny_attention
+
+            seed = self._dropout_seed() if rate else None
+            return tiny_attention(qkv, n, rate, seed)
         qkv = ops.transpose(ops.reshape(qkv, (batch, length, 3, n, k)), (2, 0, 3, 1, 4))
         q, key, v = ops.unstack(qkv, 3, axis=0)  # each (batch, heads, T, k)
-        rate = self.dropout if (self.dropout > 0.0 and training) else 0.0
         if keras.backend.backend() == "tensorflow" and not _is_symbolic_training(training):
             seed = self._dropout_seed() if rate else None
             ctx = tiny_head_attention(q, key, v, rate, seed)

@@ -1,0 +1,200 @@
+"""The compiled tiny-head attention kernel: build on first use, load, register its gradient.
+
+``tiny_attention_kernel.cc`` (beside this file) is a TensorFlow CPU op computing
+``dropout(softmax(q k^T)) v`` for every (sample, head) inside the L1 cache, FlashAttention
+style: the ``[batch, heads, T, T]`` tensor is never stored, the backward pass recomputes
+the scores and the dropout mask (a counter-based hash). It is used for **training** only:
+inference, and therefore every exported SavedModel, keeps standard TensorFlow ops, so TF
+Serving needs nothing but TensorFlow.
+
+The op is compiled with the system's C++ compiler against the installed TensorFlow's
+headers the first time it is needed (about 20 s), and cached in
+``$AMU_TF_CACHE_DIR/kernels`` (default ``~/.cache/amu_tf/kernels``) under a name that
+hashes the source, TensorFlow's version and compile flags and the CPU, so a shared home
+folder on machines of different CPUs is safe. Without a compiler, or when
+``AMU_TF_KERNELS=0``, everything falls back, with one warning, to the TensorFlow-ops
+implementation (:func:`amu_tf.layers.tiny_head_attention.tiny_head_attention`): same
+math, slower, and a different dropout random stream.
+"""
+
+import fcntl
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("tiny_attention_kernel.cc")
+ENV_SWITCH = "AMU_TF_KERNELS"
+_LOCK = threading.Lock()
+_STATE = {"lib": None, "tried": False, "error": None}
+
+
+def enabled_by_env():
+    """False when ``AMU_TF_KERNELS`` is ``0``/``false``/``off``/``no``."""
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def cache_dir():
+    root = os.environ.get("AMU_TF_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "amu_tf"
+    )
+    return Path(root) / "kernels"
+
+
+def _cpu_fingerprint():
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return line.strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compile_command(tf, out_path):
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        raise RuntimeError("no C++ compiler (g++ or $CXX) found")
+    return [
+        cxx, "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp-simd", "-w",
+        str(SOURCE), "-o", str(out_path),
+        *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
+    ]
+
+
+def library_path(tf):
+    """Where the compiled op for this source, TensorFlow and CPU lives (built or not)."""
+    key = hashlib.sha256()
+    key.update(SOURCE.read_bytes())
+    key.update(tf.__version__.encode())
+    key.update(" ".join(_compile_command(tf, "OUT")).encode())
+    key.update(_cpu_fingerprint().encode())
+    key.update(platform.machine().encode())
+    return cache_dir() / f"amu_tiny_attention_{key.hexdigest()[:16]}.so"
+
+
+def build(tf):
+    """Compile the op if its cached library is missing; return the library's path.
+
+    Concurrent builders (pytest-xdist workers, several processes of a multi-worker job)
+    wait on a file lock; the library is compiled aside and renamed into place, so a
+    half-written file is never loaded.
+    """
+    path = library_path(tf)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if path.exists():
+                return path
+            print("amu-tf: compiling the attention kernel (once per machine, about 20 s)",
+                  file=sys.stderr, flush=True)
+            fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+            os.close(fd)
+            try:
+                done = subprocess.run(_compile_command(tf, tmp), capture_output=True,
+                                      text=True)
+                if done.returncode != 0:
+                    lines = (done.stderr or done.stdout).strip().splitlines()
+                    errors = [ln for ln in lines if "error" in ln] or lines[-1:]
+                    raise RuntimeError("compiling the attention kernel failed: "
+                                       + (errors[0] if errors else "unknown error"))
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return path
+
+
+def load():
+    """The loaded op library, or ``None`` (disabled, or the build failed: warns once)."""
+    if not enabled_by_env():
+        return None
+    with _LOCK:
+        if _STATE["tried"]:
+            return _STATE["lib"]
+        _STATE["tried"] = True
+        import tensorflow as tf
+
+        try:
+            lib = tf.load_op_library(str(build(tf)))
+        except Exception as exc:  # noqa: BLE001 - any failure means: use the TF-ops path
+            _STATE["error"] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                "amu-tf: the compiled attention kernel is unavailable "
+                f"({_STATE['error']}); training uses the slower TensorFlow-ops attention",
+                RuntimeWarning, stacklevel=2,
+            )
+            return None
+        _register_gradient(tf, lib)
+        _STATE["lib"] = lib
+        return lib
+
+
+def available():
+    """True when training will use the compiled kernel."""
+    return load() is not None
+
+
+def status():
+    """One line for logs and ``amu`` output: which attention training uses, and why."""
+    if not enabled_by_env():
+        return f"attention kernel: off ({ENV_SWITCH}=0), TensorFlow-ops attention"
+    if available():
+        return "attention kernel: compiled (training), TensorFlow ops (inference/export)"
+    return f"attention kernel: unavailable ({_STATE['error']}), TensorFlow-ops attention"
+
+
+def _register_gradient(tf, lib):
+    from tensorflow.python.framework import ops as tf_ops
+
+    try:
+        tf_ops.gradient_registry.lookup("AmuTinyAttention")
+        return  # registered already (module reloaded)
+    except LookupError:
+        pass
+
+    @tf.RegisterGradient("AmuTinyAttention")
+    def _grad(op, dy, _dlse):
+        dqkv = lib.amu_tiny_attention_grad(
+            op.inputs[0], op.inputs[1], op.outputs[0], op.outputs[1], dy,
+            num_heads=op.get_attr("num_heads"), rate=op.get_attr("rate"),
+        )
+        return [dqkv, None]
+
+
+def tiny_attention(qkv, num_heads, rate=0.0, seed=None):
+    """``dropout(softmax(q k^T), rate) v`` per head, through the compiled op.
+
+    ``qkv``: ``[batch, T, 3 * num_heads * key_dim]`` float32, the fused projection with
+    the query part already scaled by ``1/sqrt(key_dim)`` (layout of
+    ``reshape(qkv, [batch, T, 3, num_heads, key_dim])``). Returns ``[batch, T,
+    num_heads * key_dim]``. ``seed``: int32 ``[2]``, needed when ``rate > 0``.
+    Raises ``RuntimeError`` when the kernel is unavailable (check :func:`available`).
+    """
+    lib = load()
+    if lib is None:
+        raise RuntimeError("the compiled attention kernel is unavailable: " + status())
+    import tensorflow as tf
+
+    if seed is None:
+        seed = tf.zeros((2,), tf.int32)
+    y, _ = lib.amu_tiny_attention(qkv, tf.cast(seed, tf.int32), num_heads=int(num_heads),
+                                  rate=float(rate))
+    return y
+
+
+if __name__ == "__main__":  # python -m amu_tf.kernels.tiny_attention: build and report
+    print(status())
+    sys.exit(0 if available() else 1)

@@ -1,0 +1,393 @@
+// Self-attention for many tiny heads (AMU: 10 heads of width 2 over 160 genes) as one
+// TensorFlow CPU op, computed per (sample, head) inside the L1 cache.
+//
+// The TensorFlow-ops version (amu_tf/layers/tiny_head_attention.py) materialises the
+// [batch, heads, T, T] score tensor (1 MB per sample) and makes several memory-bound passes
+// over it.  Here, as in FlashAttention, that tensor is never stored: the forward pass keeps
+// one row of T scores at a time and saves only the row's log-sum-exp; the backward pass
+// recomputes the scores (2 multiply-adds each for heads of width 2) and the dropout mask
+// (a counter-based hash of the element's position, so it needs no storage either).
+//
+// AmuTinyAttention(qkv [B, T, 3*H*D] float32, seed [2] int32; num_heads H, rate)
+//   -> y [B, T, H*D], lse [B, H, T]
+//   qkv is the fused projection: queries (already scaled by 1/sqrt(D)), keys, values, each
+//   laid out [H, D] along the last axis, i.e. the layout of reshape(qkv, [B, T, 3, H, D]).
+//   y = dropout(softmax(q k^T)) v per head, dropout keeping an element with probability
+//   keep = thr / 2^24 and dividing by exactly keep (unbiased).
+// AmuTinyAttentionGrad(qkv, seed, y, lse, dy; num_heads, rate) -> dqkv [B, T, 3*H*D]
+//
+// Built on first use by amu_tf/kernels/tiny_attention.py (g++ and TensorFlow's headers).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace {
+
+using tensorflow::DEVICE_CPU;
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::errors::InvalidArgument;
+using tensorflow::shape_inference::DimensionHandle;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+// exp(x) for x in about [-87, 88]: Cephes' expf (range reduction by ln 2, degree-6
+// polynomial), written so that the compiler vectorises it; about 1 ulp.
+static inline float vexp(float x) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  float t = x * 1.44269504088896341f + magic;
+  float n = t - magic;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+// A 32-bit integer mixer (Wellons' "lowbias32"), used as a counter-based random generator.
+static inline uint32_t mix32(uint32_t x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+struct Dims {
+  int64_t B, T, H, D;
+  int64_t row() const { return 3 * H * D; }  // qkv row stride
+};
+
+struct Dropout {
+  bool on = false;
+  uint32_t key = 0;
+  uint32_t thr = 1u << 24;  // keep if (hash >> 8) < thr
+  float inv_keep = 1.0f;
+};
+
+static Dropout make_dropout(float rate, const int32_t* seed) {
+  Dropout d;
+  if (rate <= 0.0f) return d;
+  d.on = true;
+  double keep = std::round((1.0 - rate) * 16777216.0);
+  if (keep < 1.0) keep = 1.0;
+  d.thr = static_cast<uint32_t>(keep);
+  d.inv_keep = static_cast<float>(16777216.0 / keep);
+  d.key = mix32(static_cast<uint32_t>(seed[0]) ^ mix32(static_cast<uint32_t>(seed[1]) + 0x9e3779b9u));
+  return d;
+}
+
+// 1.0 where the element (row key, column j) is kept, else 0.0 (unscaled).
+static inline void keep_row(const Dropout& dr, uint32_t row_key, int64_t T, float* keep) {
+  const uint32_t thr = dr.thr;
+#pragma omp simd
+  for (int64_t j = 0; j < T; ++j) {
+    uint32_t h = mix32(row_key + static_cast<uint32_t>(j) * 0x9e3779b9u);
+    keep[j] = (h >> 8) < thr ? 1.0f : 0.0f;
+  }
+}
+
+static inline uint32_t row_key(const Dropout& dr, const Dims& s, int64_t b, int64_t h, int64_t i) {
+  return mix32(static_cast<uint32_t>((b * s.H + h) * s.T + i) ^ dr.key);
+}
+
+// Scratch for one (sample, head): keys and values transposed to [D][T] so the loops over
+// the T keys are unit-stride.
+struct Scratch {
+  std::vector<float> kT, vT, s, e, keep, dkT, dvT;
+  explicit Scratch(const Dims& d)
+      : kT(d.D * d.T), vT(d.D * d.T), s(d.T), e(d.T), keep(d.T), dkT(d.D * d.T), dvT(d.D * d.T) {}
+};
+
+static void load_kv(const float* qkv, const Dims& s, int64_t b, int64_t h, Scratch* w) {
+  const int64_t HD = s.H * s.D;
+  for (int64_t t = 0; t < s.T; ++t) {
+    const float* r = qkv + (b * s.T + t) * s.row();
+    for (int64_t d = 0; d < s.D; ++d) {
+      w->kT[d * s.T + t] = r[HD + h * s.D + d];
+      w->vT[d * s.T + t] = r[2 * HD + h * s.D + d];
+    }
+  }
+}
+
+// scores of query row i against all keys into w->s
+static inline void scores_row(const float* q, const Dims& s, Scratch* w) {
+  float* sc = w->s.data();
+  const float* kT = w->kT.data();
+  const int64_t T = s.T;
+  {
+    const float q0 = q[0];
+#pragma omp simd
+    for (int64_t j = 0; j < T; ++j) sc[j] = q0 * kT[j];
+  }
+  for (int64_t d = 1; d < s.D; ++d) {
+    const float qd = q[d];
+    const float* kd = kT + d * T;
+#pragma omp simd
+    for (int64_t j = 0; j < T; ++j) sc[j] += qd * kd[j];
+  }
+}
+
+static void forward_item(const float* qkv, const Dims& s, const Dropout& dr, int64_t b,
+                         int64_t h, Scratch* w, float* y, float* lse) {
+  load_kv(qkv, s, b, h, w);
+  const int64_t T = s.T, HD = s.H * s.D;
+  float* sc = w->s.data();
+  float* e = w->e.data();
+  float* keep = w->keep.data();
+  for (int64_t i = 0; i < T; ++i) {
+    const float* q = qkv + (b * T + i) * s.row() + h * s.D;
+    scores_row(q, s, w);
+    float m = sc[0];
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < T; ++j) m = sc[j] > m ? sc[j] : m;
+    float l = 0.0f;
+#pragma omp simd reduction(+ : l)
+    for (int64_t j = 0; j < T; ++j) {
+      e[j] = vexp(sc[j] - m);
+      l += e[j];
+    }
+    if (dr.on) {
+      keep_row(dr, row_key(dr, s, b, h, i), T, keep);
+#pragma omp simd
+      for (int64_t j = 0; j < T; ++j) e[j] *= keep[j];
+    }
+    const float norm = dr.inv_keep / l;
+    float* yi = y + (b * T + i) * HD + h * s.D;
+    for (int64_t d = 0; d < s.D; ++d) {
+      const float* vd = w->vT.data() + d * T;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < T; ++j) acc += e[j] * vd[j];
+      yi[d] = acc * norm;
+    }
+    lse[(b * s.H + h) * T + i] = m + std::log(l);
+  }
+}
+
+static void backward_item(const float* qkv, const Dims& s, const Dropout& dr, const float* y,
+                          const float* lse, const float* dy, int64_t b, int64_t h, Scratch* w,
+                          float* dqkv) {
+  load_kv(qkv, s, b, h, w);
+  const int64_t T = s.T, HD = s.H * s.D, D = s.D;
+  std::fill(w->dkT.begin(), w->dkT.end(), 0.0f);
+  std::fill(w->dvT.begin(), w->dvT.end(), 0.0f);
+  float* sc = w->s.data();
+  float* p = w->e.data();
+  float* keep = w->keep.data();
+  for (int64_t i = 0; i < T; ++i) {
+    const float* q = qkv + (b * T + i) * s.row() + h * D;
+    const float* dyi = dy + (b * T + i) * HD + h * D;
+    const float* yi = y + (b * T + i) * HD + h * D;
+    float rowdot = 0.0f;  // rowsum(dP * P) = dy_i . y_i
+    for (int64_t d = 0; d < D; ++d) rowdot += dyi[d] * yi[d];
+    const float li = lse[(b * s.H + h) * T + i];
+    scores_row(q, s, w);
+#pragma omp simd
+    for (int64_t j = 0; j < T; ++j) p[j] = vexp(sc[j] - li);
+    // sc <- dP_ij = keep_ij / keep * (dy_i . v_j); keep <- keep_ij / keep
+    {
+      const float d0 = dyi[0];
+      const float* v0 = w->vT.data();
+#pragma omp simd
+      for (int64_t j = 0; j < T; ++j) sc[j] = d0 * v0[j];
+      for (int64_t d = 1; d < D; ++d) {
+        const float dd = dyi[d];
+        const float* vd = w->vT.data() + d * T;
+#pragma omp simd
+        for (int64_t j = 0; j < T; ++j) sc[j] += dd * vd[j];
+      }
+    }
+    if (dr.on) {
+      keep_row(dr, row_key(dr, s, b, h, i), T, keep);
+      const float c = dr.inv_keep;
+#pragma omp simd
+      for (int64_t j = 0; j < T; ++j) {
+        keep[j] *= c;
+        sc[j] *= keep[j];
+      }
+    }
+    // dv_j += (keep_ij / keep) P_ij dy_i
+    for (int64_t d = 0; d < D; ++d) {
+      const float dd = dyi[d];
+      float* dvd = w->dvT.data() + d * T;
+      if (dr.on) {
+#pragma omp simd
+        for (int64_t j = 0; j < T; ++j) dvd[j] += keep[j] * p[j] * dd;
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < T; ++j) dvd[j] += p[j] * dd;
+      }
+    }
+    // dS_ij = P_ij (dP_ij - rowdot), kept in p
+#pragma omp simd
+    for (int64_t j = 0; j < T; ++j) p[j] = p[j] * (sc[j] - rowdot);
+    float* dqi = dqkv + (b * T + i) * s.row() + h * D;
+    for (int64_t d = 0; d < D; ++d) {
+      const float* kd = w->kT.data() + d * T;
+      float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < T; ++j) acc += p[j] * kd[j];
+      dqi[d] = acc;
+      const float qd = q[d];
+      float* dkd = w->dkT.data() + d * T;
+#pragma omp simd
+      for (int64_t j = 0; j < T; ++j) dkd[j] += p[j] * qd;
+    }
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    float* r = dqkv + (b * T + t) * s.row();
+    for (int64_t d = 0; d < D; ++d) {
+      r[HD + h * D + d] = w->dkT[d * T + t];
+      r[2 * HD + h * D + d] = w->dvT[d * T + t];
+    }
+  }
+}
+
+static tensorflow::Status check_inputs(OpKernelContext* ctx, int num_heads, Dims* dims) {
+  const Tensor& qkv = ctx->input(0);
+  const Tensor& seed = ctx->input(1);
+  if (qkv.dims() != 3)
+    return InvalidArgument("AmuTinyAttention: qkv must be [batch, tokens, 3*heads*dim], got ",
+                           qkv.shape().DebugString());
+  const int64_t last = qkv.dim_size(2);
+  if (num_heads <= 0 || last % (3 * num_heads) != 0)
+    return InvalidArgument("AmuTinyAttention: last axis ", last, " is not 3 * num_heads (",
+                           num_heads, ") * head width");
+  if (seed.NumElements() != 2) return InvalidArgument("AmuTinyAttention: seed must have 2 values");
+  dims->B = qkv.dim_size(0);
+  dims->T = qkv.dim_size(1);
+  dims->H = num_heads;
+  dims->D = last / (3 * num_heads);
+  return tensorflow::OkStatus();
+}
+
+class AmuTinyAttentionOp : public OpKernel {
+ public:
+  explicit AmuTinyAttentionOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("num_heads", &num_heads_));
+    OP_REQUIRES_OK(c, c->GetAttr("rate", &rate_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    Dims s;
+    OP_REQUIRES_OK(ctx, check_inputs(ctx, num_heads_, &s));
+    const float* qkv = ctx->input(0).flat<float>().data();
+    const Dropout dr = make_dropout(rate_, ctx->input(1).flat<int32_t>().data());
+    Tensor* y_t = nullptr;
+    Tensor* lse_t = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({s.B, s.T, s.H * s.D}), &y_t));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.B, s.H, s.T}), &lse_t));
+    float* y = y_t->flat<float>().data();
+    float* lse = lse_t->flat<float>().data();
+    if (s.B == 0 || s.T == 0) return;
+    auto work = [&](int64_t begin, int64_t end) {
+      Scratch w(s);
+      for (int64_t item = begin; item < end; ++item)
+        forward_item(qkv, s, dr, item / s.H, item % s.H, &w, y, lse);
+    };
+    const auto& pool = *ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(pool.num_threads, pool.workers, s.B * s.H, s.T * s.T * (s.D * 6 + 40), work);
+  }
+
+ private:
+  int num_heads_;
+  float rate_;
+};
+
+class AmuTinyAttentionGradOp : public OpKernel {
+ public:
+  explicit AmuTinyAttentionGradOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("num_heads", &num_heads_));
+    OP_REQUIRES_OK(c, c->GetAttr("rate", &rate_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    Dims s;
+    OP_REQUIRES_OK(ctx, check_inputs(ctx, num_heads_, &s));
+    const TensorShape yshape({s.B, s.T, s.H * s.D});
+    OP_REQUIRES(ctx, ctx->input(2).shape() == yshape && ctx->input(4).shape() == yshape,
+                InvalidArgument("AmuTinyAttentionGrad: y and dy must be ", yshape.DebugString()));
+    OP_REQUIRES(ctx, ctx->input(3).shape() == TensorShape({s.B, s.H, s.T}),
+                InvalidArgument("AmuTinyAttentionGrad: lse must be [batch, heads, tokens]"));
+    const float* qkv = ctx->input(0).flat<float>().data();
+    const Dropout dr = make_dropout(rate_, ctx->input(1).flat<int32_t>().data());
+    const float* y = ctx->input(2).flat<float>().data();
+    const float* lse = ctx->input(3).flat<float>().data();
+    const float* dy = ctx->input(4).flat<float>().data();
+    Tensor* dqkv_t = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &dqkv_t));
+    float* dqkv = dqkv_t->flat<float>().data();
+    if (s.B == 0 || s.T == 0) return;
+    auto work = [&](int64_t begin, int64_t end) {
+      Scratch w(s);
+      for (int64_t item = begin; item < end; ++item)
+        backward_item(qkv, s, dr, y, lse, dy, item / s.H, item % s.H, &w, dqkv);
+    };
+    const auto& pool = *ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(pool.num_threads, pool.workers, s.B * s.H, s.T * s.T * (s.D * 12 + 60), work);
+  }
+
+ private:
+  int num_heads_;
+  float rate_;
+};
+
+}  // namespace
+
+REGISTER_OP("AmuTinyAttention")
+    .Input("qkv: float")
+    .Input("seed: int32")
+    .Output("y: float")
+    .Output("lse: float")
+    .Attr("num_heads: int >= 1")
+    .Attr("rate: float = 0.0")
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle qkv;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &qkv));
+      int num_heads;
+      TF_RETURN_IF_ERROR(c->GetAttr("num_heads", &num_heads));
+      DimensionHandle hd;
+      TF_RETURN_IF_ERROR(c->Divide(c->Dim(qkv, 2), 3, true, &hd));
+      c->set_output(0, c->MakeShape({c->Dim(qkv, 0), c->Dim(qkv, 1), hd}));
+      c->set_output(1, c->MakeShape({c->Dim(qkv, 0), c->MakeDim(num_heads), c->Dim(qkv, 1)}));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_OP("AmuTinyAttentionGrad")
+    .Input("qkv: float")
+    .Input("seed: int32")
+    .Input("y: float")
+    .Input("lse: float")
+    .Input("dy: float")
+    .Output("dqkv: float")
+    .Attr("num_heads: int >= 1")
+    .Attr("rate: float = 0.0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("AmuTinyAttention").Device(DEVICE_CPU), AmuTinyAttentionOp);
+REGISTER_KERNEL_BUILDER(Name("AmuTinyAttentionGrad").Device(DEVICE_CPU), AmuTinyAttentionGradOp);
