@@ -44,7 +44,7 @@ def test_kernel_builds_here():
     assert kernel.library_path(tf).exists()
 
 
-@pytest.mark.parametrize("h,d", [(4, 2), (2, 3), (1, 1)])
+@pytest.mark.parametrize("h,d", [(4, 2), (2, 3), (1, 1), (2, 4), (1, 6)])
 def test_forward_and_gradient_match_tf_ops_without_dropout(h, d):
     qkv = _qkv(1, h=h, d=d)
     w = tf.constant(np.random.default_rng(2).normal(size=(B, T, h * d)).astype("float32"))
@@ -61,6 +61,28 @@ def test_large_scores_do_not_overflow():
     y_ker = kernel.tiny_attention(qkv, H)
     assert np.isfinite(y_ker.numpy()).all()
     np.testing.assert_allclose(y_ker.numpy(), y_ref.numpy(), atol=1e-3 * 30, rtol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3])
+def test_rows_whose_score_bound_is_far_above_the_maximum(rate):
+    """The kernel shifts scores by a cheap upper bound of the row maximum (from the keys'
+    per-dimension ranges); keys (100, -100) and (-100, 100) with query (1, 1) put that
+    bound 200 above the true maximum, where exp underflows: such rows must be redone with
+    the exact maximum and still be right (values and gradients)."""
+    t, h, d = 6, 1, 2
+    q = np.ones((1, t, d), "float32")
+    k = np.array([[100, -100], [-100, 100], [1, 0], [0, 1], [-1, 0], [0.5, 0.5]], "float32")
+    v = np.random.default_rng(9).normal(size=(t, d)).astype("float32")
+    qkv = tf.constant(np.concatenate([q, k[None], v[None]], axis=-1))
+    seed = tf.constant([5, 6], tf.int32)
+    y = kernel.tiny_attention(qkv, h, rate=rate, seed=seed).numpy()
+    assert np.isfinite(y).all()
+    if rate == 0.0:
+        np.testing.assert_allclose(y, _reference(qkv, h, d).numpy(), atol=1e-5)
+    with tf.GradientTape() as tape:
+        tape.watch(qkv)
+        loss = tf.reduce_sum(kernel.tiny_attention(qkv, h, rate=rate, seed=seed))
+    assert np.isfinite(tape.gradient(loss, qkv).numpy()).all()
 
 
 def _ones_values_qkv(seed):

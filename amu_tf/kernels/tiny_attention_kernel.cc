@@ -115,9 +115,10 @@ static inline uint32_t row_key(const Dropout& dr, const Dims& s, int64_t b, int6
 // Scratch for one (sample, head): keys and values transposed to [D][T] so the loops over
 // the T keys are unit-stride.
 struct Scratch {
-  std::vector<float> kT, vT, s, e, keep, dkT, dvT;
+  std::vector<float> kT, vT, s, e, keep, dkT, dvT, kmin, kmax;
   explicit Scratch(const Dims& d)
-      : kT(d.D * d.T), vT(d.D * d.T), s(d.T), e(d.T), keep(d.T), dkT(d.D * d.T), dvT(d.D * d.T) {}
+      : kT(d.D * d.T), vT(d.D * d.T), s(d.T), e(d.T), keep(d.T), dkT(d.D * d.T),
+        dvT(d.D * d.T), kmin(d.D), kmax(d.D) {}
 };
 
 static void load_kv(const float* qkv, const Dims& s, int64_t b, int64_t h, Scratch* w) {
@@ -129,6 +130,131 @@ static void load_kv(const float* qkv, const Dims& s, int64_t b, int64_t h, Scrat
       w->vT[d * s.T + t] = r[2 * HD + h * s.D + d];
     }
   }
+  for (int64_t d = 0; d < s.D; ++d) {
+    const float* kd = w->kT.data() + d * s.T;
+    float lo = kd[0], hi = kd[0];
+    for (int64_t t = 1; t < s.T; ++t) {
+      lo = kd[t] < lo ? kd[t] : lo;
+      hi = kd[t] > hi ? kd[t] : hi;
+    }
+    w->kmin[d] = lo;
+    w->kmax[d] = hi;
+  }
+}
+
+// An upper bound of max_j q . k_j from the keys' per-dimension ranges (O(D), no pass over
+// the keys). Subtracting it instead of the exact maximum keeps every exp() <= 1 and leaves
+// softmax unchanged; only when the bound is far above the maximum (the row sum underflows)
+// is the row recomputed with the exact maximum.
+static inline float score_bound(const float* q, const Scratch& w, int64_t D) {
+  float m = 0.0f;
+  for (int64_t d = 0; d < D; ++d) m += q[d] >= 0.0f ? q[d] * w.kmax[d] : q[d] * w.kmin[d];
+  return m;
+}
+
+// One query row, keys and values of width D (1 to 4) known at compile time, all in one pass
+// over the keys: scores, exp, row sum, dropout and the weighted sum of values (scalar
+// accumulators: the compiler vectorises the loop over keys). Returns false (the row is to be
+// redone with the exact maximum) when the row sum underflowed.
+template <int D, bool DROP>
+static inline bool forward_row_fused(const float* q, const Scratch& w, int64_t T,
+                                     const Dropout& dr, uint32_t rk, float* yi, float* lse_i) {
+  const float m = score_bound(q, w, D);
+  const float* k0 = w.kT.data();
+  const float* k1 = k0 + T;
+  const float* k2 = k1 + T;
+  const float* k3 = k2 + T;
+  const float* v0 = w.vT.data();
+  const float* v1 = v0 + T;
+  const float* v2 = v1 + T;
+  const float* v3 = v2 + T;
+  const float q0 = q[0], q1 = D > 1 ? q[1] : 0.0f, q2 = D > 2 ? q[2] : 0.0f,
+              q3 = D > 3 ? q[3] : 0.0f;
+  float l = 0.0f, a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+  const uint32_t thr = dr.thr;
+#pragma omp simd reduction(+ : l, a0, a1, a2, a3)
+  for (int64_t j = 0; j < T; ++j) {
+    float sc = q0 * k0[j];
+    if constexpr (D > 1) sc += q1 * k1[j];
+    if constexpr (D > 2) sc += q2 * k2[j];
+    if constexpr (D > 3) sc += q3 * k3[j];
+    float e = vexp(sc - m);
+    l += e;
+    if constexpr (DROP) {
+      uint32_t h = mix32(rk + static_cast<uint32_t>(j) * 0x9e3779b9u);
+      e = (h >> 8) < thr ? e : 0.0f;
+    }
+    a0 += e * v0[j];
+    if constexpr (D > 1) a1 += e * v1[j];
+    if constexpr (D > 2) a2 += e * v2[j];
+    if constexpr (D > 3) a3 += e * v3[j];
+  }
+  if (!(l > 1e-30f)) return false;
+  const float norm = dr.inv_keep / l;
+  yi[0] = a0 * norm;
+  if constexpr (D > 1) yi[1] = a1 * norm;
+  if constexpr (D > 2) yi[2] = a2 * norm;
+  if constexpr (D > 3) yi[3] = a3 * norm;
+  *lse_i = m + std::log(l);
+  return true;
+}
+
+// Gradient of one query row, fused as above: dv_j and dk_j accumulate in the scratch,
+// dq_i is written.
+template <int D, bool DROP>
+static inline void backward_row_fused(const float* q, const float* dyi, float rowdot, float li,
+                                      Scratch* w, int64_t T, const Dropout& dr, uint32_t rk,
+                                      float* dqi) {
+  const float* k0 = w->kT.data();
+  const float* k1 = k0 + T;
+  const float* k2 = k1 + T;
+  const float* k3 = k2 + T;
+  const float* v0 = w->vT.data();
+  const float* v1 = v0 + T;
+  const float* v2 = v1 + T;
+  const float* v3 = v2 + T;
+  float* __restrict__ dk0 = w->dkT.data();
+  float* __restrict__ dk1 = dk0 + T;
+  float* __restrict__ dk2 = dk1 + T;
+  float* __restrict__ dk3 = dk2 + T;
+  float* __restrict__ dv0 = w->dvT.data();
+  float* __restrict__ dv1 = dv0 + T;
+  float* __restrict__ dv2 = dv1 + T;
+  float* __restrict__ dv3 = dv2 + T;
+  const float q0 = q[0], q1 = D > 1 ? q[1] : 0.0f, q2 = D > 2 ? q[2] : 0.0f,
+              q3 = D > 3 ? q[3] : 0.0f;
+  const float g0 = dyi[0], g1 = D > 1 ? dyi[1] : 0.0f, g2 = D > 2 ? dyi[2] : 0.0f,
+              g3 = D > 3 ? dyi[3] : 0.0f;
+  float dq0 = 0.0f, dq1 = 0.0f, dq2 = 0.0f, dq3 = 0.0f;
+  const uint32_t thr = dr.thr;
+  const float c = dr.inv_keep;
+#pragma omp simd reduction(+ : dq0, dq1, dq2, dq3)
+  for (int64_t j = 0; j < T; ++j) {
+    float sc = q0 * k0[j];
+    float dp = g0 * v0[j];
+    if constexpr (D > 1) { sc += q1 * k1[j]; dp += g1 * v1[j]; }
+    if constexpr (D > 2) { sc += q2 * k2[j]; dp += g2 * v2[j]; }
+    if constexpr (D > 3) { sc += q3 * k3[j]; dp += g3 * v3[j]; }
+    const float p = vexp(sc - li);
+    float pk = p, dpk = dp;
+    if constexpr (DROP) {
+      uint32_t h = mix32(rk + static_cast<uint32_t>(j) * 0x9e3779b9u);
+      const float kf = (h >> 8) < thr ? c : 0.0f;
+      pk = p * kf;
+      dpk = dp * kf;
+    }
+    const float ds = p * (dpk - rowdot);
+    dq0 += ds * k0[j];
+    dk0[j] += ds * q0;
+    dv0[j] += pk * g0;
+    if constexpr (D > 1) { dq1 += ds * k1[j]; dk1[j] += ds * q1; dv1[j] += pk * g1; }
+    if constexpr (D > 2) { dq2 += ds * k2[j]; dk2[j] += ds * q2; dv2[j] += pk * g2; }
+    if constexpr (D > 3) { dq3 += ds * k3[j]; dk3[j] += ds * q3; dv3[j] += pk * g3; }
+  }
+  dqi[0] = dq0;
+  if constexpr (D > 1) dqi[1] = dq1;
+  if constexpr (D > 2) dqi[2] = dq2;
+  if constexpr (D > 3) dqi[3] = dq3;
 }
 
 // scores of query row i against all keys into w->s
@@ -158,6 +284,28 @@ static void forward_item(const float* qkv, const Dims& s, const Dropout& dr, int
   float* keep = w->keep.data();
   for (int64_t i = 0; i < T; ++i) {
     const float* q = qkv + (b * T + i) * s.row() + h * s.D;
+    {
+      float* yi = y + (b * T + i) * HD + h * s.D;
+      float* li = lse + (b * s.H + h) * T + i;
+      const uint32_t rk = dr.on ? row_key(dr, s, b, h, i) : 0u;
+      bool done = false;
+#define AMU_FWD(DD)                                                                 \
+  case DD:                                                                          \
+    done = dr.on ? forward_row_fused<DD, true>(q, *w, T, dr, rk, yi, li) \
+                 : forward_row_fused<DD, false>(q, *w, T, dr, rk, yi, li); \
+    break;
+      switch (s.D) {
+        AMU_FWD(1)
+        AMU_FWD(2)
+        AMU_FWD(3)
+        AMU_FWD(4)
+        default:
+          break;
+      }
+#undef AMU_FWD
+      if (done) continue;
+    }
+    // generic width, or a row whose bound-shifted sum underflowed: exact maximum
     scores_row(q, s, w);
     float m = sc[0];
 #pragma omp simd reduction(max : m)
@@ -203,6 +351,25 @@ static void backward_item(const float* qkv, const Dims& s, const Dropout& dr, co
     float rowdot = 0.0f;  // rowsum(dP * P) = dy_i . y_i
     for (int64_t d = 0; d < D; ++d) rowdot += dyi[d] * yi[d];
     const float li = lse[(b * s.H + h) * T + i];
+    if (D <= 4) {
+      const uint32_t rk = dr.on ? row_key(dr, s, b, h, i) : 0u;
+      float* dqi = dqkv + (b * T + i) * s.row() + h * D;
+#define AMU_BWD(DD)                                                                         \
+  case DD:                                                                                  \
+    if (dr.on)                                                                              \
+      backward_row_fused<DD, true>(q, dyi, rowdot, li, w, T, dr, rk, dqi);                  \
+    else                                                                                    \
+      backward_row_fused<DD, false>(q, dyi, rowdot, li, w, T, dr, rk, dqi);                 \
+    break;
+      switch (D) {
+        AMU_BWD(1)
+        AMU_BWD(2)
+        AMU_BWD(3)
+        AMU_BWD(4)
+      }
+#undef AMU_BWD
+      continue;
+    }
     scores_row(q, s, w);
 #pragma omp simd
     for (int64_t j = 0; j < T; ++j) p[j] = vexp(sc[j] - li);
