@@ -42,10 +42,12 @@ using tensorflow::shape_inference::DimensionHandle;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
-// exp(x) for x in about [-87, 88]: Cephes' expf (range reduction by ln 2, degree-6
-// polynomial), written so that the compiler vectorises it; about 1 ulp.
+// exp(x) for x <= 0 (every call: a score minus an upper bound of its row's maximum or its
+// row's log-sum-exp; x below -87 gives exp(-87) ~ 1.6e-38 instead of a smaller number, which
+// is below float32 resolution next to the row's largest term): Cephes' expf (range reduction
+// by ln 2, degree-6 polynomial), written so that the compiler vectorises it; about 1 ulp.
 static inline float vexp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  x = x < -87.0f ? -87.0f : x;
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   float t = x * 1.44269504088896341f + magic;
   float n = t - magic;

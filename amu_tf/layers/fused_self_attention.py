@@ -5,11 +5,22 @@ import math
 import keras
 from keras import ops
 
-from amu_tf.layers.tiny_head_attention import tiny_head_attention
+from amu_tf.layers.tiny_head_attention import blocked_attention, tiny_head_attention
 
 
 def _is_symbolic_training(training):
     return training is not None and not isinstance(training, bool)
+
+
+def _cpu_graph_without_xla():
+    """True when TensorFlow runs this call on CPUs only and not inside an XLA
+    (``jit_compile``) function: where the compiled kernel and the blocked loop apply."""
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    if tf.config.list_logical_devices("GPU"):
+        return False
+    return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 @keras.saving.register_keras_serializable(package="amu_tf")
@@ -33,7 +44,9 @@ class FusedSelfAttention(keras.layers.Layer):
     heads of width 2 every pass over that tensor is memory-bound. In training on a CPU,
     the compiled kernel of :mod:`amu_tf.kernels.tiny_attention` replaces that part when it
     could be built (it never stores the ``[batch, heads, T, T]`` tensor); inference, and so
-    every exported SavedModel, always uses standard TensorFlow ops. Its weights are the reference's, in the same order,
+    every exported SavedModel, always uses standard TensorFlow ops, on a CPU
+    :func:`blocked_attention` (a few samples at a time, so the scores stay in cache).
+    Its weights are the reference's, in the same order,
     shapes and sub-layer names (``_query_dense``, ``_key_dense``, ``_value_dense``,
     ``_output_dense``: ``EinsumDense`` layers named query, key, value, attention_output),
     so ``set_weights(reference.get_weights())`` switches implementation and ``.keras``
@@ -148,11 +161,7 @@ class FusedSelfAttention(keras.layers.Layer):
             return False
         from amu_tf.kernels import tiny_attention as kernel
 
-        if not kernel.enabled_by_env():
-            return False
-        import tensorflow as tf
-
-        if tf.config.list_logical_devices("GPU"):
+        if not kernel.enabled_by_env() or not _cpu_graph_without_xla():
             return False
         return kernel.available()
 
@@ -172,8 +181,12 @@ class FusedSelfAttention(keras.layers.Layer):
         qkv = ops.transpose(ops.reshape(qkv, (batch, length, 3, n, k)), (2, 0, 3, 1, 4))
         q, key, v = ops.unstack(qkv, 3, axis=0)  # each (batch, heads, T, k)
         if keras.backend.backend() == "tensorflow" and not _is_symbolic_training(training):
-            seed = self._dropout_seed() if rate else None
-            ctx = tiny_head_attention(q, key, v, rate, seed)
+            if not training and _cpu_graph_without_xla():
+                # inference on CPU: a few samples at a time, scores in cache (standard ops)
+                ctx = blocked_attention(q, key, v)
+            else:
+                seed = self._dropout_seed() if rate else None
+                ctx = tiny_head_attention(q, key, v, rate, seed)
         else:  # generic path (other backends, symbolic ``training``)
             weights = ops.softmax(ops.matmul(q, ops.swapaxes(key, -1, -2)), axis=-1)
             if self.dropout > 0.0:

@@ -76,3 +76,37 @@ def tiny_head_attention(q, k, v, rate=0.0, seed=None):
         return y, grad
 
     return attend(q, k, v)
+
+
+#: samples per block of :func:`blocked_attention` (8 x 10 heads x 160 x 160 float32 = 8 MB of
+#: scores per block: stays in this CPU's 32 MB cache, unlike the whole batch's). Measured on
+#: the 2-core EPYC (amu:paper, batch 256, tf.function, medians of 5): unblocked 465
+#: samples/s, blocks of 2: 607, 4: 663, 8: 674.
+INFERENCE_BLOCK = 8
+
+
+def blocked_attention(q, k, v, block=INFERENCE_BLOCK):
+    """``softmax(q k^T) @ v`` (no dropout: inference) computed ``block`` samples at a time.
+
+    Same standard ops as the unblocked form, so a SavedModel using it needs nothing but
+    TensorFlow (TF Serving included); the ``[block, heads, T, T]`` score tensor of each step
+    stays in the cache instead of the ``[batch, heads, T, T]`` tensor going through memory
+    several times. Blocks are slices of the (dynamic) batch; the last one may be smaller, so
+    nothing is padded and a single sample costs one small step.
+    """
+    batch = tf.shape(q)[0]
+    n_blocks = (batch + block - 1) // block
+
+    def step(i, out):
+        lo = i * block
+        hi = tf.minimum(lo + block, batch)
+        qb, kb, vb = q[lo:hi], k[lo:hi], v[lo:hi]
+        yb = tf.matmul(tf.nn.softmax(tf.matmul(qb, kb, transpose_b=True)), vb)
+        return i + 1, out.write(i, yb)
+
+    out = tf.TensorArray(q.dtype, size=n_blocks, infer_shape=False,
+                         element_shape=tf.TensorShape([None]).concatenate(q.shape[1:]))
+    _, out = tf.while_loop(lambda i, _: i < n_blocks, step, (tf.constant(0), out),
+                           parallel_iterations=2)
+    y = out.concat()
+    return tf.ensure_shape(y, q.shape)
