@@ -90,7 +90,16 @@ def build(tf):
     path = library_path(tf)
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path.parent)
+        probe.close()
+    except OSError:  # read-only home (some CI and cluster set-ups): a private temp folder
+        fallback = Path(tempfile.gettempdir()) / f"amu_tf-{os.getuid()}" / "kernels"
+        fallback.mkdir(parents=True, exist_ok=True)
+        path = fallback / path.name
+        if path.exists():
+            return path
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
