@@ -452,12 +452,36 @@ static tensorflow::Status check_inputs(OpKernelContext* ctx, int num_heads, Dims
   return tensorflow::OkStatus();
 }
 
-class AmuTinyAttentionOp : public OpKernel {
+// What both ops share: the attributes, and running a function over every (sample, head)
+// pair on TensorFlow's intra-op threads (each pair on one thread: deterministic).
+class AttentionOpBase : public OpKernel {
  public:
-  explicit AmuTinyAttentionOp(OpKernelConstruction* c) : OpKernel(c) {
+  explicit AttentionOpBase(OpKernelConstruction* c) : OpKernel(c) {
     OP_REQUIRES_OK(c, c->GetAttr("num_heads", &num_heads_));
     OP_REQUIRES_OK(c, c->GetAttr("rate", &rate_));
   }
+
+ protected:
+  template <typename ItemFn>
+  static void for_each_item(OpKernelContext* ctx, const Dims& s, int64_t cost_per_element,
+                            ItemFn fn) {
+    if (s.B == 0 || s.T == 0) return;
+    auto work = [&](int64_t begin, int64_t end) {
+      Scratch w(s);
+      for (int64_t item = begin; item < end; ++item) fn(item / s.H, item % s.H, &w);
+    };
+    const auto& pool = *ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(pool.num_threads, pool.workers, s.B * s.H,
+                      s.T * s.T * cost_per_element, work);
+  }
+
+  int num_heads_;
+  float rate_;
+};
+
+class AmuTinyAttentionOp : public AttentionOpBase {
+ public:
+  using AttentionOpBase::AttentionOpBase;
 
   void Compute(OpKernelContext* ctx) override {
     Dims s;
@@ -470,27 +494,15 @@ class AmuTinyAttentionOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({s.B, s.H, s.T}), &lse_t));
     float* y = y_t->flat<float>().data();
     float* lse = lse_t->flat<float>().data();
-    if (s.B == 0 || s.T == 0) return;
-    auto work = [&](int64_t begin, int64_t end) {
-      Scratch w(s);
-      for (int64_t item = begin; item < end; ++item)
-        forward_item(qkv, s, dr, item / s.H, item % s.H, &w, y, lse);
-    };
-    const auto& pool = *ctx->device()->tensorflow_cpu_worker_threads();
-    tensorflow::Shard(pool.num_threads, pool.workers, s.B * s.H, s.T * s.T * (s.D * 6 + 40), work);
+    for_each_item(ctx, s, s.D * 6 + 40, [&](int64_t b, int64_t h, Scratch* w) {
+      forward_item(qkv, s, dr, b, h, w, y, lse);
+    });
   }
-
- private:
-  int num_heads_;
-  float rate_;
 };
 
-class AmuTinyAttentionGradOp : public OpKernel {
+class AmuTinyAttentionGradOp : public AttentionOpBase {
  public:
-  explicit AmuTinyAttentionGradOp(OpKernelConstruction* c) : OpKernel(c) {
-    OP_REQUIRES_OK(c, c->GetAttr("num_heads", &num_heads_));
-    OP_REQUIRES_OK(c, c->GetAttr("rate", &rate_));
-  }
+  using AttentionOpBase::AttentionOpBase;
 
   void Compute(OpKernelContext* ctx) override {
     Dims s;
@@ -508,19 +520,10 @@ class AmuTinyAttentionGradOp : public OpKernel {
     Tensor* dqkv_t = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, ctx->input(0).shape(), &dqkv_t));
     float* dqkv = dqkv_t->flat<float>().data();
-    if (s.B == 0 || s.T == 0) return;
-    auto work = [&](int64_t begin, int64_t end) {
-      Scratch w(s);
-      for (int64_t item = begin; item < end; ++item)
-        backward_item(qkv, s, dr, y, lse, dy, item / s.H, item % s.H, &w, dqkv);
-    };
-    const auto& pool = *ctx->device()->tensorflow_cpu_worker_threads();
-    tensorflow::Shard(pool.num_threads, pool.workers, s.B * s.H, s.T * s.T * (s.D * 12 + 60), work);
+    for_each_item(ctx, s, s.D * 12 + 60, [&](int64_t b, int64_t h, Scratch* w) {
+      backward_item(qkv, s, dr, y, lse, dy, b, h, w, dqkv);
+    });
   }
-
- private:
-  int num_heads_;
-  float rate_;
 };
 
 }  // namespace
