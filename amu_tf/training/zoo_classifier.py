@@ -279,6 +279,11 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(int(self.seed))
+        if str(self.model).startswith("amu"):
+            # build the attention kernel now (once per machine), not under the progress bar
+            from amu_tf.kernels import tiny_attention as attention_kernel
+
+            attention_kernel.available()
         steps_per_epoch = math.ceil(len(tr_fit) / self._p("batch_size"))
         strategy = resolve_strategy(self.strategy)
         with strategy.scope():
