@@ -191,3 +191,53 @@ def test_switch_off_by_environment(monkeypatch):
     monkeypatch.setenv(kernel.ENV_SWITCH, "0")
     assert kernel.load() is None
     assert "off" in kernel.status()
+
+
+def test_hash_dropout_rate_scale_and_gradient():
+    x = tf.constant(np.random.default_rng(10).uniform(1.0, 2.0, size=(64, 50, 30))
+                    .astype("float32"))
+    seed = tf.constant([7, 8], tf.int32)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = kernel.hash_dropout(x, 0.2, seed)
+        loss = tf.reduce_sum(y * 3.0)
+    kept = y.numpy() != 0
+    keep = round(0.8 * 2 ** 24) / 2 ** 24
+    assert abs(kept.mean() - keep) < 0.005
+    np.testing.assert_allclose(y.numpy()[kept], x.numpy()[kept] / keep, rtol=1e-6)
+    # the gradient regenerates the same mask: 3 / keep where kept, 0 where dropped
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), np.where(kept, 3.0 / keep, 0.0),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(kernel.hash_dropout(x, 0.2, seed).numpy(), y.numpy())
+    other = kernel.hash_dropout(x, 0.2, tf.constant([7, 9], tf.int32)).numpy()
+    assert not np.array_equal(other != 0, kept)
+    np.testing.assert_array_equal(kernel.hash_dropout(x, 0.0, seed).numpy(), x.numpy())
+
+
+def test_encoder_dropouts_use_the_hash_op_in_training_only(monkeypatch):
+    import keras
+
+    from amu_tf.layers import TransformerEncoder
+
+    calls = []
+    real = kernel.hash_dropout
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernel, "hash_dropout", spy)
+    x = tf.constant(np.random.default_rng(11).normal(size=(4, 10, 8)).astype("float32"))
+
+    def fresh():
+        keras.utils.set_random_seed(1)
+        return TransformerEncoder(num_heads=2, key_dim=4, intermediate_dim=16, dropout=0.3)
+
+    encoder = fresh()
+    a = encoder(x, training=True).numpy()
+    assert len(calls) == 3  # attention output, FFN activation, FFN output
+    assert not np.array_equal(a, encoder(x, training=True).numpy())  # new masks per call
+    np.testing.assert_array_equal(fresh()(x, training=True).numpy(), a)  # seeded: repeatable
+    n_calls = len(calls)
+    encoder(x, training=False)
+    assert len(calls) == n_calls  # inference adds none

@@ -156,6 +156,30 @@ def available():
     return load() is not None
 
 
+def cpu_graph_without_xla():
+    """True when TensorFlow runs the current call on CPUs only and not inside an XLA
+    (``jit_compile``) function: where the compiled ops (and the blocked inference loop of
+    :func:`amu_tf.layers.tiny_head_attention.blocked_attention`) apply."""
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    if tf.config.list_logical_devices("GPU"):
+        return False
+    return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def use_for_training(training, compute_dtype="float32"):
+    """Whether a layer called with ``training`` should use the compiled ops: training on a
+    CPU, float32, TensorFlow backend, outside XLA, switched on and built."""
+    import keras
+
+    if training is not True or keras.backend.backend() != "tensorflow":
+        return False
+    if compute_dtype != "float32" or not enabled_by_env() or not cpu_graph_without_xla():
+        return False
+    return available()
+
+
 def status():
     """One line for logs and ``amu`` output: which attention training uses, and why."""
     if not enabled_by_env():
@@ -182,6 +206,11 @@ def _register_gradient(tf, lib):
         )
         return [dqkv, None]
 
+    @tf.RegisterGradient("AmuHashDropout")
+    def _dropout_grad(op, dy):
+        # y = x * mask / keep, the mask a function of (seed, index): dx = the same op on dy
+        return [lib.amu_hash_dropout(dy, op.inputs[1], rate=op.get_attr("rate")), None]
+
 
 def tiny_attention(qkv, num_heads, rate=0.0, seed=None):
     """``dropout(softmax(q k^T), rate) v`` per head, through the compiled op.
@@ -202,6 +231,21 @@ def tiny_attention(qkv, num_heads, rate=0.0, seed=None):
     y, _ = lib.amu_tiny_attention(qkv, tf.cast(seed, tf.int32), num_heads=int(num_heads),
                                   rate=float(rate))
     return y
+
+
+def hash_dropout(x, rate, seed):
+    """Inverted dropout of float32 ``x`` through the compiled op: an element is kept when a
+    hash of (seed, its flat index) says so (probability ``round((1 - rate) * 2^24) / 2^24``)
+    and divided by exactly that probability. About twice as fast as ``keras.layers.Dropout``
+    on this CPU (no random tensor is stored; the gradient regenerates the mask).
+    Raises ``RuntimeError`` when the kernel is unavailable (check :func:`available`).
+    """
+    lib = load()
+    if lib is None:
+        raise RuntimeError("the compiled kernels are unavailable: " + status())
+    import tensorflow as tf
+
+    return lib.amu_hash_dropout(x, tf.cast(seed, tf.int32), rate=float(rate))
 
 
 if __name__ == "__main__":  # python -m amu_tf.kernels.tiny_attention: build and report

@@ -526,6 +526,46 @@ class AmuTinyAttentionGradOp : public AttentionOpBase {
   }
 };
 
+// Dropout with a counter-based mask: y = x * keep(seed, i) / keep_prob. The mask is a hash
+// of the element's index, so the gradient is the same op applied to dy with the same seed.
+class AmuHashDropoutOp : public OpKernel {
+ public:
+  explicit AmuHashDropoutOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("rate", &rate_));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor& x_t = ctx->input(0);
+    OP_REQUIRES(ctx, ctx->input(1).NumElements() == 2,
+                InvalidArgument("AmuHashDropout: seed must have 2 values"));
+    Tensor* y_t = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x_t.shape(), &y_t));
+    const float* x = x_t.flat<float>().data();
+    float* y = y_t->flat<float>().data();
+    const int64_t n = x_t.NumElements();
+    const Dropout dr = make_dropout(rate_, ctx->input(1).flat<int32_t>().data());
+    if (n == 0) return;
+    auto work = [&](int64_t begin, int64_t end) {
+      const uint32_t key = dr.key, thr = dr.thr;
+      const float c = dr.inv_keep;
+      if (!dr.on) {
+        std::memcpy(y + begin, x + begin, sizeof(float) * (end - begin));
+        return;
+      }
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) {
+        const uint32_t h = mix32(static_cast<uint32_t>(i) * 0x9e3779b9u + key);
+        y[i] = (h >> 8) < thr ? x[i] * c : 0.0f;
+      }
+    };
+    const auto& pool = *ctx->device()->tensorflow_cpu_worker_threads();
+    tensorflow::Shard(pool.num_threads, pool.workers, n, 8, work);
+  }
+
+ private:
+  float rate_;
+};
+
 }  // namespace
 
 REGISTER_OP("AmuTinyAttention")
@@ -563,3 +603,15 @@ REGISTER_OP("AmuTinyAttentionGrad")
 
 REGISTER_KERNEL_BUILDER(Name("AmuTinyAttention").Device(DEVICE_CPU), AmuTinyAttentionOp);
 REGISTER_KERNEL_BUILDER(Name("AmuTinyAttentionGrad").Device(DEVICE_CPU), AmuTinyAttentionGradOp);
+
+REGISTER_OP("AmuHashDropout")
+    .Input("x: float")
+    .Input("seed: int32")
+    .Output("y: float")
+    .Attr("rate: float = 0.0")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(0));
+      return tensorflow::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("AmuHashDropout").Device(DEVICE_CPU), AmuHashDropoutOp);

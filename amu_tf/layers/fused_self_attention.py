@@ -13,14 +13,9 @@ def _is_symbolic_training(training):
 
 
 def _cpu_graph_without_xla():
-    """True when TensorFlow runs this call on CPUs only and not inside an XLA
-    (``jit_compile``) function: where the compiled kernel and the blocked loop apply."""
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_util
+    from amu_tf.kernels.tiny_attention import cpu_graph_without_xla
 
-    if tf.config.list_logical_devices("GPU"):
-        return False
-    return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    return cpu_graph_without_xla()
 
 
 @keras.saving.register_keras_serializable(package="amu_tf")
@@ -155,15 +150,9 @@ class FusedSelfAttention(keras.layers.Layer):
 
     def _use_kernel(self, training):
         """Training on CPU in float32 with TensorFlow: the compiled kernel, when built."""
-        if training is not True or keras.backend.backend() != "tensorflow":
-            return False
-        if self.compute_dtype != "float32":
-            return False
-        from amu_tf.kernels import tiny_attention as kernel
+        from amu_tf.kernels.tiny_attention import use_for_training
 
-        if not kernel.enabled_by_env() or not _cpu_graph_without_xla():
-            return False
-        return kernel.available()
+        return use_for_training(training, self.compute_dtype)
 
     def _attend(self, x, qkv_kernel, qkv_bias, training):
         n, k = self.num_heads, self.key_dim
