@@ -5,17 +5,12 @@ import math
 import keras
 from keras import ops
 
+from amu_tf.kernels import tiny_attention as kernels
 from amu_tf.layers.tiny_head_attention import blocked_attention, tiny_head_attention
 
 
 def _is_symbolic_training(training):
     return training is not None and not isinstance(training, bool)
-
-
-def _cpu_graph_without_xla():
-    from amu_tf.kernels.tiny_attention import cpu_graph_without_xla
-
-    return cpu_graph_without_xla()
 
 
 @keras.saving.register_keras_serializable(package="amu_tf")
@@ -148,12 +143,6 @@ class FusedSelfAttention(keras.layers.Layer):
                            (3 * n * k,))
         return kernel, bias
 
-    def _use_kernel(self, training):
-        """Training on CPU in float32 with TensorFlow: the compiled kernel, when built."""
-        from amu_tf.kernels.tiny_attention import use_for_training
-
-        return use_for_training(training, self.compute_dtype)
-
     def _attend(self, x, qkv_kernel, qkv_bias, training):
         n, k = self.num_heads, self.key_dim
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
@@ -161,16 +150,14 @@ class FusedSelfAttention(keras.layers.Layer):
         if qkv_bias is not None:
             qkv = qkv + qkv_bias
         rate = self.dropout if (self.dropout > 0.0 and training) else 0.0
-        if self._use_kernel(training):
-            # training: the compiled per-(sample, head) kernel on the [B, T, 3*n*k] layout
-            from amu_tf.kernels.tiny_attention import tiny_attention
-
+        if kernels.use_for_training(training, self.compute_dtype):
+            # training on a CPU: the compiled per-(sample, head) kernel, [B, T, 3*n*k] layout
             seed = self._dropout_seed() if rate else None
-            return tiny_attention(qkv, n, rate, seed)
+            return kernels.tiny_attention(qkv, n, rate, seed)
         qkv = ops.transpose(ops.reshape(qkv, (batch, length, 3, n, k)), (2, 0, 3, 1, 4))
         q, key, v = ops.unstack(qkv, 3, axis=0)  # each (batch, heads, T, k)
         if keras.backend.backend() == "tensorflow" and not _is_symbolic_training(training):
-            if not training and _cpu_graph_without_xla():
+            if not training and kernels.cpu_graph_without_xla():
                 # inference on CPU: a few samples at a time, scores in cache (standard ops)
                 ctx = blocked_attention(q, key, v)
             else:
@@ -184,10 +171,9 @@ class FusedSelfAttention(keras.layers.Layer):
         return ops.reshape(ops.transpose(ctx, (0, 2, 1, 3)), (batch, length, n * k))
 
     def _dropout_seed(self):
-        import tensorflow as tf
+        from amu_tf.layers.tiny_head_attention import stateless_seed
 
-        seed = self._dropout_layer.seed_generator.next()
-        return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), "int32")
+        return stateless_seed(self._dropout_layer.seed_generator)
 
     def call(self, query, value=None, training=None):
         if value is not None and value is not query:

@@ -19,6 +19,12 @@ output is divided by exactly that, so dropout stays unbiased.
 import tensorflow as tf
 
 
+def stateless_seed(seed_generator):
+    """The next seed of a ``keras.random.SeedGenerator`` as the int32 ``[2]`` tensor that
+    stateless random ops and the compiled kernels take."""
+    return tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), "int32")
+
+
 def dropout_keep_mask(x, rate, seed):
     """A boolean ``keep`` mask shaped as ``x`` with ``P(keep) ~= 1 - rate``, and that
     probability. Two 16-bit uniform draws per 32-bit stateless Philox output; the last

@@ -2,6 +2,7 @@
 
 import keras
 
+from amu_tf.kernels import tiny_attention as kernels
 from amu_tf.layers.fused_self_attention import FusedSelfAttention
 
 #: attention implementations, by ``attention_impl`` name
@@ -122,16 +123,13 @@ class TransformerEncoder(keras.layers.Layer):
     def _dropout(self, layer, x, training):
         """``layer(x)`` (a ``keras.layers.Dropout``), or in CPU training, when the compiled
         kernels are built, the same dropout through their hashed-mask op (about twice as
-        fast; seeded from the layer's own seed generator)."""
-        if layer.rate > 0.0 and self.attention_impl == "fused":
-            from amu_tf.kernels import tiny_attention as kernels
+        fast; seeded from the layer's own seed generator). The ``"keras"`` reference
+        implementation always uses plain Keras layers."""
+        if (layer.rate > 0.0 and self.attention_impl == "fused"
+                and kernels.use_for_training(training, self.compute_dtype)):
+            from amu_tf.layers.tiny_head_attention import stateless_seed
 
-            if kernels.use_for_training(training, self.compute_dtype):
-                import tensorflow as tf
-
-                seed = tf.cast(tf.math.floormod(layer.seed_generator.next(), tf.int32.max - 1),
-                               "int32")
-                return kernels.hash_dropout(x, layer.rate, seed)
+            return kernels.hash_dropout(x, layer.rate, stateless_seed(layer.seed_generator))
         return layer(x, training=training)
 
     def _attend(self, x, training):
