@@ -25,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -83,7 +81,8 @@ def fit_eval(recipe, Xtr, ytr, gtr, Xte, yte, seed, **params):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default="real,synthetic")
-    ap.add_argument("--data-root", default="/work/shared/data")
+    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"),
+                    help="folder of the shared cohorts [../shared/data beside the checkout]")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fast-lr", type=float, default=None,
                     help="override the fast recipe's learning rate (for sweeps)")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from amu_tf.artifacts import ArtifactWriter
+from amu_tf.artifacts import ArtifactWriter, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.blessing import bless
@@ -37,18 +37,6 @@ from amu_tf.evaluation.report import write_report
 from amu_tf.evaluation.tables import write_tables
 
 REPORT_FILE = "report.md"
-
-
-def _plain(o):
-    if isinstance(o, dict):
-        return {str(k): _plain(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_plain(v) for v in o]
-    if hasattr(o, "item") and callable(o.item):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    return o
 
 
 def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("cv", "loco"), *,
@@ -96,8 +84,8 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                 for r in results}
         pd.concat([r.predictions for r in results], ignore_index=True).to_csv(
             out / "predictions.csv.gz", index=False, float_format="%.6g")
-        (out / "blessing.json").write_text(json.dumps(_plain(blessing), indent=2) + "\n")
-        (out / "evaluation.json").write_text(json.dumps(_plain({
+        (out / "blessing.json").write_text(json.dumps(to_jsonable(blessing), indent=2) + "\n")
+        (out / "evaluation.json").write_text(json.dumps(to_jsonable({
             "parameters": parameters,
             "protocols": {r.label: {"description": r.description, "leaky": r.leaky,
                                     "notes": r.notes, "folds": r.folds} for r in results},

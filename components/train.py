@@ -40,10 +40,6 @@ INPUT_SCALE = ("cohort-table panel genes on a common log2 scale (counts -> log2 
                "transform")
 
 
-#: kept for callers that import it from here
-load_table = load_cohort_table
-
-
 def select_training_rows(table: pd.DataFrame, train_cohorts=None) -> pd.DataFrame:
     """Labeled rows of ``train_cohorts`` (all cohorts if None), with clear errors."""
     if "response" not in table.columns or "cohort" not in table.columns:
@@ -85,7 +81,7 @@ def run_train(
     from amu_tf.training import estimator_kind, make_estimator
 
     t_start = time.perf_counter()
-    df, table_art = load_table(table)
+    df, table_art = load_cohort_table(table)
     train = select_training_rows(df, train_cohorts)
     cohorts_used = sorted(train["cohort"].astype(str).unique())
     y = train["response"].to_numpy().astype(int)

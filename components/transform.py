@@ -22,13 +22,12 @@ rows its transform was fitted on (for ``reference_z``/``paper --standardize``; `
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from amu_tf.artifacts import Artifact, ArtifactWriter
-from amu_tf.data.cohort_table import gene_columns, load_cohort_table, read_table
+from amu_tf.data.cohort_table import gene_columns, load_cohort_table
 from amu_tf.errors import InputDataError
 
 TRANSFORMED_FILE = "transformed.csv.gz"

@@ -255,7 +255,7 @@ def step_export(ctx: RunContext):
     model = zoo[0]
     ev = ctx.artifacts.get("evaluate")
     metrics = (honest_metrics(ctx.results, ctx.blessing, model, ev.uri if ev else None)
-               if getattr(ctx, "results", None) else None)
+               if ctx.results else None)
     name = o.get("export_name") or default_export_name(model, not ctx.specs_given)
     art = run_export(ctx.artifacts["train"][model].uri, base_dir=o["export_dir"], name=name,
                      metrics=metrics)

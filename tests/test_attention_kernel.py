@@ -31,6 +31,19 @@ def _reference(qkv, h=H, d=D):
     return tf.reshape(tf.transpose(y, (0, 2, 1, 3)), (b, t, h * d))
 
 
+def _count_calls(monkeypatch, name):
+    """Wrap ``kernel.<name>`` so each call is counted; returns the list of calls."""
+    calls = []
+    real = getattr(kernel, name)
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kernel, name, spy)
+    return calls
+
+
 def _value_and_grad(fn, qkv, weights):
     with tf.GradientTape() as tape:
         tape.watch(qkv)
@@ -157,14 +170,7 @@ def test_model_training_mode_matches_tf_ops_path(monkeypatch):
             loss = tf.reduce_sum(logits[:, 1])
         return logits.numpy(), [g.numpy() for g in tape.gradient(loss, model.trainable_weights)]
 
-    calls = []
-    real = kernel.tiny_attention
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(kernel, "tiny_attention", spy)
+    calls = _count_calls(monkeypatch, "tiny_attention")
     monkeypatch.setenv(kernel.ENV_SWITCH, "1")
     logits_k, grads_k = run()
     assert calls, "training mode did not use the compiled kernel"
@@ -219,14 +225,7 @@ def test_encoder_dropouts_use_the_hash_op_in_training_only(monkeypatch):
 
     from amu_tf.layers import TransformerEncoder
 
-    calls = []
-    real = kernel.hash_dropout
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(kernel, "hash_dropout", spy)
+    calls = _count_calls(monkeypatch, "hash_dropout")
     x = tf.constant(np.random.default_rng(11).normal(size=(4, 10, 8)).astype("float32"))
 
     def fresh():

@@ -27,7 +27,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from amu_tf.artifacts import to_jsonable
