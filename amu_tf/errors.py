@@ -28,3 +28,7 @@ class LeakageError(AmuError):
 
 class ArtifactError(AmuError):
     """An artifact is missing, corrupt, or of the wrong type."""
+
+
+class KernelUnavailableError(AmuError):
+    """A compiled kernel (``amu_tf.kernels``) is needed but cannot be built or loaded here."""

@@ -27,7 +27,7 @@ from amu_tf.errors import ArtifactError
 from amu_tf.panel import N_GENES, panel_entrez, panel_symbols
 from amu_tf.serving.exported_model import TRANSFORM_ASSET
 from amu_tf.serving.saved_model_export import (INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY,
-                                               write_saved_model)
+                                               read_metadata, write_saved_model)
 from amu_tf.serving.serving_versions import VersionWriter
 
 MODEL_INFO_FILE = "model_info.json"
@@ -168,13 +168,15 @@ def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_n
 
 
 def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "saved_models",
-               name: str | None = None, metrics: dict | None = None) -> Artifact:
+               name: str | None = None, metrics: dict | None = None,
+               compiled_attention: bool = False) -> Artifact:
     """Export a Model artifact to ``<base_dir>/<name>/<next version>/``; returns the
     PushedModel artifact (``properties``: name, version, path, model).
 
     ``metrics``: the model's honest metrics from an evaluation (e.g. ``amu run`` passes each
     honest protocol's AUC with its 95% CI and n); they replace model_info.json's ``metrics``
-    in ``assets/amu_metadata.json``."""
+    in ``assets/amu_metadata.json``. ``compiled_attention``: trace AMU attention with the
+    compiled CPU op (faster, not portable: see :mod:`amu_tf.serving.saved_model_export`)."""
     keras_model, transform, info, model_art = load_model_parts(model_uri)
     if keras_model is None:
         raise ArtifactError(
@@ -198,7 +200,8 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     model_dir = Path(base_dir) / name
     with VersionWriter(model_dir) as w:
         write_saved_model(w.path, keras_model, metadata, preprocess=layer,
-                          threshold=metadata["threshold"], n_genes=n_genes)
+                          threshold=metadata["threshold"], n_genes=n_genes,
+                          compiled_attention=compiled_attention)
         src = Path(model_uri) / "transform"
         if transform is not None and not metadata["transform"]["in_graph"]:
             if src.is_dir():
@@ -213,7 +216,8 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
             content_hash=hash_path(w.path),
             properties={"name": name, "version": w.version,
                         "path": str(model_dir / str(w.version)), "model": model_name,
-                        "signature": SIGNATURE_KEY, "outputs": list(OUTPUT_NAMES)},
+                        "signature": SIGNATURE_KEY, "outputs": list(OUTPUT_NAMES),
+                        "custom_ops": read_metadata(w.path)["custom_ops"]},
             created=metadata["exported_at"],
         )
         (w.path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")

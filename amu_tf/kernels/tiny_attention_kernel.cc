@@ -117,9 +117,9 @@ static inline uint32_t row_key(const Dropout& dr, const Dims& s, int64_t b, int6
 // Scratch for one (sample, head): keys and values transposed to [D][T] so the loops over
 // the T keys are unit-stride.
 struct Scratch {
-  std::vector<float> kT, vT, s, e, keep, dkT, dvT, kmin, kmax;
+  std::vector<float> qT, kT, vT, s, e, keep, dkT, dvT, kmin, kmax;
   explicit Scratch(const Dims& d)
-      : kT(d.D * d.T), vT(d.D * d.T), s(d.T), e(d.T), keep(d.T), dkT(d.D * d.T),
+      : qT(d.D * d.T), kT(d.D * d.T), vT(d.D * d.T), s(d.T), e(d.T), keep(d.T), dkT(d.D * d.T),
         dvT(d.D * d.T), kmin(d.D), kmax(d.D) {}
 };
 
@@ -259,6 +259,83 @@ static inline void backward_row_fused(const float* q, const float* dyi, float ro
   if constexpr (D > 3) dqi[3] = dq3;
 }
 
+// Sixteen query rows at a time, one per vector lane (GCC/Clang vector extensions: one
+// AVX-512 register here, two AVX2 registers elsewhere): the loop runs over the keys, whose
+// coordinates and values are broadcast, so a query row's scores, exp, row sum and weighted
+// sum of values stay in its lane and need no horizontal reductions. The same arithmetic as
+// forward_row_fused (bound, exp, dropout hash), only in a different order of summation.
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+typedef uint32_t vu16 __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+
+static inline vf16 splat(float a) { return vf16{} + a; }
+static inline vu16 splat_u(uint32_t a) { return vu16{} + a; }
+
+static inline vf16 vexp16(vf16 x) {
+  x = x < splat(-87.0f) ? splat(-87.0f) : x;
+  const vf16 magic = splat(12582912.0f);
+  vf16 t = x * 1.44269504088896341f + magic;
+  vf16 n = t - magic;
+  vf16 r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vf16 p = splat(1.9875691500E-4f);
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r * r + r + 1.0f;
+  vi16 bits = (__builtin_convertvector(n, vi16) + 127) << 23;
+  return p * reinterpret_cast<vf16&>(bits);
+}
+
+static inline vu16 mix32v(vu16 x) {
+  x ^= x >> 16;
+  x *= 0x7feb352du;
+  x ^= x >> 15;
+  x *= 0x846ca68bu;
+  x ^= x >> 16;
+  return x;
+}
+
+// Rows i0 .. i0+15 of one (sample, head); qT holds the queries transposed to [D][T].
+// Returns a bit mask of the lanes whose bound-shifted row sum underflowed (to be redone).
+template <int D, bool DROP>
+static inline uint32_t forward_block16(const float* qT, const Scratch& w, int64_t T, int64_t i0,
+                                       const Dropout& dr, const uint32_t* rks, vf16* y_out,
+                                       float* lse_out) {
+  vf16 q[D], a[D], m = splat(0.0f), l = splat(0.0f);
+  for (int d = 0; d < D; ++d) {
+    std::memcpy(&q[d], qT + d * T + i0, sizeof(vf16));
+    m += q[d] >= splat(0.0f) ? q[d] * w.kmax[d] : q[d] * w.kmin[d];
+    a[d] = splat(0.0f);
+  }
+  vu16 rk = splat_u(0u);
+  if constexpr (DROP) std::memcpy(&rk, rks, sizeof(vu16));
+  const float* k = w.kT.data();
+  const float* v = w.vT.data();
+  for (int64_t j = 0; j < T; ++j) {
+    vf16 sc = q[0] * k[j] - m;
+    for (int d = 1; d < D; ++d) sc += q[d] * k[d * T + j];
+    vf16 e = vexp16(sc);
+    l += e;
+    if constexpr (DROP) {
+      const vu16 h = mix32v(rk + static_cast<uint32_t>(j) * 0x9e3779b9u);
+      e = (h >> 8) < splat_u(dr.thr) ? e : splat(0.0f);
+    }
+    for (int d = 0; d < D; ++d) a[d] += e * v[d * T + j];
+  }
+  uint32_t redo = 0;
+  const vf16 norm = dr.inv_keep / l;
+  for (int d = 0; d < D; ++d) y_out[d] = a[d] * norm;
+  for (int lane = 0; lane < kLanes; ++lane) {
+    if (!(l[lane] > 1e-30f)) redo |= 1u << lane;
+    else lse_out[lane] = m[lane] + std::log(l[lane]);
+  }
+  return redo;
+}
+
 // scores of query row i against all keys into w->s
 static inline void scores_row(const float* q, const Dims& s, Scratch* w) {
   float* sc = w->s.data();
@@ -277,14 +354,82 @@ static inline void scores_row(const float* q, const Dims& s, Scratch* w) {
   }
 }
 
-static void forward_item(const float* qkv, const Dims& s, const Dropout& dr, int64_t b,
-                         int64_t h, Scratch* w, float* y, float* lse) {
-  load_kv(qkv, s, b, h, w);
+// One query row with the exact row maximum (several passes over the row in w->s and w->e):
+// any head width, and the rows whose bound-shifted sum underflowed.
+static void forward_row_exact(const float* qkv, const Dims& s, const Dropout& dr, int64_t b,
+                              int64_t h, int64_t i, Scratch* w, float* y, float* lse) {
   const int64_t T = s.T, HD = s.H * s.D;
   float* sc = w->s.data();
   float* e = w->e.data();
   float* keep = w->keep.data();
-  for (int64_t i = 0; i < T; ++i) {
+  const float* q = qkv + (b * T + i) * s.row() + h * s.D;
+  scores_row(q, s, w);
+  float m = sc[0];
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < T; ++j) m = sc[j] > m ? sc[j] : m;
+  float l = 0.0f;
+#pragma omp simd reduction(+ : l)
+  for (int64_t j = 0; j < T; ++j) {
+    e[j] = vexp(sc[j] - m);
+    l += e[j];
+  }
+  if (dr.on) {
+    keep_row(dr, row_key(dr, s, b, h, i), T, keep);
+#pragma omp simd
+    for (int64_t j = 0; j < T; ++j) e[j] *= keep[j];
+  }
+  const float norm = dr.inv_keep / l;
+  float* yi = y + (b * T + i) * HD + h * s.D;
+  for (int64_t d = 0; d < s.D; ++d) {
+    const float* vd = w->vT.data() + d * T;
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t j = 0; j < T; ++j) acc += e[j] * vd[j];
+    yi[d] = acc * norm;
+  }
+  lse[(b * s.H + h) * T + i] = m + std::log(l);
+}
+
+static void forward_item(const float* qkv, const Dims& s, const Dropout& dr, int64_t b,
+                         int64_t h, Scratch* w, float* y, float* lse) {
+  load_kv(qkv, s, b, h, w);
+  const int64_t T = s.T, HD = s.H * s.D;
+  int64_t first_row = 0;  // rows before it were done sixteen at a time
+  if (s.D <= 4 && T >= kLanes) {
+    for (int64_t t = 0; t < T; ++t) {
+      const float* r = qkv + (b * T + t) * s.row() + h * s.D;
+      for (int64_t d = 0; d < s.D; ++d) w->qT[d * T + t] = r[d];
+    }
+    for (int64_t i0 = 0; i0 + kLanes <= T; i0 += kLanes) {
+      uint32_t rks[kLanes];
+      if (dr.on)
+        for (int lane = 0; lane < kLanes; ++lane) rks[lane] = row_key(dr, s, b, h, i0 + lane);
+      vf16 yv[4];
+      float* lse_row = lse + (b * s.H + h) * T + i0;
+      uint32_t redo = 0;
+#define AMU_FWD16(DD)                                                                      \
+  case DD:                                                                                 \
+    redo = dr.on ? forward_block16<DD, true>(w->qT.data(), *w, T, i0, dr, rks, yv, lse_row) \
+                 : forward_block16<DD, false>(w->qT.data(), *w, T, i0, dr, rks, yv, lse_row); \
+    break;
+      switch (s.D) {
+        AMU_FWD16(1)
+        AMU_FWD16(2)
+        AMU_FWD16(3)
+        AMU_FWD16(4)
+      }
+#undef AMU_FWD16
+      for (int lane = 0; lane < kLanes; ++lane) {
+        float* yi = y + (b * T + i0 + lane) * HD + h * s.D;
+        for (int64_t d = 0; d < s.D; ++d) yi[d] = yv[d][lane];
+      }
+      // lanes whose bound-shifted sum underflowed: the exact-maximum path below
+      for (int lane = 0; lane < kLanes; ++lane)
+        if (redo & (1u << lane)) forward_row_exact(qkv, s, dr, b, h, i0 + lane, w, y, lse);
+      first_row = i0 + kLanes;
+    }
+  }
+  for (int64_t i = first_row; i < T; ++i) {
     const float* q = qkv + (b * T + i) * s.row() + h * s.D;
     {
       float* yi = y + (b * T + i) * HD + h * s.D;
@@ -308,31 +453,7 @@ static void forward_item(const float* qkv, const Dims& s, const Dropout& dr, int
       if (done) continue;
     }
     // generic width, or a row whose bound-shifted sum underflowed: exact maximum
-    scores_row(q, s, w);
-    float m = sc[0];
-#pragma omp simd reduction(max : m)
-    for (int64_t j = 0; j < T; ++j) m = sc[j] > m ? sc[j] : m;
-    float l = 0.0f;
-#pragma omp simd reduction(+ : l)
-    for (int64_t j = 0; j < T; ++j) {
-      e[j] = vexp(sc[j] - m);
-      l += e[j];
-    }
-    if (dr.on) {
-      keep_row(dr, row_key(dr, s, b, h, i), T, keep);
-#pragma omp simd
-      for (int64_t j = 0; j < T; ++j) e[j] *= keep[j];
-    }
-    const float norm = dr.inv_keep / l;
-    float* yi = y + (b * T + i) * HD + h * s.D;
-    for (int64_t d = 0; d < s.D; ++d) {
-      const float* vd = w->vT.data() + d * T;
-      float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t j = 0; j < T; ++j) acc += e[j] * vd[j];
-      yi[d] = acc * norm;
-    }
-    lse[(b * s.H + h) * T + i] = m + std::log(l);
+    forward_row_exact(qkv, s, dr, b, h, i, w, y, lse);
   }
 }
 

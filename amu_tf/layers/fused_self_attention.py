@@ -34,8 +34,10 @@ class FusedSelfAttention(keras.layers.Layer):
     heads of width 2 every pass over that tensor is memory-bound. In training on a CPU,
     the compiled kernel of :mod:`amu_tf.kernels.tiny_attention` replaces that part when it
     could be built (it never stores the ``[batch, heads, T, T]`` tensor); inference, and so
-    every exported SavedModel, always uses standard TensorFlow ops, on a CPU
-    :func:`blocked_attention` (a few samples at a time, so the scores stay in cache).
+    every default SavedModel, uses standard TensorFlow ops, on a CPU
+    :func:`blocked_attention` (a few samples at a time, so the scores stay in cache),
+    except inside ``amu_tf.kernels.tiny_attention.inference_kernels()`` (the opt-in
+    ``amu export --compiled-attention``), where inference runs the compiled op too.
     Its weights are the reference's, in the same order,
     shapes and sub-layer names (``_query_dense``, ``_key_dense``, ``_value_dense``,
     ``_output_dense``: ``EinsumDense`` layers named query, key, value, attention_output),
@@ -150,8 +152,10 @@ class FusedSelfAttention(keras.layers.Layer):
         if qkv_bias is not None:
             qkv = qkv + qkv_bias
         rate = self.dropout if (self.dropout > 0.0 and training) else 0.0
-        if kernels.use_for_training(training, self.compute_dtype):
-            # training on a CPU: the compiled per-(sample, head) kernel, [B, T, 3*n*k] layout
+        if (kernels.use_for_training(training, self.compute_dtype)
+                or kernels.use_for_inference(training, self.compute_dtype)):
+            # training on a CPU (or an export asking for it): the compiled per-(sample, head)
+            # kernel, [B, T, 3*n*k] layout
             seed = self._dropout_seed() if rate else None
             return kernels.tiny_attention(qkv, n, rate, seed)
         qkv = ops.transpose(ops.reshape(qkv, (batch, length, 3, n, k)), (2, 0, 3, 1, 4))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from amu_tf.errors import ArtifactError, InputDataError
+from amu_tf.errors import ArtifactError, InputDataError, KernelUnavailableError
 from amu_tf.serving.saved_model_export import (INPUT_NAME, METADATA_FILE, SIGNATURE_KEY,
                                                read_metadata)
 from amu_tf.serving.serving_versions import resolve_version_dir
@@ -57,6 +57,15 @@ class ExportedModel:
 
         path = resolve_version_dir(model, version)
         metadata = read_metadata(path)
+        if metadata.get("custom_ops"):  # exported with --compiled-attention
+            from amu_tf.kernels import tiny_attention as kernels
+
+            if not kernels.available():
+                raise KernelUnavailableError(
+                    f"{path} was exported with --compiled-attention and needs amu-tf's "
+                    f"compiled op {', '.join(metadata['custom_ops'])}, unavailable here "
+                    f"({kernels.status()}); export it again without --compiled-attention"
+                )
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as exc:  # TF raises many kinds for a damaged SavedModel
