@@ -77,15 +77,19 @@ def test_large_scores_do_not_overflow():
 
 
 @pytest.mark.parametrize("rate", [0.0, 0.3])
-def test_rows_whose_score_bound_is_far_above_the_maximum(rate):
+@pytest.mark.parametrize("t", [6, 40])
+def test_rows_whose_score_bound_is_far_above_the_maximum(rate, t):
     """The kernel shifts scores by a cheap upper bound of the row maximum (from the keys'
     per-dimension ranges); keys (100, -100) and (-100, 100) with query (1, 1) put that
     bound 200 above the true maximum, where exp underflows: such rows must be redone with
-    the exact maximum and still be right (values and gradients)."""
-    t, h, d = 6, 1, 2
+    the exact maximum and still be right (values and gradients). ``t = 40``: rows 0-31
+    go through the sixteen-rows-per-vector forward, rows 32-39 one at a time."""
+    h, d = 1, 2
     q = np.ones((1, t, d), "float32")
-    k = np.array([[100, -100], [-100, 100], [1, 0], [0, 1], [-1, 0], [0.5, 0.5]], "float32")
-    v = np.random.default_rng(9).normal(size=(t, d)).astype("float32")
+    rng = np.random.default_rng(9)
+    k = np.concatenate([np.array([[100, -100], [-100, 100]], "float32"),
+                        rng.uniform(-1, 1, size=(t - 2, d)).astype("float32")])
+    v = rng.normal(size=(t, d)).astype("float32")
     qkv = tf.constant(np.concatenate([q, k[None], v[None]], axis=-1))
     seed = tf.constant([5, 6], tf.int32)
     y = kernel.tiny_attention(qkv, h, rate=rate, seed=seed).numpy()
