@@ -215,7 +215,8 @@ def status():
     if not enabled_by_env():
         return f"attention kernel: off ({ENV_SWITCH}=0), TensorFlow-ops attention"
     if available():
-        return "attention kernel: compiled (training), TensorFlow ops (inference/export)"
+        return ("attention kernel: compiled (training; inference only in --compiled-attention "
+                "exports), TensorFlow ops (other inference, default exports)")
     return f"attention kernel: unavailable ({_STATE['error']}), TensorFlow-ops attention"
 
 
