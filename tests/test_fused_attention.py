@@ -44,6 +44,32 @@ def test_fused_encoder_matches_keras_reference(norm_first):
         np.testing.assert_allclose(g_fused.numpy(), g_ref.numpy(), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_fused_encoder_matches_reference_in_a_graph(norm_first):
+    """In a tf.function (where TensorFlow's optimiser fuses the fused encoder's 2-D
+    MatMul -> BiasAdd -> Relu, and its LayerNorm is five plain ops) the outputs still
+    equal the Keras reference's, on random non-zero weights."""
+    x, ref, fused = _pair(norm_first, shape=(5, 40, 6))
+    want = tf.function(lambda t: ref(t, training=False))(tf.constant(x)).numpy()
+    got = tf.function(lambda t: fused(t, training=False))(tf.constant(x)).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_fused_encoder_with_other_activation_uses_keras_feed_forward():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 7, 6)).astype("float32")
+    kw = dict(num_heads=3, key_dim=2, intermediate_dim=10, dropout=0.0, activation="gelu")
+    ref = TransformerEncoder(attention_impl="keras", **kw)
+    fused = TransformerEncoder(attention_impl="fused", **kw)
+    ref.build(x.shape)
+    fused.build(x.shape)
+    ref.set_weights([rng.normal(0, 0.5, size=w.shape).astype("float32")
+                     for w in ref.get_weights()])
+    fused.set_weights(ref.get_weights())
+    assert not fused._fused_feed_forward()
+    np.testing.assert_allclose(fused(x).numpy(), ref(x).numpy(), atol=1e-5)
+
+
 def test_fused_attention_weights_have_the_reference_layout():
     _, ref, fused = _pair(False)
     assert [w.shape for w in fused.weights] == [w.shape for w in ref.weights]

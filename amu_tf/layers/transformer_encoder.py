@@ -136,7 +136,48 @@ class TransformerEncoder(keras.layers.Layer):
         y = self.attention(x, x, training=training)
         return self._dropout(self.attention_dropout_layer, y, training)
 
+    def _norm(self, layer, x):
+        """``layer(x)`` (a ``keras.layers.LayerNormalization`` over the last axis), in the
+        fused implementation on TensorFlow as five plain ops (mean, centre, mean of squares,
+        scale, shift): about 1.6x faster than Keras's version on ``[256, 160, 20]`` here,
+        same math (1e-6)."""
+        if (self.attention_impl != "fused" or keras.backend.backend() != "tensorflow"
+                or not (layer.center and layer.scale) or getattr(layer, "rms_scaling", False)
+                or tuple(layer.axis) not in ((-1,), (len(x.shape) - 1,))):
+            return layer(x)
+        import tensorflow as tf
+
+        dtype = self.compute_dtype
+        mean = tf.reduce_mean(x, -1, keepdims=True)
+        centred = x - mean
+        variance = tf.reduce_mean(tf.square(centred), -1, keepdims=True)
+        inv = tf.math.rsqrt(variance + layer.epsilon) * tf.cast(layer.gamma, dtype)
+        return centred * inv + tf.cast(layer.beta, dtype)
+
+    def _fused_feed_forward(self):
+        """Whether the feed-forward runs as 2-D ``MatMul -> BiasAdd -> Relu`` (fused
+        implementation, TensorFlow backend, relu, biases on): the pattern TensorFlow's graph
+        optimiser fuses into one oneDNN op, instead of Keras's matmul, broadcast add and relu
+        on 3-D tensors (three passes over the ``[batch, T, intermediate_dim]`` activation).
+        Same weights, same math."""
+        return (self.attention_impl == "fused" and keras.backend.backend() == "tensorflow"
+                and self.activation is keras.activations.relu
+                and self.ffn_in.use_bias and self.ffn_out.use_bias
+                and getattr(self.ffn_in, "lora_enabled", False) is False
+                and getattr(self.ffn_out, "lora_enabled", False) is False)
+
     def _feed_forward(self, x, training):
+        if self._fused_feed_forward():
+            import tensorflow as tf
+
+            dtype = self.compute_dtype
+            h = tf.matmul(tf.reshape(x, [-1, x.shape[-1]]), tf.cast(self.ffn_in.kernel, dtype))
+            h = tf.nn.relu(tf.nn.bias_add(h, tf.cast(self.ffn_in.bias, dtype)))
+            h = self._dropout(self.ffn_activation_dropout, h, training)
+            y = tf.nn.bias_add(tf.matmul(h, tf.cast(self.ffn_out.kernel, dtype)),
+                               tf.cast(self.ffn_out.bias, dtype))
+            y = tf.reshape(y, tf.shape(x))  # ffn_out maps back to the model width
+            return self._dropout(self.ffn_dropout, y, training)
         y = self.activation(self.ffn_in(x))
         y = self._dropout(self.ffn_activation_dropout, y, training)
         y = self.ffn_out(y)
@@ -145,11 +186,11 @@ class TransformerEncoder(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         if self.norm_first:
-            x = x + self._attend(self.norm1(x), training)
-            x = x + self._feed_forward(self.norm2(x), training)
+            x = x + self._attend(self._norm(self.norm1, x), training)
+            x = x + self._feed_forward(self._norm(self.norm2, x), training)
         else:
-            x = self.norm1(x + self._attend(x, training))
-            x = self.norm2(x + self._feed_forward(x, training))
+            x = self._norm(self.norm1, x + self._attend(x, training))
+            x = self._norm(self.norm2, x + self._feed_forward(x, training))
         return x
 
     def compute_output_shape(self, input_shape):
