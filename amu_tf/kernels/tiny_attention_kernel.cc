@@ -42,32 +42,59 @@ using tensorflow::shape_inference::DimensionHandle;
 using tensorflow::shape_inference::InferenceContext;
 using tensorflow::shape_inference::ShapeHandle;
 
+// Sixteen float lanes (GCC/Clang vector extensions: one AVX-512 register here, two AVX2
+// registers on older CPUs), used by the forward pass to compute sixteen query rows at once.
+typedef float vf16 __attribute__((vector_size(64)));
+typedef int32_t vi16 __attribute__((vector_size(64)));
+typedef uint32_t vu16 __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+
+static inline vf16 splat(float a) { return vf16{} + a; }
+static inline vu16 splat_u(uint32_t a) { return vu16{} + a; }
+
+// What exp and the hash need to be written once for float / uint32_t and for the vectors.
+static inline float like(float, float a) { return a; }
+static inline vf16 like(vf16, float a) { return splat(a); }
+static inline int32_t to_int(float x) { return static_cast<int32_t>(x); }
+static inline vi16 to_int(vf16 x) { return __builtin_convertvector(x, vi16); }
+static inline float bits_to_float(int32_t b) {
+  float f;
+  std::memcpy(&f, &b, sizeof(f));
+  return f;
+}
+static inline vf16 bits_to_float(vi16 b) {
+  vf16 f;
+  std::memcpy(&f, &b, sizeof(f));
+  return f;
+}
+
 // exp(x) for x <= 0 (every call: a score minus an upper bound of its row's maximum or its
 // row's log-sum-exp; x below -87 gives exp(-87) ~ 1.6e-38 instead of a smaller number, which
 // is below float32 resolution next to the row's largest term): Cephes' expf (range reduction
-// by ln 2, degree-6 polynomial), written so that the compiler vectorises it; about 1 ulp.
-static inline float vexp(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  float t = x * 1.44269504088896341f + magic;
-  float n = t - magic;
-  float r = x - n * 0.693359375f;
+// by ln 2, degree-6 polynomial), written so that the compiler vectorises it (F = float in
+// loops over keys, or vf16 for sixteen rows at once); about 1 ulp.
+template <typename F>
+static inline F vexp(F x) {
+  x = x < like(x, -87.0f) ? like(x, -87.0f) : x;
+  const F magic = like(x, 12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  F t = x * 1.44269504088896341f + magic;
+  F n = t - magic;
+  F r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500E-4f;
+  F p = like(x, 1.9875691500E-4f);
   p = p * r + 1.3981999507E-3f;
   p = p * r + 8.3334519073E-3f;
   p = p * r + 4.1665795894E-2f;
   p = p * r + 1.6666665459E-1f;
   p = p * r + 5.0000001201E-1f;
   p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return p * scale;
+  return p * bits_to_float((to_int(n) + 127) << 23);
 }
 
-// A 32-bit integer mixer (Wellons' "lowbias32"), used as a counter-based random generator.
-static inline uint32_t mix32(uint32_t x) {
+// A 32-bit integer mixer (Wellons' "lowbias32"), used as a counter-based random generator
+// (U = uint32_t, or vu16 for sixteen rows at once: the same hash per lane).
+template <typename U>
+static inline U mix32(U x) {
   x ^= x >> 16;
   x *= 0x7feb352du;
   x ^= x >> 15;
@@ -259,46 +286,10 @@ static inline void backward_row_fused(const float* q, const float* dyi, float ro
   if constexpr (D > 3) dqi[3] = dq3;
 }
 
-// Sixteen query rows at a time, one per vector lane (GCC/Clang vector extensions: one
-// AVX-512 register here, two AVX2 registers elsewhere): the loop runs over the keys, whose
+// Sixteen query rows at a time, one per vector lane: the loop runs over the keys, whose
 // coordinates and values are broadcast, so a query row's scores, exp, row sum and weighted
 // sum of values stay in its lane and need no horizontal reductions. The same arithmetic as
 // forward_row_fused (bound, exp, dropout hash), only in a different order of summation.
-typedef float vf16 __attribute__((vector_size(64)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
-typedef uint32_t vu16 __attribute__((vector_size(64)));
-constexpr int kLanes = 16;
-
-static inline vf16 splat(float a) { return vf16{} + a; }
-static inline vu16 splat_u(uint32_t a) { return vu16{} + a; }
-
-static inline vf16 vexp16(vf16 x) {
-  x = x < splat(-87.0f) ? splat(-87.0f) : x;
-  const vf16 magic = splat(12582912.0f);
-  vf16 t = x * 1.44269504088896341f + magic;
-  vf16 n = t - magic;
-  vf16 r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf16 p = splat(1.9875691500E-4f);
-  p = p * r + 1.3981999507E-3f;
-  p = p * r + 8.3334519073E-3f;
-  p = p * r + 4.1665795894E-2f;
-  p = p * r + 1.6666665459E-1f;
-  p = p * r + 5.0000001201E-1f;
-  p = p * r * r + r + 1.0f;
-  vi16 bits = (__builtin_convertvector(n, vi16) + 127) << 23;
-  return p * reinterpret_cast<vf16&>(bits);
-}
-
-static inline vu16 mix32v(vu16 x) {
-  x ^= x >> 16;
-  x *= 0x7feb352du;
-  x ^= x >> 15;
-  x *= 0x846ca68bu;
-  x ^= x >> 16;
-  return x;
-}
-
 // Rows i0 .. i0+15 of one (sample, head); qT holds the queries transposed to [D][T].
 // Returns a bit mask of the lanes whose bound-shifted row sum underflowed (to be redone).
 template <int D, bool DROP>
@@ -318,10 +309,10 @@ static inline uint32_t forward_block16(const float* qT, const Scratch& w, int64_
   for (int64_t j = 0; j < T; ++j) {
     vf16 sc = q[0] * k[j] - m;
     for (int d = 1; d < D; ++d) sc += q[d] * k[d * T + j];
-    vf16 e = vexp16(sc);
+    vf16 e = vexp(sc);
     l += e;
     if constexpr (DROP) {
-      const vu16 h = mix32v(rk + static_cast<uint32_t>(j) * 0x9e3779b9u);
+      const vu16 h = mix32(rk + static_cast<uint32_t>(j) * 0x9e3779b9u);
       e = (h >> 8) < splat_u(dr.thr) ? e : splat(0.0f);
     }
     for (int d = 0; d < D; ++d) a[d] += e * v[d * T + j];
