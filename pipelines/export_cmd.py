@@ -15,7 +15,7 @@ import click
               help="TF Serving model base folder; versions go to BASE_DIR/NAME/<N>.")
 @click.option("--compiled-attention", is_flag=True, default=False,
               help="AMU models: run attention with amu-tf's compiled CPU op in the graph "
-                   "(about 1.6x the CPU throughput, same outputs to 1e-5). NOT portable: the "
+                   "(about 1.9x the CPU throughput, same outputs to 1e-5). NOT portable: the "
                    "SavedModel then loads only with amu-tf (`amu predict`) or a TF Serving "
                    "binary built with the op. Default: standard TensorFlow ops only.")
 def command(model_uri, name, base_dir, compiled_attention):

@@ -6,7 +6,7 @@ style: the ``[batch, heads, T, T]`` tensor is never stored, the backward pass re
 the scores and the dropout mask (a counter-based hash). It is used for **training**; at
 inference layers keep standard TensorFlow ops, so a default SavedModel needs nothing but
 TensorFlow (TF Serving). Inside :func:`inference_kernels` (``amu export
---compiled-attention``) inference uses it too: about 1.6x the throughput on a CPU, but
+--compiled-attention``) inference uses it too: about 1.9x the throughput on a CPU, but
 the SavedModel then holds the custom op ``AmuTinyAttention`` and loads only where this
 library is loaded first (``amu predict``, :class:`amu_tf.serving.ExportedModel`, or a TF
 Serving binary built with the op).

@@ -21,7 +21,7 @@ NaN probability.
 
 By default the graph holds standard TensorFlow ops only. ``compiled_attention=True`` (``amu
 export --compiled-attention``, AMU models) traces the attention layers with the compiled
-CPU op of :mod:`amu_tf.kernels.tiny_attention` instead: about 1.6x the CPU throughput, same
+CPU op of :mod:`amu_tf.kernels.tiny_attention` instead: about 1.9x the CPU throughput, same
 outputs to 1e-5, but the SavedModel then contains the custom op ``AmuTinyAttention`` and
 loads only where that op's library is loaded first (:class:`ExportedModel` and ``amu
 predict`` do it; TF Serving needs a model-server binary built with the op). The metadata's
