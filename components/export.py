@@ -24,10 +24,10 @@ import numpy as np
 from amu_tf import __version__
 from amu_tf.artifacts import METADATA_FILE as ARTIFACT_FILE, Artifact, hash_path
 from amu_tf.errors import ArtifactError
-from amu_tf.panel import N_GENES, panel_entrez, panel_symbols
+from amu_tf.panel import panel_entrez, panel_symbols
 from amu_tf.serving.exported_model import TRANSFORM_ASSET
 from amu_tf.serving.saved_model_export import (INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY,
-                                               read_metadata, write_saved_model)
+                                               custom_ops_for, write_saved_model)
 from amu_tf.serving.serving_versions import VersionWriter
 
 MODEL_INFO_FILE = "model_info.json"
@@ -217,7 +217,7 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
             properties={"name": name, "version": w.version,
                         "path": str(model_dir / str(w.version)), "model": model_name,
                         "signature": SIGNATURE_KEY, "outputs": list(OUTPUT_NAMES),
-                        "custom_ops": read_metadata(w.path)["custom_ops"]},
+                        "custom_ops": custom_ops_for(compiled_attention)},
             created=metadata["exported_at"],
         )
         (w.path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")

@@ -176,16 +176,22 @@ def cpu_graph_without_xla():
     return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
+def _usable(compute_dtype):
+    """The compiled ops apply here: float32, TensorFlow backend, on a CPU outside XLA,
+    switched on and built."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or compute_dtype != "float32":
+        return False
+    if not enabled_by_env() or not cpu_graph_without_xla():
+        return False
+    return available()
+
+
 def use_for_training(training, compute_dtype="float32"):
     """Whether a layer called with ``training`` should use the compiled ops: training on a
     CPU, float32, TensorFlow backend, outside XLA, switched on and built."""
-    import keras
-
-    if training is not True or keras.backend.backend() != "tensorflow":
-        return False
-    if compute_dtype != "float32" or not enabled_by_env() or not cpu_graph_without_xla():
-        return False
-    return available()
+    return training is True and _usable(compute_dtype)
 
 
 @contextlib.contextmanager
@@ -205,9 +211,7 @@ def inference_kernels():
 def use_for_inference(training, compute_dtype="float32"):
     """Whether a layer called with ``training`` (not True) should use the compiled op:
     only inside :func:`inference_kernels`, and where :func:`use_for_training` would."""
-    if not _INFERENCE["depth"] or training is True:
-        return False
-    return use_for_training(True, compute_dtype)
+    return bool(_INFERENCE["depth"]) and training is not True and _usable(compute_dtype)
 
 
 def status():

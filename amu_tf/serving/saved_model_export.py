@@ -98,6 +98,13 @@ def check_compiled_attention(keras_model) -> None:
         raise KernelUnavailableError("--compiled-attention: " + kernels.status())
 
 
+def custom_ops_for(compiled_attention: bool) -> list[str]:
+    """The custom ops an export asked for contains (what ``metadata["custom_ops"]`` says)."""
+    from amu_tf.kernels import tiny_attention as kernels
+
+    return [kernels.INFERENCE_OP] if compiled_attention else []
+
+
 def graph_custom_ops(saved_model_dir: str | os.PathLike) -> list[str]:
     """The amu-tf custom ops a written SavedModel's graph uses (``[]``: portable)."""
     from amu_tf.kernels import tiny_attention as kernels
@@ -123,7 +130,7 @@ def write_saved_model(path: str | os.PathLike, keras_model, metadata: dict,
     if compiled_attention:
         check_compiled_attention(keras_model)
     metadata = dict(metadata)
-    metadata["custom_ops"] = [kernels.INFERENCE_OP] if compiled_attention else []
+    metadata["custom_ops"] = custom_ops_for(compiled_attention)
     tracing = kernels.inference_kernels() if compiled_attention else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="amu-meta-") as tmp, tracing:
         meta_file = Path(tmp) / METADATA_FILE
@@ -131,9 +138,10 @@ def write_saved_model(path: str | os.PathLike, keras_model, metadata: dict,
         module = ServingModule(keras_model, preprocess=preprocess, threshold=threshold,
                                n_genes=n_genes, metadata_file=meta_file)
         tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: module.serve})
-    if graph_custom_ops(path) != metadata["custom_ops"]:
-        raise ArtifactError(f"the exported graph's custom ops {graph_custom_ops(path)} are not "
-                            f"the ones asked for {metadata['custom_ops']}")
+    in_graph = graph_custom_ops(path)
+    if in_graph != metadata["custom_ops"]:
+        raise ArtifactError(f"the exported graph's custom ops {in_graph} are not the ones "
+                            f"asked for {metadata['custom_ops']}")
     return path
 
 
