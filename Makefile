@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast install clean bench
+.PHONY: run test test-fast test-no-kernel install clean bench
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# the TensorFlow-ops attention path (no compiled kernel): layers, models, one short training
+NO_KERNEL_TESTS := tests/test_fused_attention.py tests/test_layers.py tests/test_models.py \
+	tests/test_training.py::test_zoo_classifier_learns_separable_problem
+test-no-kernel: $(STAMP)
+	AMU_TF_KERNELS=0 $(BIN)/python -m pytest -q -n 2 $(NO_KERNEL_TESTS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

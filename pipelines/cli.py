@@ -56,10 +56,11 @@ def _import_tensorflow_quietly():
 
 
 def _register():
-    from pipelines import (audit_cmd, evaluate_cmd, export_cmd, ingest_cmd, interpret_cmd,
-                           predict_cmd, run_cmd, synth_cmd, train_cmd, transform_cmd, zoo_cmd)
+    from pipelines import (audit_cmd, doctor_cmd, evaluate_cmd, export_cmd, ingest_cmd,
+                           interpret_cmd, predict_cmd, run_cmd, synth_cmd, train_cmd,
+                           transform_cmd, zoo_cmd)
 
-    for module in (zoo_cmd, run_cmd, ingest_cmd, synth_cmd, export_cmd, predict_cmd, train_cmd,
+    for module in (zoo_cmd, doctor_cmd, run_cmd, ingest_cmd, synth_cmd, export_cmd, predict_cmd, train_cmd,
                    interpret_cmd, transform_cmd, audit_cmd, evaluate_cmd):
         amu.add_command(module.command)
 

@@ -192,7 +192,7 @@ def test_model_training_mode_matches_tf_ops_path(monkeypatch):
 def test_failed_build_is_one_line_and_leaves_nothing(monkeypatch, tmp_path):
     monkeypatch.setenv("AMU_TF_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", "/bin/false")
-    with pytest.raises(RuntimeError, match="compiling the attention kernel failed"):
+    with pytest.raises(RuntimeError, match="compiling the kernel failed: false -march=native"):
         kernel.build(tf)
     assert not list((tmp_path / "kernels").glob("*.so"))
 
@@ -244,3 +244,53 @@ def test_encoder_dropouts_use_the_hash_op_in_training_only(monkeypatch):
     n_calls = len(calls)
     encoder(x, training=False)
     assert len(calls) == n_calls  # inference adds none
+
+
+def test_kernel_and_tf_ops_dropout_masks_are_the_same_bits():
+    """Forward with dropout: the kernel and the TF-ops path (its hash in TF ops) keep the
+    same attention weights, so their outputs agree to float rounding; so does the encoder's
+    hashed dropout, bit for bit."""
+    from amu_tf.layers.tiny_head_attention import hash_dropout
+
+    qkv = _qkv(seed=12, b=2, t=40, h=3, d=2)
+    seed = tf.constant([31, -5], tf.int32)
+    b, t = qkv.shape[0], qkv.shape[1]
+    x = tf.transpose(tf.reshape(qkv, (b, t, 3, 3, 2)), (2, 0, 3, 1, 4))
+    q, k, v = tf.unstack(x, 3, axis=0)
+    ref = tf.reshape(tf.transpose(tiny_head_attention(q, k, v, 0.4, seed), (0, 2, 1, 3)),
+                     (b, t, 6))
+    got = kernel.tiny_attention(qkv, 3, 0.4, seed)
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), atol=2e-6, rtol=1e-5)
+    y = tf.constant(np.random.default_rng(13).normal(size=(7, 33, 5)).astype("float32"))
+    np.testing.assert_array_equal(kernel.hash_dropout(y, 0.3, seed).numpy(),
+                                  hash_dropout(y, 0.3, seed).numpy())
+
+
+def test_one_seed_one_model_with_and_without_the_kernel(monkeypatch):
+    """amu:tiny with every dropout on, trained twice with the same seed: once through the
+    compiled kernel, once with AMU_TF_KERNELS=0 (the TF-ops path). Same model to float
+    tolerance: predictions within 1e-4, the same early-stopping epoch."""
+    from amu_tf.training import make_estimator
+
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 60)
+    y[:2] = [0, 1]
+    X = rng.normal(size=(60, 160)).astype("float32")
+    X[:, :8] += 1.2 * (2 * y[:, None] - 1)
+
+    calls = _count_calls(monkeypatch, "tiny_attention")
+
+    def fit():
+        return make_estimator("amu:tiny", seed=4, epochs=8, patience=2, batch_size=16,
+                              learning_rate=3e-3, model_overrides={"dropout": 0.2}).fit(X, y)
+
+    monkeypatch.setenv(kernel.ENV_SWITCH, "1")
+    with_kernel = fit()
+    n_kernel = len(calls)
+    monkeypatch.setenv(kernel.ENV_SWITCH, "0")
+    without = fit()
+    assert n_kernel > 0 and len(calls) == n_kernel  # each run took the path it was meant to
+    assert with_kernel.best_epoch_ == without.best_epoch_
+    assert with_kernel.epochs_run_ == without.epochs_run_
+    np.testing.assert_allclose(with_kernel.predict_proba(X), without.predict_proba(X),
+                               atol=1e-4, rtol=0)

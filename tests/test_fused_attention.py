@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from amu_tf.layers import FusedSelfAttention, TransformerEncoder
-from amu_tf.layers.tiny_head_attention import dropout_keep_mask, tiny_head_attention
+from amu_tf.layers.tiny_head_attention import (attention_keep_mask, hash_dropout, keep_threshold,
+                                               tiny_head_attention)
 from amu_tf.models import build_model
 
 
@@ -87,8 +88,8 @@ def test_tiny_head_gradient_with_dropout_matches_autodiff():
         tape.watch([q, k, v])
         got = tiny_head_attention(q, k, v, rate=0.3, seed=seed)
         p = tf.nn.softmax(tf.matmul(q, k, transpose_b=True))
-        keep, keep_prob = dropout_keep_mask(p, 0.3, seed)
-        want = tf.matmul(tf.where(keep, p, 0.0) / keep_prob, v)
+        keep = attention_keep_mask(tf.shape(p), 0.3, seed)
+        want = tf.matmul(tf.where(keep, p, 0.0) * keep_threshold(0.3)[1], v)
         weights = tf.constant(rng.normal(size=got.shape).astype("float32"))
         l_got, l_want = tf.reduce_sum(got * weights), tf.reduce_sum(want * weights)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
@@ -96,16 +97,66 @@ def test_tiny_head_gradient_with_dropout_matches_autodiff():
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
+def _mix32(x):
+    """lowbias32 in numpy uint32 (wrapping): an independent reference of the hash."""
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x *= np.uint32(0x7FEB352D)
+    x ^= x >> np.uint32(15)
+    x *= np.uint32(0x846CA68B)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def _numpy_key(seed):
+    s0, s1 = (np.array([v], np.int64).astype(np.uint32) for v in seed)
+    with np.errstate(over="ignore"):
+        return _mix32(s0 ^ _mix32(s1 + np.uint32(0x9E3779B9)))[0]
+
+
+def test_attention_keep_mask_is_the_documented_hash():
+    seed = (123, -7)
+    b, h, t = 2, 3, 11
+    threshold, inv_keep = keep_threshold(0.25)
+    assert threshold == round(0.75 * 2 ** 24) and inv_keep == 2 ** 24 / threshold
+    with np.errstate(over="ignore"):
+        rows = _mix32(np.arange(b * h * t, dtype=np.uint32) ^ _numpy_key(seed))
+        cols = np.arange(t, dtype=np.uint32) * np.uint32(0x9E3779B9)
+        want = (_mix32(rows.reshape(b, h, t, 1) + cols) >> np.uint32(8)) < threshold
+    got = attention_keep_mask(tf.constant([b, h, t, t]), 0.25, tf.constant(seed, tf.int32))
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+def test_hash_dropout_is_the_documented_hash_and_its_own_gradient():
+    x = tf.constant(np.random.default_rng(4).uniform(1, 2, size=(5, 7, 9)).astype("float32"))
+    seed = (9, 10)
+    threshold, inv_keep = keep_threshold(0.3)
+    with np.errstate(over="ignore"):
+        hashes = _mix32(np.arange(x.shape.num_elements(), dtype=np.uint32)
+                        * np.uint32(0x9E3779B9) + _numpy_key(seed))
+    keep = ((hashes >> np.uint32(8)) < threshold).reshape(x.shape)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = hash_dropout(x, 0.3, tf.constant(seed, tf.int32))
+        loss = tf.reduce_sum(y * 2.0)
+    np.testing.assert_array_equal(y.numpy(), np.where(keep, x.numpy() * np.float32(inv_keep), 0))
+    np.testing.assert_array_equal(tape.gradient(loss, x).numpy(),
+                                  np.where(keep, np.float32(2.0) * np.float32(inv_keep), 0))
+    assert hash_dropout(x, 0.0, tf.constant(seed, tf.int32)) is x
+
+
 def test_dropout_mask_rate_and_independence():
-    x = tf.zeros((40, 10, 160, 160))
-    keep, keep_prob = dropout_keep_mask(x, 0.1, tf.constant([1, 2], tf.int32))
-    assert abs(keep_prob - 0.9) < 1e-5
+    keep = attention_keep_mask(tf.constant([40, 10, 160, 160]), 0.1,
+                               tf.constant([1, 2], tf.int32))
     frac = keep.numpy().mean()
     assert abs(frac - 0.9) < 0.002  # 10 million draws: sd 1e-4
-    # the two 16-bit halves of one 32-bit draw are not the same mask
     k = keep.numpy()
+    # neighbouring rows, columns and heads are not the same mask
     assert (k[..., :80] != k[..., 80:]).mean() > 0.15
-    other, _ = dropout_keep_mask(x, 0.1, tf.constant([1, 3], tf.int32))
+    assert (k[:, :, :80] != k[:, :, 80:]).mean() > 0.15
+    assert (k[:, 0] != k[:, 1]).mean() > 0.15
+    other = attention_keep_mask(tf.constant([40, 10, 160, 160]), 0.1,
+                                tf.constant([1, 3], tf.int32))
     assert (other.numpy() != k).mean() > 0.15
 
 

@@ -12,29 +12,28 @@ library is loaded first (``amu predict``, :class:`amu_tf.serving.ExportedModel`,
 Serving binary built with the op).
 
 The op is compiled with the system's C++ compiler against the installed TensorFlow's
-headers the first time it is needed (about 20 s), and cached in
-``$AMU_TF_CACHE_DIR/kernels`` (default ``~/.cache/amu_tf/kernels``) under a name that
-hashes the source, TensorFlow's version and compile flags and the CPU, so a shared home
-folder on machines of different CPUs is safe. Without a compiler, or when
-``AMU_TF_KERNELS=0``, everything falls back, with one warning, to the TensorFlow-ops
-implementation (:func:`amu_tf.layers.tiny_head_attention.tiny_head_attention`): same
-math, slower, and a different dropout random stream.
+headers the first time it is needed (about 20 s) and cached; :mod:`amu_tf.kernels.build`
+chooses the flags (tuned for this CPU, never with an extension TensorFlow's headers cannot
+compile) and keys the cache by source, TensorFlow, compiler, flags and CPU. Without a
+compiler, or when ``AMU_TF_KERNELS=0``, everything falls back, with one warning naming the
+reason, to the TensorFlow-ops implementation
+(:func:`amu_tf.layers.tiny_head_attention.tiny_head_attention`): slower, and the same model
+for a seed, because it draws the very same counter-based dropout masks
+(:func:`amu_tf.layers.tiny_head_attention.attention_keep_mask`,
+:func:`~amu_tf.layers.tiny_head_attention.hash_dropout`).
 """
 
 import contextlib
-import fcntl
-import hashlib
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import warnings
 from pathlib import Path
 
+from amu_tf.kernels import build as kernel_build
+
 SOURCE = Path(__file__).with_name("tiny_attention_kernel.cc")
+STEM = "amu_tiny_attention"
 ENV_SWITCH = "AMU_TF_KERNELS"
 _LOCK = threading.Lock()
 _INFERENCE = {"depth": 0}
@@ -48,90 +47,16 @@ def enabled_by_env():
     return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "off", "no")
 
 
-def cache_dir():
-    root = os.environ.get("AMU_TF_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "amu_tf"
-    )
-    return Path(root) / "kernels"
-
-
-def _cpu_fingerprint():
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return line.strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _compile_command(tf, out_path):
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        raise RuntimeError("no C++ compiler (g++ or $CXX) found")
-    return [
-        cxx, "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp-simd", "-w",
-        str(SOURCE), "-o", str(out_path),
-        *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags(),
-    ]
-
-
 def library_path(tf):
-    """Where the compiled op for this source, TensorFlow and CPU lives (built or not)."""
-    key = hashlib.sha256()
-    key.update(SOURCE.read_bytes())
-    key.update(tf.__version__.encode())
-    key.update(" ".join(_compile_command(tf, "OUT")).encode())
-    key.update(_cpu_fingerprint().encode())
-    key.update(platform.machine().encode())
-    return cache_dir() / f"amu_tiny_attention_{key.hexdigest()[:16]}.so"
+    """Where the op for this source, TensorFlow, compiler and CPU lives (built or not)."""
+    return kernel_build.library_path(tf, SOURCE, STEM, kernel_build.candidate_targets()[0])
 
 
 def build(tf):
-    """Compile the op if its cached library is missing; return the library's path.
-
-    Concurrent builders (pytest-xdist workers, several processes of a multi-worker job)
-    wait on a file lock; the library is compiled aside and renamed into place, so a
-    half-written file is never loaded.
-    """
-    path = library_path(tf)
-    if path.exists():
-        return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path.parent)
-        probe.close()
-    except OSError:  # read-only home (some CI and cluster set-ups): a private temp folder
-        fallback = Path(tempfile.gettempdir()) / f"amu_tf-{os.getuid()}" / "kernels"
-        fallback.mkdir(parents=True, exist_ok=True)
-        path = fallback / path.name
-        if path.exists():
-            return path
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if path.exists():
-                return path
-            print("amu-tf: compiling the attention kernel (once per machine, about 20 s)",
-                  file=sys.stderr, flush=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
-            os.close(fd)
-            try:
-                done = subprocess.run(_compile_command(tf, tmp), capture_output=True,
-                                      text=True)
-                if done.returncode != 0:
-                    lines = (done.stderr or done.stdout).strip().splitlines()
-                    errors = [ln for ln in lines if "error" in ln] or lines[-1:]
-                    raise RuntimeError("compiling the attention kernel failed: "
-                                       + (errors[0] if errors else "unknown error"))
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return path
+    """Compile the op if its cached library is missing; return the library's path (see
+    :func:`amu_tf.kernels.build.build`: flags, cache, remembered failures)."""
+    return kernel_build.build(
+        tf, SOURCE, STEM, announce=lambda: kernel_build.announce_build("attention kernel"))
 
 
 def load():
@@ -147,11 +72,13 @@ def load():
         try:
             lib = tf.load_op_library(str(build(tf)))
         except Exception as exc:  # noqa: BLE001 - any failure means: use the TF-ops path
-            _STATE["error"] = f"{type(exc).__name__}: {exc}"
+            _STATE["error"] = (str(exc) if isinstance(exc, kernel_build.KernelBuildError)
+                               else f"{type(exc).__name__}: {exc}")
             warnings.warn(
                 "amu-tf: the compiled attention kernel is unavailable "
-                f"({_STATE['error']}); training uses the slower TensorFlow-ops attention",
-                RuntimeWarning, stacklevel=2,
+                f"({_STATE['error']}); training uses the TensorFlow-ops attention (the same "
+                f"model, about 4x slower). `amu doctor` shows the details; {ENV_SWITCH}=0 "
+                "switches the kernel off without this warning", RuntimeWarning, stacklevel=2,
             )
             return None
         _register_gradient(tf, lib)

@@ -6,14 +6,15 @@ memory-bound. TensorFlow's automatic gradient of ``dropout(softmax(S)) @ V`` mak
 dozen passes (softmax gradient with its own reduction, dropout's mask multiply and select,
 a float random tensor as large as the scores). This version makes fewer:
 
-* the dropout mask is drawn as 16-bit integers, two per 32-bit Philox output, compared in
-  place (half the random numbers, a bool mask instead of a float one) and applied with one
-  select; the ``1/keep`` rescale is applied to the small ``[batch, heads, T, 2]`` output;
+* the dropout mask is the compiled kernel's counter-based hash of each element's position
+  (:func:`attention_keep_mask`: the same mask bit for bit, so the kernel and this path train
+  the same model for a seed), a bool mask applied with one select; the ``1/keep`` rescale
+  is applied to the small ``[batch, heads, T, 2]`` output;
 * the softmax gradient uses ``rowsum(dP * P) = rowsum(dY * Y)`` (as FlashAttention does),
   a reduction over the small output instead of over the scores.
 
-Keep probability: ``round((1 - rate) * 65536) / 65536`` (0.899994 for rate 0.1), and the
-output is divided by exactly that, so dropout stays unbiased.
+Keep probability: ``round((1 - rate) * 2^24) / 2^24``, and the output is divided by exactly
+that, so dropout stays unbiased.
 """
 
 import tensorflow as tf
@@ -25,26 +26,84 @@ def stateless_seed(seed_generator):
     return tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), "int32")
 
 
-def dropout_keep_mask(x, rate, seed):
-    """A boolean ``keep`` mask shaped as ``x`` with ``P(keep) ~= 1 - rate``, and that
-    probability. Two 16-bit uniform draws per 32-bit stateless Philox output; the last
-    dimension of ``x`` must be static.
-    """
-    threshold = int(round((1.0 - rate) * 65536))
-    last = int(x.shape[-1])
-    half = (last + 1) // 2
-    bits = tf.random.stateless_uniform(
-        tf.concat([tf.shape(x)[:-1], [half]], 0), seed=seed, minval=None, maxval=None,
-        dtype=tf.uint32,
-    )
-    low = tf.bitwise.bitwise_and(bits, tf.constant(0xFFFF, tf.uint32)) < tf.constant(
-        threshold, tf.uint32
-    )
-    high = bits < tf.constant(threshold << 16, tf.uint32)
-    keep = tf.concat([low, high], -1)
-    if 2 * half != last:
-        keep = keep[..., :last]
-    return keep, threshold / 65536.0
+_GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: the counter stride of the hash
+_KEEP_BITS = 24  # an element is kept when (hash >> 8) < round((1 - rate) * 2^24)
+
+
+def _u32(value):
+    return tf.constant(value, tf.uint32)
+
+
+def mix32(x):
+    """Wellons' "lowbias32" integer mixer on a uint32 tensor (wrapping arithmetic): the
+    counter-based random generator of the compiled kernels, in TensorFlow ops."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
+    x = x * _u32(0x7FEB352D)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(15)))
+    x = x * _u32(0x846CA68B)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u32(16)))
+
+
+def keep_threshold(rate):
+    """``(threshold, 1 / keep)`` of the hashed dropout: an element is kept with probability
+    ``keep = threshold / 2^24`` and the kept ones are divided by exactly that."""
+    threshold = max(1, int(round((1.0 - float(rate)) * 2 ** _KEEP_BITS)))
+    return threshold, float(2 ** _KEEP_BITS / threshold)
+
+
+def hash_key(seed):
+    """The uint32 key a stateless int32 ``[2]`` seed gives the hash (as the kernel's
+    ``make_dropout``)."""
+    seed = tf.cast(tf.cast(seed, tf.int32), tf.uint32)
+    return mix32(tf.bitwise.bitwise_xor(seed[0], mix32(seed[1] + _u32(_GOLDEN))))
+
+
+def _index_u32(n):
+    """``0 .. n-1`` as uint32 (wrapping past 2^32, as the kernel's 32-bit counters do)."""
+    return tf.cast(tf.bitwise.bitwise_and(tf.range(tf.cast(n, tf.int64), dtype=tf.int64),
+                                          tf.constant(0xFFFFFFFF, tf.int64)), tf.uint32)
+
+
+def _kept(hashes, threshold):
+    return tf.bitwise.right_shift(hashes, _u32(32 - _KEEP_BITS)) < _u32(threshold)
+
+
+def attention_keep_mask(shape, rate, seed):
+    """The boolean keep mask of the attention weights ``[batch, heads, T, T]``: element
+    ``(b, h, i, j)`` is kept when ``mix32(mix32(((b * heads + h) * T + i) ^ key) + j *
+    golden) >> 8 < threshold``, bit for bit the mask of the compiled kernel's forward and
+    backward passes, so both attention paths train the same model for the same seed."""
+    threshold, _ = keep_threshold(rate)
+    b, h, t = shape[0], shape[1], shape[2]
+    rows = mix32(tf.bitwise.bitwise_xor(_index_u32(b * h * t), hash_key(seed)))
+    cols = _index_u32(t) * _u32(_GOLDEN)
+    hashes = mix32(tf.reshape(rows, tf.stack([b, h, t, 1])) + cols)
+    return _kept(hashes, threshold)
+
+
+def hash_dropout(x, rate, seed):
+    """Inverted dropout with the compiled ``AmuHashDropout`` op's mask, in TensorFlow ops:
+    element ``i`` of the flattened ``x`` is kept when ``mix32(i * golden + key) >> 8 <
+    threshold`` and then divided by ``keep``. The same output as the compiled op bit for bit,
+    portable (any device, any graph); its gradient is the same mask on ``dy``."""
+    if rate <= 0.0:
+        return x
+    threshold, inv_keep = keep_threshold(rate)
+    key = hash_key(seed)
+
+    @tf.custom_gradient
+    def drop(x):
+        keep = _kept(mix32(_index_u32(tf.size(x)) * _u32(_GOLDEN) + key), threshold)
+        keep = tf.reshape(keep, tf.shape(x))
+        zero = tf.zeros((), x.dtype)
+        scale = tf.constant(inv_keep, x.dtype)
+
+        def grad(dy):
+            return tf.where(keep, dy * scale, zero)
+
+        return tf.where(keep, x * scale, zero), grad
+
+    return drop(x)
 
 
 def tiny_head_attention(q, k, v, rate=0.0, seed=None):
@@ -58,9 +117,9 @@ def tiny_head_attention(q, k, v, rate=0.0, seed=None):
     def attend(q, k, v):
         p = tf.nn.softmax(tf.matmul(q, k, transpose_b=True))
         if rate > 0.0:
-            keep, keep_prob = dropout_keep_mask(p, rate, seed)
+            keep = attention_keep_mask(tf.shape(p), rate, seed)
             p_kept = tf.where(keep, p, tf.zeros((), p.dtype))
-            inv_keep = tf.constant(1.0 / keep_prob, p.dtype)
+            inv_keep = tf.constant(keep_threshold(rate)[1], p.dtype)
             y = tf.matmul(p_kept, v) * inv_keep
         else:
             keep, p_kept, inv_keep = None, p, None

@@ -121,15 +121,20 @@ class TransformerEncoder(keras.layers.Layer):
         self.norm2.build(input_shape)
 
     def _dropout(self, layer, x, training):
-        """``layer(x)`` (a ``keras.layers.Dropout``), or in CPU training, when the compiled
-        kernels are built, the same dropout through their hashed-mask op (about twice as
-        fast; seeded from the layer's own seed generator). The ``"keras"`` reference
-        implementation always uses plain Keras layers."""
-        if (layer.rate > 0.0 and self.attention_impl == "fused"
-                and kernels.use_for_training(training, self.compute_dtype)):
-            from amu_tf.layers.tiny_head_attention import stateless_seed
+        """``layer(x)`` (a ``keras.layers.Dropout``), or in the fused implementation on
+        TensorFlow in training the same dropout with the counter-based hashed mask, seeded
+        from the layer's own seed generator: through the compiled op on a CPU when it is
+        built (about twice as fast), else through the same hash in TensorFlow ops, so both
+        give the same model for a seed. The ``"keras"`` reference implementation always uses
+        plain Keras layers."""
+        if (layer.rate > 0.0 and self.attention_impl == "fused" and training is True
+                and keras.backend.backend() == "tensorflow"):
+            from amu_tf.layers.tiny_head_attention import hash_dropout, stateless_seed
 
-            return kernels.hash_dropout(x, layer.rate, stateless_seed(layer.seed_generator))
+            seed = stateless_seed(layer.seed_generator)
+            if kernels.use_for_training(training, self.compute_dtype):
+                return kernels.hash_dropout(x, layer.rate, seed)
+            return hash_dropout(x, layer.rate, seed)
         return layer(x, training=training)
 
     def _attend(self, x, training):
