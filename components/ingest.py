@@ -19,7 +19,8 @@ import pandas as pd
 from amu_tf.artifacts import Artifact, ArtifactWriter
 from amu_tf.data.cohort_reader import read_cohort
 from amu_tf.data.cohort_spec import CohortSpec
-from amu_tf.data.cohort_table import TABLE_FILE, write_table
+from amu_tf.data.cohort_table import (EXPRESSION_FILE, META_COLUMNS, TABLE_FILE,
+                                     write_expression, write_table)
 from amu_tf.errors import SpecError
 
 
@@ -93,9 +94,11 @@ def run_ingest(spec_paths, output_uri, data_root=None) -> Artifact:
     }
     with ArtifactWriter(output_uri, "CohortTable", inputs=inputs, parameters=params) as w:
         write_table(table, Path(w.path) / TABLE_FILE)
+        write_expression(table, Path(w.path) / EXPRESSION_FILE)
         w.properties = {
             "cohorts": summaries,
             "n_samples": int(len(table)),
+            "n_genes": int(table.shape[1] - len(META_COLUMNS)),
             "renamed_samples": int(clash.sum()),
         }
     return w.artifact

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from amu_tf.data.clinical_reader import NO_RECORD, read_clinical
-from amu_tf.data.cohort_table import META_COLUMNS, gene_columns
+from amu_tf.data.cohort_table import META_COLUMNS
 from amu_tf.data.expression_reader import read_expression
 from amu_tf.errors import InputDataError
 from amu_tf.panel import N_GENES
@@ -58,7 +58,7 @@ def assemble_cohort(spec, expr: pd.DataFrame, info: dict, clin: pd.DataFrame):
     meta["sample"] = samples
     table = pd.concat([meta.reset_index(drop=True), expr.reset_index(drop=True)], axis=1)
     table["unlabeled_reason"] = table["unlabeled_reason"].fillna("")
-    table = table[META_COLUMNS + gene_columns()]
+    table = table[META_COLUMNS + list(expr.columns)]
 
     reasons = Counter(r for r in table["unlabeled_reason"] if r)
     summary = {
@@ -70,6 +70,7 @@ def assemble_cohort(spec, expr: pd.DataFrame, info: dict, clin: pd.DataFrame):
         "labeled": int(table["response"].notna().sum()),
         "responders": int((table["response"] == 1).sum()),
         "genes_found": len(info["found"]),
+        "genes_kept": int(info.get("n_genes", len(info["found"]))),
         "n_panel": N_GENES,
         "missing_genes": info["missing"],
         "duplicate_genes": info["duplicates"],

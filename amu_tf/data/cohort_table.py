@@ -1,7 +1,11 @@
 """The tidy cohort table: the one format every component after ingest reads.
 
 One row per sample. Metadata columns first (``META_COLUMNS``), then the 160 panel genes by
-symbol in panel order, on a common log2 scale (counts -> log2 CPM; TPM/FPKM -> log2(x+1)).
+symbol in panel order, then every other gene of the cohorts' expression files, all on a
+common log2 scale (counts -> log2 CPM over all genes; TPM/FPKM -> log2(x+1)). Models and
+transforms choose their genes by name: the panel (:func:`gene_columns`, the default of
+``amu:*``, ``cnn:*`` and the classical baselines) or a gene set (the biomarkers of
+:mod:`amu_tf.biomarkers`). A gene absent from one cohort of a combined table is NaN there.
 A panel gene absent from a cohort's expression file is an all-NaN column for that cohort's
 rows (the transform imputes it from training statistics and reports it).
 
@@ -9,7 +13,12 @@ rows (the transform imputes it from training statistics and reports it).
 reason in ``unlabeled_reason``. ``os_event``/``pfs_event`` are 1 for an event (death,
 progression) and 0 for censored, whatever the source file's convention; times are in days.
 
-Stored as ``table.csv.gz`` inside a ``CohortTable`` artifact.
+Stored inside a ``CohortTable`` artifact as ``table.csv.gz`` (metadata and the panel genes:
+small, readable, the exact values every panel model reads) and ``expression.h5ad`` (AnnData,
+the convention of scanpy: ``obs`` = the metadata columns, ``var`` = every gene with its
+``entrez_id`` and ``in_panel``, ``X`` = log2 expression as float32, NaN where a cohort lacks
+the gene). :func:`read_table` joins the two; the genes outside the panel come from the
+``.h5ad``.
 """
 
 from __future__ import annotations
@@ -37,10 +46,18 @@ META_COLUMNS = [
 ]
 
 TABLE_FILE = "table.csv.gz"
+EXPRESSION_FILE = "expression.h5ad"
 
 
 def gene_columns() -> list[str]:
+    """The 160 panel genes, in the models' input order."""
     return panel_symbols()
+
+
+def all_gene_columns(df: pd.DataFrame) -> list[str]:
+    """Every gene column of a table: the panel genes, then the others."""
+    meta = set(META_COLUMNS)
+    return [c for c in df.columns if c not in meta]
 
 
 def empty_table() -> pd.DataFrame:
@@ -48,9 +65,12 @@ def empty_table() -> pd.DataFrame:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a cohort table from a CSV file or a CohortTable artifact folder."""
+    """Read a cohort table from a CSV file or a CohortTable artifact folder (with every gene
+    of its ``expression.h5ad`` when there is one)."""
     path = Path(path)
+    expression = None
     if path.is_dir():
+        expression = path / EXPRESSION_FILE
         path = path / TABLE_FILE
     text_columns = ["sample", "patient", "cohort", "response_raw", "unlabeled_reason",
                     "timepoint", "treatment"]
@@ -58,7 +78,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
     for c in text_columns[3:]:
         if c in df:
             df[c] = df[c].fillna("")  # CSV turns empty strings into NaN; keep them empty
+    if expression is not None and expression.is_file():
+        df = _join_other_genes(df, expression)
     return df
+
+
+def _join_other_genes(df: pd.DataFrame, h5ad: Path) -> pd.DataFrame:
+    import anndata
+
+    adata = anndata.read_h5ad(h5ad)
+    if list(adata.obs_names) != df["sample"].astype(str).tolist():
+        from amu_tf.errors import ArtifactError
+
+        raise ArtifactError(f"{h5ad} does not hold the samples of {h5ad.parent / TABLE_FILE}")
+    keep = ~adata.var["in_panel"].to_numpy(dtype=bool)
+    if not keep.any():
+        return df
+    other = pd.DataFrame(np.asarray(adata.X[:, keep], dtype=np.float64),
+                         columns=adata.var_names[keep], index=df.index)
+    return pd.concat([df, other], axis=1)
 
 
 def load_cohort_table(table) -> tuple[pd.DataFrame, "Artifact | None"]:
@@ -83,8 +121,29 @@ def load_cohort_table(table) -> tuple[pd.DataFrame, "Artifact | None"]:
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """The metadata and panel genes as CSV (``table.csv.gz``)."""
     df = df[META_COLUMNS + gene_columns()]
     df.to_csv(path, index=False, float_format="%.6g")
+
+
+def write_expression(df: pd.DataFrame, path: str | Path) -> None:
+    """Every gene of the table as AnnData (``expression.h5ad``): ``obs`` the metadata, ``var``
+    the genes (``entrez_id``, ``in_panel``), ``X`` float32 log2 expression."""
+    import anndata
+
+    from amu_tf.data.gene_ids import entrez_ids
+
+    genes = all_gene_columns(df)
+    panel = set(gene_columns())
+    obs = df[META_COLUMNS].copy()
+    for c in obs.columns:
+        if obs[c].dtype == object:
+            obs[c] = obs[c].astype(str).where(obs[c].notna(), "")
+    obs.index = df["sample"].astype(str).to_numpy()
+    var = pd.DataFrame({"entrez_id": entrez_ids(genes),
+                        "in_panel": [g in panel for g in genes]}, index=pd.Index(genes))
+    adata = anndata.AnnData(X=df[genes].to_numpy(dtype=np.float32), obs=obs, var=var)
+    adata.write_h5ad(path)
 
 
 def gene_matrix(df: pd.DataFrame) -> np.ndarray:

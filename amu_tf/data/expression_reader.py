@@ -1,4 +1,4 @@
-"""Read a published expression file and put the panel genes on the common log2 scale.
+"""Read a published expression file and put every gene on the common log2 scale.
 
 Layouts: ``genes_x_samples`` (GEO-style count CSV with an unnamed first column, or a TSV with
 a ``gene_symbol`` first column; one column per sample) and ``samples_x_genes`` (first column
@@ -11,7 +11,8 @@ Units -> common scale (``to_log2_scale``):
 * ``log2(tpm+1)``: kept as it is.
 * ``log2(tpm+0.001)``: TPM = 2**x - 0.001 (clipped at 0), then log2(TPM + 1).
 
-Duplicate rows of one panel gene (two ids mapping to the same symbol): counts are summed
+Every gene is kept, named by its symbol (panel genes by their panel symbol). Duplicate rows
+of one gene (two ids mapping to the same symbol): counts are summed
 (reads of one gene split over two ids); for the other units the row with the highest mean is
 kept (summing TPM of, e.g., a gene and its read-through id would double-count).
 
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from amu_tf.errors import InputDataError
-from amu_tf.data.gene_ids import map_to_panel, read_ensembl_map
+from amu_tf.data.gene_ids import map_to_symbols, read_ensembl_map
 from amu_tf.panel import panel_symbols
 
 LINEAR_UNITS = ("counts", "tpm", "fpkm")
@@ -109,9 +110,8 @@ def to_log2_scale(values: np.ndarray, units: str) -> np.ndarray:
 def read_expression(spec) -> tuple[pd.DataFrame, dict]:
     """Read ``spec``'s expression file.
 
-    Returns ``(table, info)``: ``table`` is samples x the 160 panel symbols (panel order) on
-    the common log2 scale, NaN for panel genes not in the file; ``info`` has ``genes_in_file``,
-    ``found`` and ``missing`` (symbol lists) and ``duplicates`` (symbols merged).
+    Returns ``(table, info)`` of :func:`expression_matrix`: samples x every gene on the common
+    log2 scale, the panel genes first.
     """
     path = Path(spec.expression_file)
     where = f"cohort {spec.name}: expression file {path.name}"
@@ -144,12 +144,21 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
     values.index = gene_ids
     values = _numeric(values, where)
     ens = read_ensembl_map(spec.ensembl_map) if spec.gene_id == "ensembl" else None
-    return panel_matrix(values.to_numpy(), gene_ids, samples, spec.units, spec.gene_id, ens, where)
+    return expression_matrix(values.to_numpy(), gene_ids, samples, spec.units, spec.gene_id,
+                             ens, where)
 
 
-def panel_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None, where="expression"):
+def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
+                      where="expression"):
     """Check a numeric genes x samples matrix (all genes of a file), convert it to the common
-    log2 scale and keep the panel genes. Returns ``(table, info)`` as :func:`read_expression`."""
+    log2 scale and name every gene by its symbol.
+
+    Returns ``(table, info)``: ``table`` is samples x genes, the 160 panel symbols first in
+    panel order (NaN for a panel gene absent from the file), then every other gene the ids
+    map to, in file order; ``info`` has ``genes_in_file``, ``found`` and ``missing`` (panel
+    symbols), ``duplicates`` (panel symbols merged), ``n_genes`` (columns kept) and
+    ``unmapped`` (ids without a known symbol, left out).
+    """
     arr = np.asarray(arr, dtype=np.float64)
     gene_ids = [str(g).strip() for g in gene_ids]
     samples = [str(s) for s in samples]
@@ -166,37 +175,49 @@ def panel_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None, where
             f"but units = {units!r}"
         )
 
-    symbols = map_to_panel(gene_ids, gene_id, ensembl_map, where=f"{where}: ")
+    symbols = map_to_symbols(gene_ids, gene_id, ensembl_map, where=f"{where}: ")
     try:
         logv = to_log2_scale(arr, units)
     except InputDataError as exc:
         raise InputDataError(f"{where}: {exc}") from None
 
     panel = panel_symbols()
-    out = np.full((len(samples), len(panel)), np.nan)
-    col = {s: j for j, s in enumerate(panel)}
+    in_panel = set(panel)
     rows_by_symbol: dict[str, list[int]] = {}
     for i, s in enumerate(symbols):
         if s is not None:
             rows_by_symbol.setdefault(s, []).append(i)
-    duplicates = sorted(s for s, r in rows_by_symbol.items() if len(r) > 1)
+    merged = {}
     for s, rows in rows_by_symbol.items():
         if len(rows) == 1:
-            out[:, col[s]] = logv[rows[0]]
+            merged[s] = logv[rows[0]]
         elif units == "counts":
             # sum counts of the duplicate ids; CPM is linear, so sum CPMs then log
             cpm = np.exp2(logv[rows]) - 1.0
-            out[:, col[s]] = np.log2(cpm.sum(axis=0) + 1.0)
+            merged[s] = np.log2(cpm.sum(axis=0) + 1.0)
         else:
             best = rows[int(np.argmax(arr[rows].mean(axis=1)))]
-            out[:, col[s]] = logv[best]
-    found = [s for s in panel if s in rows_by_symbol]
-    missing = [s for s in panel if s not in rows_by_symbol]
-    table = pd.DataFrame(out, index=samples, columns=panel)
+            merged[s] = logv[best]
+    others = [s for s in rows_by_symbol if s not in in_panel]
+    columns = panel + others
+    out = np.full((len(samples), len(columns)), np.nan)
+    for j, s in enumerate(columns):
+        if s in merged:
+            out[:, j] = merged[s]
+    table = pd.DataFrame(out, index=samples, columns=columns)
     info = {
         "genes_in_file": len(gene_ids),
-        "found": found,
-        "missing": missing,
-        "duplicates": duplicates,
+        "found": [s for s in panel if s in rows_by_symbol],
+        "missing": [s for s in panel if s not in rows_by_symbol],
+        "duplicates": sorted(s for s, r in rows_by_symbol.items()
+                             if len(r) > 1 and s in in_panel),
+        "n_genes": len(rows_by_symbol),
+        "unmapped": int(sum(sym is None for sym in symbols)),
     }
     return table, info
+
+
+def panel_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None, where="expression"):
+    """:func:`expression_matrix` restricted to the 160 panel genes."""
+    table, info = expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map, where)
+    return table[panel_symbols()], info

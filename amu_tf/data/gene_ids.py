@@ -6,12 +6,17 @@
   panel ships only symbols and Entrez ids, so the spec must name a mapping file (TSV/CSV with
   columns ``ensembl_id`` and ``symbol``; versions are stripped on both sides).
 
+Genes outside the panel keep their own symbol (:func:`map_to_symbols`): a symbol file's own
+spelling, and for Entrez or Ensembl ids the HGNC symbol of ``tidepy``'s gene reference (the
+table TIDE itself maps genes with); ids it does not know are left out and counted.
+
 A declared id type that does not match what the file holds (e.g. ``entrez`` declared but the
 ids look like symbols) is refused with :class:`InputDataError`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -90,3 +95,47 @@ def map_to_panel(ids, id_type: str, ensembl_map: dict[str, str] | None = None, w
     exact = set(panel["symbol"])
     upper = {s.upper(): s for s in panel["symbol"]}
     return [i if i in exact else upper.get(i.upper()) for i in ids]
+
+
+@functools.lru_cache(maxsize=1)
+def _gene_reference():
+    """``({entrez: symbol}, {ensembl: symbol})`` from tidepy's bundled gene reference (HGNC
+    symbols to Entrez and Ensembl ids), the first symbol of each id kept."""
+    from tidepy.utils import read_data_object
+
+    ref = read_data_object("Gene_Ref.pkl")
+    by_entrez, by_ensembl = {}, {}
+    for symbol, entrez in ref["Symbol"].items():
+        by_entrez.setdefault(str(int(entrez)), str(symbol))
+    for ensembl, entrez in ref["ENSG"].items():
+        symbol = by_entrez.get(str(int(entrez)))
+        if symbol is not None:
+            by_ensembl.setdefault(strip_version(ensembl), symbol)
+    return by_entrez, by_ensembl
+
+
+def map_to_symbols(ids, id_type: str, ensembl_map: dict[str, str] | None = None,
+                   where: str = ""):
+    """Map every id to a gene symbol (or None when unknown): panel genes to their panel
+    symbol (:func:`map_to_panel`), the others to their own symbol (see the module notes)."""
+    ids = [str(i).strip() for i in ids]
+    panel = map_to_panel(ids, id_type, ensembl_map, where)
+    if id_type == "symbol":
+        return [p if p is not None else (i or None) for p, i in zip(panel, ids)]
+    by_entrez, by_ensembl = _gene_reference()
+    if id_type == "entrez":
+        other = [by_entrez.get(_norm_entrez(i)) for i in ids]
+    else:
+        own = ensembl_map or {}
+        other = [own.get(strip_version(i)) or by_ensembl.get(strip_version(i)) for i in ids]
+    return [p if p is not None else o for p, o in zip(panel, other)]
+
+
+def entrez_ids(symbols) -> list[str]:
+    """The Entrez id of each symbol ("" when unknown): the panel's, else tidepy's reference."""
+    panel = dict(zip(load_panel()["symbol"], load_panel()["entrez_id"].astype(str)))
+    by_entrez, _ = _gene_reference()
+    by_symbol = {}
+    for e, s in by_entrez.items():
+        by_symbol.setdefault(s, e)
+    return [panel.get(s) or by_symbol.get(s, "") for s in symbols]
