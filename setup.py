@@ -22,6 +22,8 @@ setup(
         "matplotlib",
         "lifelines",
         "tqdm",
+        "anndata",
+        "tidepy==1.3.9",
     ],
     extras_require={
         "dev": ["pytest", "hypothesis", "pytest-xdist"],

@@ -34,6 +34,7 @@ from amu_tf.evaluation.blessing import bless
 from amu_tf.evaluation.figures import plot_curves
 from amu_tf.evaluation.protocols import PROTOCOLS, run_protocol
 from amu_tf.evaluation.report import write_report
+from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
 from amu_tf.evaluation.tables import write_tables
 
 REPORT_FILE = "report.md"
@@ -91,16 +92,22 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                                     "notes": r.notes, "folds": r.folds} for r in results},
             "audit": audit,
         }), indent=2, default=str) + "\n")
+        comparison = pd.concat([compare_with_biomarkers(r, n_boot=n_boot, seed=seed)
+                                for r in results], ignore_index=True)
+        if not comparison.empty:
+            comparison.to_csv(out / "biomarker_comparison.csv", index=False,
+                              float_format="%.6g")
         write_report(out / REPORT_FILE, table=df, results=results, table_files=files,
                      figure_files=figs, blessing=blessing, audit=audit, data_note=data_note,
                      transform=str(transform_name), seed=seed, n_boot=n_boot,
-                     extra_sections=extra_sections)
+                     extra_sections=extra_sections, comparison=comparison)
         # the report links files by relative path; the folder is renamed into place whole
         w.properties.update(
             blessed=[m for m, b in blessing.items() if b["blessed"]],
             roc_auc={r.label: {row["model"]: round(float(row["roc_auc"]), 4)
                                for _, row in r.metrics.iterrows()} for r in results},
             leaky_protocols=[r.label for r in results if r.leaky],
+            biomarker_verdicts=comparison["verdict"].tolist() if not comparison.empty else [],
         )
     return w.artifact, results, blessing
 

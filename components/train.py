@@ -88,7 +88,8 @@ def run_train(
 
     estimator = make_estimator(model, seed=seed, **estimator_params)  # bad names fail early
     t0 = time.perf_counter()
-    tf_ = get_transform(transform)
+    own_input = getattr(estimator, "make_input_transform", None)  # a biomarker's own genes
+    tf_ = own_input() if own_input is not None else get_transform(transform)
     tf_.fit(train)
     X = np.asarray(tf_.transform(train), dtype=np.float32)
     transform_seconds = time.perf_counter() - t0
@@ -110,8 +111,8 @@ def run_train(
         "threshold": float(estimator.threshold_),
         "threshold_method": estimator.threshold_method_,
         "threshold_method_description": THRESHOLD_METHODS.get(estimator.threshold_method_, ""),
-        "genes": {"symbols": panel_symbols(), "entrez_ids": panel_entrez()},
-        "n_genes": len(panel_symbols()),
+        "genes": _genes_read(tf_),
+        "n_genes": len(_genes_read(tf_)["symbols"]),
         "input_scale": INPUT_SCALE,
         "transform": getattr(tf_, "name", transform),
         "transform_per_sample": bool(getattr(tf_, "per_sample", False)),
@@ -143,6 +144,9 @@ def run_train(
             from amu_tf.kernels import tiny_attention as attention_kernel
 
             summary["attention"] = attention_kernel.status()
+    elif kind == "biomarker":
+        summary.update(biomarker=estimator.biomarker, missing_genes=tf_.missing_genes_,
+                       note="training-free: only the decision threshold was fitted")
     else:
         summary.update(
             best_params=estimator.best_params_,
@@ -179,6 +183,16 @@ def run_train(
     return w.artifact
 
 
+def _genes_read(tf_) -> dict:
+    """The genes the model reads: a biomarker's own, else the panel."""
+    genes = getattr(tf_, "genes_", None)
+    if genes is None:
+        return {"symbols": panel_symbols(), "entrez_ids": panel_entrez()}
+    from amu_tf.data.gene_ids import entrez_ids
+
+    return {"symbols": list(genes), "entrez_ids": entrez_ids(genes)}
+
+
 def _library_versions(kind: str) -> dict:
     """Versions needed to read the model back (joblib files are version-sensitive)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -209,7 +223,10 @@ def format_summary(art: Artifact) -> str:
         f"  threshold:  {info['threshold']:.4f} ({info['threshold_method']}: "
         f"{info.get('threshold_method_description', '')})",
     ]
-    if info["kind"] == "keras":
+    if info["kind"] == "biomarker":
+        lines.append(f"  biomarker:  training-free; {info['n_genes']} genes read"
+                     + (f", missing {summ['missing_genes']}" if summ.get("missing_genes") else ""))
+    elif info["kind"] == "keras":
         h = summ.get("history", {})
         vl = h.get("val_loss")
         best = summ.get("best_epoch")

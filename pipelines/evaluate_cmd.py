@@ -8,6 +8,10 @@ from pathlib import Path
 import click
 
 DEFAULT_MODELS = "amu:small,logreg,svm,rf,xgboost"
+#: the published biomarkers `amu run` adds by default (TIDE needs a whole transcriptome: real
+#: cohorts only, not the synthetic default cohorts)
+RUN_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres,tide"
+SYNTHETIC_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres"
 PAPER_TABLE_MODELS = "logreg,rf,xgboost"
 
 

@@ -27,9 +27,10 @@ from pathlib import Path
 import click
 
 from amu_tf.training.distribute import strategy_option
-from pipelines.evaluate_cmd import DEFAULT_MODELS, keras_params, split_list
+from pipelines.evaluate_cmd import (DEFAULT_MODELS, RUN_BIOMARKERS, SYNTHETIC_BIOMARKERS,
+                                    keras_params, split_list)
 
-QUICK = {"models": "amu:tiny,logreg", "epochs": 8, "patience": 3, "folds": 3, "n_boot": 200,
+QUICK = {"models": "amu:tiny,logreg,cd8a,cxcl9", "epochs": 8, "patience": 3, "folds": 3, "n_boot": 200,
          "n_per_cohort": 40, "n_explain": 40, "n_perm": 200}
 
 #: Baselines explained beside the zoo model by default (the paper's three: SVM, XGBoost, AMU).
@@ -296,7 +297,9 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
               help="Folder the specs' relative paths resolve against.")
 @click.option("--out", "out", default="runs/default", show_default=True, type=click.Path(),
               help="Run folder; each step writes <out>/<step>/.")
-@click.option("--models", default=None, help=f"Comma-separated estimators [{DEFAULT_MODELS}].")
+@click.option("--models", default=None,
+              help=f"Comma-separated estimators [{DEFAULT_MODELS}, and the biomarkers "
+                   f"{RUN_BIOMARKERS} (synthetic default cohorts: without tide)].")
 @click.option("--protocols", default="cv,loco", show_default=True,
               help="Comma-separated: cv, loco, external, paper (LEAKY).")
 @click.option("--transform", default="cohort_z", show_default=True)
@@ -346,7 +349,8 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         get_strategy(strategy)  # must exist before any other TensorFlow work
     q = QUICK if quick else {}
     opts = {
-        "models": split_list(models or q.get("models", DEFAULT_MODELS)),
+        "models": split_list(models or q.get("models") or ",".join(
+            [DEFAULT_MODELS, RUN_BIOMARKERS if cohorts else SYNTHETIC_BIOMARKERS])),
         "protocols": split_list(protocols),
         "transform": transform,
         "train_cohorts": split_list(train_cohorts) if train_cohorts else None,

@@ -58,7 +58,12 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
         est_params.setdefault("verbose", 0 if quiet else 1)
         est_params.setdefault("strategy", strategy)
     train_cohorts = [c for item in cohorts for c in item.split(",") if c] or None
-    click.echo(f"training {model_name} with transform {transform} (seed {seed}) ...", err=True)
+    if kind == "biomarker":
+        click.echo(f"fitting the threshold of biomarker {model_name} (training-free: its own "
+                   "genes, z-scored within cohort; --transform does not apply) ...", err=True)
+    else:
+        click.echo(f"training {model_name} with transform {transform} (seed {seed}) ...",
+                   err=True)
     art = run_train(table, out, model=model_name, transform=transform,
                     train_cohorts=train_cohorts, seed=seed, **est_params)
     from amu_tf.training.distribute import is_chief, task_name

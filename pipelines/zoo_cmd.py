@@ -5,12 +5,16 @@ import click
 
 @click.command("zoo")
 def command():
-    """List every model and preset with its trainable-parameter count.
+    """List every model and preset with its trainable-parameter count, the classical
+    baselines, and the published biomarkers with their references.
 
     `params (paper)` counts as the AMU paper does (BatchNorm excluded); `params (keras)` is
     Keras's own count of trainable weights.
     """
     from amu_tf.models.zoo import list_models
+
+    from amu_tf.biomarkers import BIOMARKERS, biomarker_genes
+    from amu_tf.training import BASELINES
 
     rows = list_models()
     click.echo(f"{'model':<14} {'params (paper)':>14} {'params (keras)':>14}  description")
@@ -18,3 +22,13 @@ def command():
         click.echo(
             f"{r['model']:<14} {r['params_paper']:>14,} {r['params_keras']:>14,}  {r['description']}"
         )
+    click.echo("")
+    click.echo(f"classical baselines (searched on the training rows): {', '.join(BASELINES)}")
+    click.echo("")
+    click.echo("published biomarkers (training-free: only the decision threshold is fitted; "
+               "they read their own genes of a genome-wide table):")
+    for name, spec in BIOMARKERS.items():
+        n = len(biomarker_genes(name))
+        genes = f"{n} gene{'s' if n != 1 else ''}" if n else "whole transcriptome"
+        click.echo(f"{name:<14} {genes:>20}  {spec['description']}")
+        click.echo(f"{'':<14} {'':>20}  ({spec['reference']})")

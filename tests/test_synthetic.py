@@ -42,7 +42,12 @@ def _cv_auc(table, seed=0):
 
 def test_table_contract_and_truth():
     table, truth = make_synthetic_table(seed=0)
-    assert list(table.columns) == META_COLUMNS + gene_columns()
+    n_fixed = len(META_COLUMNS) + len(gene_columns())
+    assert list(table.columns)[:n_fixed] == META_COLUMNS + gene_columns()
+    # then the genes outside the panel, the biomarkers' among them in every cohort
+    extras = truth["biomarker_genes_among_extras"]
+    assert {"CD274", "CXCL9", "PRF1", "TIGIT", "VSIR"} <= set(extras)
+    assert table[extras].notna().all().all()
     assert table["sample"].is_unique
     assert set(table["cohort"]) == {"SYN_COUNTS", "SYN_TPM_A", "SYN_TPM_B"}
     assert all(60 <= n <= 100 for n in table["cohort"].value_counts())

@@ -11,6 +11,8 @@ from amu_tf.biomarkers.biomarker_score import (MIN_GENE_FRACTION, CohortStatisti
                                                gene_values, impres, tide)
 from amu_tf.errors import SpecError
 
+JOBLIB_FILE = "transform.joblib"
+
 
 class BiomarkerTransform(TransformerMixin, BaseEstimator):
     """The score of biomarker ``biomarker`` (a key of :data:`BIOMARKERS`) for every row of a
@@ -82,6 +84,24 @@ class BiomarkerTransform(TransformerMixin, BaseEstimator):
             check_coverage(self.biomarker, values, cohorts, self.min_gene_fraction)
             score = combine(self.biomarker, self.statistics_.standardise(values, cohorts))
         return np.asarray(score, dtype=np.float32)[:, None]
+
+    def save(self, directory):
+        """Write the fitted transform to ``directory`` (``transform.json`` naming it, and
+        ``transform.joblib``); :func:`amu_tf.data.transforms.load_transform` reads it."""
+        import json
+        from pathlib import Path
+
+        import joblib
+
+        from amu_tf import __version__
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self, d / JOBLIB_FILE)
+        (d / "transform.json").write_text(json.dumps(
+            {"name": "biomarker", "biomarker": self.biomarker, "per_sample": False,
+             "amu_tf_version": __version__, "file": JOBLIB_FILE}, indent=2) + "\n")
+        return d
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray([self.name], dtype=object)

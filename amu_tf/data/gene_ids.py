@@ -117,25 +117,42 @@ def _gene_reference():
 def map_to_symbols(ids, id_type: str, ensembl_map: dict[str, str] | None = None,
                    where: str = ""):
     """Map every id to a gene symbol (or None when unknown): panel genes to their panel
-    symbol (:func:`map_to_panel`), the others to their own symbol (see the module notes)."""
+    symbol (:func:`map_to_panel`), the others to their own symbol (see the module notes),
+    an old symbol of :data:`~amu_tf.biomarkers.biomarker_presets.GENE_ALIASES` to its current
+    one."""
+    from amu_tf.biomarkers.biomarker_presets import GENE_ALIASES
+
+    current = {old: new for new, olds in GENE_ALIASES.items() for old in olds}
     ids = [str(i).strip() for i in ids]
     panel = map_to_panel(ids, id_type, ensembl_map, where)
     if id_type == "symbol":
-        return [p if p is not None else (i or None) for p, i in zip(panel, ids)]
-    by_entrez, by_ensembl = _gene_reference()
-    if id_type == "entrez":
-        other = [by_entrez.get(_norm_entrez(i)) for i in ids]
+        other = [i or None for i in ids]
     else:
-        own = ensembl_map or {}
-        other = [own.get(strip_version(i)) or by_ensembl.get(strip_version(i)) for i in ids]
-    return [p if p is not None else o for p, o in zip(panel, other)]
+        by_entrez, by_ensembl = _gene_reference()
+        if id_type == "entrez":
+            other = [by_entrez.get(_norm_entrez(i)) for i in ids]
+        else:
+            own = ensembl_map or {}
+            other = [own.get(strip_version(i)) or by_ensembl.get(strip_version(i)) for i in ids]
+    # old symbols (C10orf54) under their current name (VSIR): one column per gene
+    return [p if p is not None else current.get(o, o) for p, o in zip(panel, other)]
 
 
 def entrez_ids(symbols) -> list[str]:
-    """The Entrez id of each symbol ("" when unknown): the panel's, else tidepy's reference."""
+    """The Entrez id of each symbol ("" when unknown): the panel's, else tidepy's reference
+    (under the symbol or one of its old names, e.g. VSIR as C10orf54)."""
+    from amu_tf.biomarkers.biomarker_presets import GENE_ALIASES
+
     panel = dict(zip(load_panel()["symbol"], load_panel()["entrez_id"].astype(str)))
     by_entrez, _ = _gene_reference()
     by_symbol = {}
     for e, s in by_entrez.items():
         by_symbol.setdefault(s, e)
-    return [panel.get(s) or by_symbol.get(s, "") for s in symbols]
+
+    def one(s):
+        for name in (s,) + tuple(GENE_ALIASES.get(s, ())):
+            if name in panel or name in by_symbol:
+                return panel.get(name) or by_symbol[name]
+        return ""
+
+    return [one(s) for s in symbols]

@@ -5,7 +5,8 @@ Three cohorts (defaults):
 
 * ``SYN_COUNTS`` (80 samples, 30% responders): GEO-style raw-count CSV, Entrez ids as rows,
   unnamed first column, 440 extra non-panel genes (so CPM is computed over a realistic
-  library); library sizes vary ~lognormally per sample. Clinical ``samples.tsv`` with ``BOR``
+  library; the first of them are the published biomarkers' genes outside the panel, under
+  their real symbols and Entrez ids, without a planted signal); library sizes vary ~lognormally per sample. Clinical ``samples.tsv`` with ``BOR``
   (CR/PR/SD/PD and one ``NE`` patient), OS/PFS in days with GSE91061's inverted
   ``OS_SOR``/``PFS_SOR`` flags (0 = event).
 * ``SYN_TPM_A`` (70 samples, 50% responders): log2(TPM + 0.001), genes x samples TSV with a
@@ -39,7 +40,8 @@ import pandas as pd
 from amu_tf.data.clinical_reader import clinical_meta
 from amu_tf.data.cohort_reader import assemble_cohort
 from amu_tf.data.cohort_spec import CohortSpec
-from amu_tf.data.expression_reader import panel_matrix
+from amu_tf.data.expression_reader import expression_matrix
+from amu_tf.data.gene_ids import entrez_ids
 from amu_tf.panel import load_panel
 
 TRUTH_FILE = "synthetic_truth.json"
@@ -54,6 +56,15 @@ N_EXTRA_GENES = 440
 MODULE_SIZES = (10, 14, 12, 12, 10, 12)  # the first one carries the response signal
 
 
+def biomarker_panel_extras() -> list[str]:
+    """The genes of the published biomarkers (TIDE aside) that the panel lacks."""
+    from amu_tf.biomarkers import BIOMARKERS, biomarker_genes
+
+    panel = set(load_panel()["symbol"])
+    genes = dict.fromkeys(g for name in BIOMARKERS for g in biomarker_genes(name))
+    return [g for g in genes if g not in panel]
+
+
 def _simulate(seed=0, signal=True, n_per_cohort=None, effect=2.5, response_rates=None):
     """Everything in memory: per-cohort published-format frames, specs (dicts) and truth."""
     rng = np.random.default_rng(seed)
@@ -63,6 +74,11 @@ def _simulate(seed=0, signal=True, n_per_cohort=None, effect=2.5, response_rates
     n_panel = len(symbols)
     extra_sym = [f"SYNX{i:04d}" for i in range(N_EXTRA_GENES)]
     extra_ent = [str(990000 + i) for i in range(N_EXTRA_GENES)]
+    # the published biomarkers' genes outside the panel are real genes among the extras (real
+    # symbols and Entrez ids, no planted signal), so the biomarker baselines run here too
+    marker_genes = biomarker_panel_extras()
+    extra_sym[: len(marker_genes)] = marker_genes
+    extra_ent[: len(marker_genes)] = entrez_ids(marker_genes)
     all_sym = symbols + extra_sym
     all_ent = entrez + extra_ent
     n_genes = len(all_sym)
@@ -226,6 +242,7 @@ def _simulate(seed=0, signal=True, n_per_cohort=None, effect=2.5, response_rates
                          "library_size": "lognormal(log 2e7, 0.4) (counts cohort)"},
         "survival": "exponential; OS mean 365 d x e^(1.0 y), PFS 150 d x e^(1.2 y), censoring U(180, 1500) d",
         "n_extra_genes": N_EXTRA_GENES,
+        "biomarker_genes_among_extras": marker_genes,
         "cohorts": truth_cohorts,
     }
     return cohorts, truth
@@ -241,8 +258,8 @@ def make_synthetic_table(seed=0, signal=True, n_per_cohort=None, effect=2.5, res
     tables = []
     for c in cohorts:
         spec = CohortSpec.from_dict(c["spec"], base=".")
-        expr, info = panel_matrix(c["values"], c["ids"], list(c["expr"].columns), c["units"],
-                                  c["gene_id"], where=c["name"])
+        expr, info = expression_matrix(c["values"], c["ids"], list(c["expr"].columns),
+                                       c["units"], c["gene_id"], where=c["name"])
         clin = clinical_meta(c["clin"].astype(str).replace({"nan": np.nan}), spec, c["name"])
         table, _ = assemble_cohort(spec, expr, info, clin)
         tables.append(table)

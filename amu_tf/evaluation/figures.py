@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
+from amu_tf.biomarkers import is_biomarker  # noqa: E402
 from amu_tf.evaluation.metrics import format_ci  # noqa: E402
 from amu_tf.evaluation.protocols import ProtocolResult  # noqa: E402
 
@@ -34,11 +35,14 @@ def plot_curves(result: ProtocolResult, path) -> Path:
         if len(np.unique(y)) < 2:
             continue
         row = result.metrics[result.metrics["model"] == model].iloc[0]
+        # biomarkers (training-free) drawn apart from the trained models: thin and dashed
+        style = dict(lw=1.0, ls="--", alpha=0.8) if is_biomarker(model) else dict(lw=1.6)
+        kind = " (biomarker)" if is_biomarker(model) else ""
         fpr, tpr, _ = roc_curve(y, p)
-        ax_roc.plot(fpr, tpr, lw=1.6, label=f"{model}: AUC {_ci(row, 'roc_auc')}")
+        ax_roc.plot(fpr, tpr, **style, label=f"{model}{kind}: AUC {_ci(row, 'roc_auc')}")
         prec, rec, _ = precision_recall_curve(y, p)
-        ax_pr.step(rec, prec, where="post", lw=1.6,
-                   label=f"{model}: AP {_ci(row, 'ap_responder')}")
+        ax_pr.step(rec, prec, where="post", **style,
+                   label=f"{model}{kind}: AP {_ci(row, 'ap_responder')}")
         prevalence = y.mean()
     ax_roc.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
     ax_roc.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC",

@@ -117,6 +117,31 @@ def _make_estimator(spec, seed, params):
         return copy.deepcopy(spec)
 
 
+class FoldInputs:
+    """The model inputs of one split: the protocol's transform fitted on the training rows
+    (once, shared by the models that use it), or an estimator's own input transform (the
+    biomarkers read their genes of the genome-wide table), each fitted on the training rows
+    only."""
+
+    def __init__(self, train, test, transform):
+        self.train, self.test, self.transform = train, test, transform
+        self._cache = {}
+
+    def _fitted(self, key, make):
+        if key not in self._cache:
+            tf_ = make()
+            tf_.fit(self.train)
+            self._cache[key] = (np.asarray(tf_.transform(self.train), dtype=np.float32),
+                                np.asarray(tf_.transform(self.test), dtype=np.float32))
+        return self._cache[key]
+
+    def for_estimator(self, est):
+        own = getattr(est, "make_input_transform", None)
+        if own is not None:
+            return self._fitted(("own", repr(own())), own)
+        return self._fitted(("protocol",), lambda: resolve_transform(self.transform))
+
+
 def _fit(est, X, y, groups):
     try:
         accepts_groups = "groups" in inspect.signature(est.fit).parameters
@@ -240,10 +265,7 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
                 f"({'responders' if y_tr[0] == 1 else 'non-responders'}); a model cannot "
                 "learn from them"
             )
-        tf_ = resolve_transform(transform)
-        tf_.fit(train)
-        X_tr = np.asarray(tf_.transform(train), dtype=np.float32)
-        X_te = np.asarray(tf_.transform(test), dtype=np.float32)
+        inputs = FoldInputs(train, test, transform)
         fold_info.append({
             "repeat": fold.repeat, "fold": fold.fold, "name": fold.name,
             "n_train": int(len(fold.train)), "n_test": int(len(fold.test)),
@@ -252,6 +274,7 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
         })
         for label, spec in models.items():
             est = _make_estimator(spec, seed, estimator_params.get(label, {}))
+            X_tr, X_te = inputs.for_estimator(est)
             _fit(est, X_tr, y_tr, patients[fold.train])
             p = np.asarray(est.predict_proba(X_te))[:, 1]
             thr = float(getattr(est, "threshold_", 0.5))
@@ -295,6 +318,13 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
     notes = []
     if n_unlabeled:
         notes.append(f"{n_unlabeled} unlabeled sample(s) left out of training and metrics")
+    from amu_tf.biomarkers import is_biomarker
+
+    if any(is_biomarker(spec) for spec in models.values()):
+        notes.append("the biomarkers score each cohort on its own genes' z-scores (mean/sd "
+                     "frozen from the training rows of a cohort seen in training, else of the "
+                     "held-out cohort's own expression: no labels); only their thresholds are "
+                     "fitted, on the training rows")
     if transform == "cohort_z" and protocol in ("loco", "external"):
         notes.append("cohort_z standardises a held-out cohort with the mean/sd of its own "
                      "expression (no labels; like ComBat without covariates), so its scores "

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from amu_tf import __version__
+from amu_tf.evaluation.biomarker_comparison import comparison_markdown
 from amu_tf.evaluation.blessing import AUC_LOWER_BOUND
 from amu_tf.evaluation.tables import to_markdown
 
@@ -68,7 +69,8 @@ def _audit_section(audit: dict | None) -> list[str]:
 def write_report(path, *, table: pd.DataFrame, results: list, table_files: dict,
                  figure_files: dict, blessing: dict, audit: dict | None = None,
                  data_note: str | None = None, transform: str = "", seed: int = 0,
-                 n_boot: int = 1000, extra_sections: list[str] | None = None) -> Path:
+                 n_boot: int = 1000, extra_sections: list[str] | None = None,
+                 comparison: pd.DataFrame | None = None) -> Path:
     """Write ``report.md`` at ``path``; figure and table links are relative to its folder."""
     path = Path(path)
     base = path.parent
@@ -100,6 +102,8 @@ def write_report(path, *, table: pd.DataFrame, results: list, table_files: dict,
         fig = figure_files.get(r.protocol)
         if fig:
             lines += [f"![ROC and PR curves, {r.label}]({Path(fig).relative_to(base).as_posix()})", ""]
+    if comparison is not None:
+        lines += comparison_markdown(comparison)
     lines += ["## Blessing", "",
               f"A model is blessed only if the lower bound of its ROC AUC's 95% CI exceeds "
               f"{AUC_LOWER_BOUND} under every honest protocol run (a LEAKY protocol never "

@@ -12,6 +12,7 @@ CV, upsampling inside training rows, nested search) and freezes its decision thr
 
 from __future__ import annotations
 
+from amu_tf.biomarkers import BIOMARKERS, BiomarkerClassifier
 from amu_tf.models.amu_presets import AMU_FT_PRESETS, AMU_PRESETS
 from amu_tf.models.cnn_presets import CNN_PRESETS
 from amu_tf.training.baselines import BASELINES, make_baseline
@@ -26,13 +27,20 @@ ZOO_ESTIMATORS = tuple(
     + [f"amu-ft:{p}" for p in AMU_FT_PRESETS]
     + [f"cnn:{p}" for p in CNN_PRESETS]
 )
-ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES)
+#: the published biomarkers (``amu_tf.biomarkers``): training-free, only a threshold is fitted
+BIOMARKER_ESTIMATORS = tuple(BIOMARKERS)
+ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES) + BIOMARKER_ESTIMATORS
 
 
 def estimator_kind(name_or_estimator) -> str:
-    """``"keras"`` for zoo models, ``"sklearn"`` for the baselines."""
+    """``"keras"`` for zoo models, ``"biomarker"`` for the published biomarkers,
+    ``"sklearn"`` for the baselines."""
     if isinstance(name_or_estimator, str):
+        if name_or_estimator in BIOMARKERS:
+            return "biomarker"
         return "sklearn" if name_or_estimator in BASELINES else "keras"
+    if isinstance(name_or_estimator, BiomarkerClassifier):
+        return "biomarker"
     return "keras" if isinstance(name_or_estimator, ZooClassifier) else "sklearn"
 
 
@@ -41,10 +49,16 @@ def make_estimator(name: str, seed: int = 0, **params):
 
     Zoo names (``amu:small``, ``amu-ft:base``, ``cnn:paper``, a bare family for its default
     preset) give a :class:`ZooClassifier`; ``svm``, ``rf``, ``adaboost``, ``xgboost`` and
-    ``logreg`` give a :class:`SearchedClassifier`.
+    ``logreg`` give a :class:`SearchedClassifier`; the biomarkers (``cd8a``, ``gep18``,
+    ``tide``, ...) a :class:`~amu_tf.biomarkers.BiomarkerClassifier`.
     """
     if name in BASELINES:
         return make_baseline(name, seed=seed, **params)
+    if name in BIOMARKERS:
+        if params:
+            raise ValueError(f"biomarker {name!r} takes no parameters (got "
+                             f"{', '.join(sorted(params))}): it is not trained")
+        return BiomarkerClassifier(name)
     family = name.partition(":")[0]
     if family in ("amu", "amu-ft", "cnn"):
         from amu_tf.models.zoo import parse_model_name
@@ -58,7 +72,7 @@ def make_estimator(name: str, seed: int = 0, **params):
 
 
 __all__ = [
-    "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
+    "BIOMARKER_ESTIMATORS", "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
     "ZooClassifier", "estimator_kind", "make_baseline", "make_estimator", "upsample_indices",
     "youden_threshold",
 ]

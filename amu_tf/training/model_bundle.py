@@ -63,9 +63,9 @@ class ModelBundle:
 
     @property
     def kind(self) -> str:
-        from amu_tf.training.zoo_classifier import ZooClassifier
+        from amu_tf.training import estimator_kind
 
-        return "keras" if isinstance(self.estimator, ZooClassifier) else "sklearn"
+        return estimator_kind(self.estimator)
 
     @property
     def threshold(self) -> float:
