@@ -53,7 +53,7 @@ def read_tf_config(required: bool = False) -> dict | None:
             raise SpecError(
                 "strategy 'multiworker' needs the TF_CONFIG environment variable, e.g. "
                 'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                '"task": {"type": "worker", "index": 0}}\' (see README, Distributed training)'
+                '"task": {"type": "worker", "index": 0}}\' (see docs/distributed.md)'
             )
         return None
     try:
