@@ -147,6 +147,11 @@ def run_train(
     elif kind == "biomarker":
         summary.update(biomarker=estimator.biomarker, missing_genes=tf_.missing_genes_,
                        note="training-free: only the decision threshold was fitted")
+    elif kind == "recipe":
+        inner = estimator.estimator_
+        summary.update(recipe=estimator.recipe, inner_estimator=type(inner).__name__,
+                       best_params=getattr(inner, "best_params_", None),
+                       missing_genes=getattr(tf_, "missing_genes_", None))
     else:
         summary.update(
             best_params=estimator.best_params_,
@@ -223,7 +228,11 @@ def format_summary(art: Artifact) -> str:
         f"  threshold:  {info['threshold']:.4f} ({info['threshold_method']}: "
         f"{info.get('threshold_method_description', '')})",
     ]
-    if info["kind"] == "biomarker":
+    if info["kind"] == "recipe":
+        lines.append(f"  recipe:     {summ.get('recipe')} ({summ.get('inner_estimator')}"
+                     + (f", best {summ['best_params']}" if summ.get("best_params") else "")
+                     + f"); {info['n_genes']} input genes")
+    elif info["kind"] == "biomarker":
         lines.append(f"  biomarker:  training-free; {info['n_genes']} genes read"
                      + (f", missing {summ['missing_genes']}" if summ.get("missing_genes") else ""))
     elif info["kind"] == "keras":

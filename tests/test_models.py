@@ -81,7 +81,10 @@ def test_amu_zoo_command_lists_counts():
 
     result = CliRunner().invoke(amu, ["zoo"])
     assert result.exit_code == 0, result.output
-    lines = {l.split()[0]: l for l in result.output.splitlines()[1:]}
+    lines = {l.split()[0]: l for l in result.output.splitlines()[1:] if l.strip()}
     assert "83,462" in lines["amu:paper"] and "83,472" in lines["amu:paper"]
     assert "737" in lines["cnn:paper"]
     assert {"amu:paper", "amu:small", "amu-ft:small", "cnn:paper"} <= set(lines)
+    # the biomarkers, each with its gene count, description and reference line
+    assert "1 gene  CD8A mRNA" in lines["cd8a"] and "18 genes" in lines["gep18"]
+    assert "whole transcriptome" in lines["tide"] and "(Auslander et al." in result.output

@@ -26,14 +26,17 @@ def test_amu_run_quick_end_to_end(tmp_path):
     ev = out / "evaluate"
     assert f"report: {ev / 'report.md'}" in res.output
     report = (ev / "report.md").read_text()
-    for heading in ("## Data", "## Leakage audit", "## Protocols", "## Results", "## Blessing"):
+    for heading in ("## Data", "## Leakage audit", "## Protocols", "## Results", "## Blessing",
+                    "## Trained models against the best biomarker"):
         assert heading in report
+    assert "amu:tiny" in report.split("## Trained models against the best biomarker")[1]
     assert "CLEAN" in report
     for proto in ("cv", "loco"):
         assert (ev / "figures" / f"roc_pr_{proto}.png").stat().st_size > 10_000
         assert f"figures/roc_pr_{proto}.png" in report
     m = pd.read_csv(ev / "metrics.csv")
-    assert set(m["model"]) == {"amu:tiny", "logreg"} and set(m["protocol"]) == {"cv", "loco"}
+    assert set(m["model"]) == {"amu:tiny", "logreg", "cd8a", "cxcl9"}
+    assert set(m["protocol"]) == {"cv", "loco"}
     assert (m["roc_auc_ci_low"] < m["roc_auc"]).all() and (m["roc_auc"] < m["roc_auc_ci_high"]).all()
     assert m["f1_weighted_ci_low"].notna().all()
     meta = json.loads((ev / "artifact.json").read_text())

@@ -16,7 +16,9 @@ from amu_tf.biomarkers import BIOMARKERS, BiomarkerClassifier
 from amu_tf.models.amu_presets import AMU_FT_PRESETS, AMU_PRESETS
 from amu_tf.models.cnn_presets import CNN_PRESETS
 from amu_tf.training.baselines import BASELINES, make_baseline
+from amu_tf.training.recipe_classifier import RecipeClassifier
 from amu_tf.training.searched_classifier import SearchedClassifier
+from amu_tf.training.transfer_recipes import TRANSFER_RECIPES
 from amu_tf.training.threshold import THRESHOLD_METHODS, youden_threshold
 from amu_tf.training.upsampling import upsample_indices
 from amu_tf.training.zoo_classifier import ZooClassifier
@@ -29,7 +31,9 @@ ZOO_ESTIMATORS = tuple(
 )
 #: the published biomarkers (``amu_tf.biomarkers``): training-free, only a threshold is fitted
 BIOMARKER_ESTIMATORS = tuple(BIOMARKERS)
-ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES) + BIOMARKER_ESTIMATORS
+#: the cross-cohort recipes of issue #15 (``amu_tf.training.transfer_recipes``)
+RECIPE_ESTIMATORS = tuple(f"recipe:{r}" for r in TRANSFER_RECIPES)
+ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES) + BIOMARKER_ESTIMATORS + RECIPE_ESTIMATORS
 
 
 def estimator_kind(name_or_estimator) -> str:
@@ -38,9 +42,13 @@ def estimator_kind(name_or_estimator) -> str:
     if isinstance(name_or_estimator, str):
         if name_or_estimator in BIOMARKERS:
             return "biomarker"
+        if name_or_estimator.startswith("recipe:"):
+            return "recipe"
         return "sklearn" if name_or_estimator in BASELINES else "keras"
     if isinstance(name_or_estimator, BiomarkerClassifier):
         return "biomarker"
+    if isinstance(name_or_estimator, RecipeClassifier):
+        return "recipe"
     return "keras" if isinstance(name_or_estimator, ZooClassifier) else "sklearn"
 
 
@@ -59,6 +67,12 @@ def make_estimator(name: str, seed: int = 0, **params):
             raise ValueError(f"biomarker {name!r} takes no parameters (got "
                              f"{', '.join(sorted(params))}): it is not trained")
         return BiomarkerClassifier(name)
+    if name.startswith("recipe:"):
+        recipe = name.partition(":")[2]
+        if recipe not in TRANSFER_RECIPES:
+            raise ValueError(f"unknown recipe {recipe!r}; choose from "
+                             f"{', '.join(RECIPE_ESTIMATORS)}")
+        return RecipeClassifier(recipe, seed=seed, estimator_params=params or None)
     family = name.partition(":")[0]
     if family in ("amu", "amu-ft", "cnn"):
         from amu_tf.models.zoo import parse_model_name
@@ -72,7 +86,7 @@ def make_estimator(name: str, seed: int = 0, **params):
 
 
 __all__ = [
-    "BIOMARKER_ESTIMATORS", "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
+    "BIOMARKER_ESTIMATORS", "RECIPE_ESTIMATORS", "RecipeClassifier", "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
     "ZooClassifier", "estimator_kind", "make_baseline", "make_estimator", "upsample_indices",
     "youden_threshold",
 ]

@@ -1,0 +1,46 @@
+"""Cross-cohort recipes as data: what a model reads and how it is fitted, chosen to transfer
+to a cohort it never saw (issue #15). Each is an estimator name (``make_estimator``) of the
+form ``recipe:<name>``; ``benchmarks/bench_generalisation.py`` measures every one of them
+against every biomarker under leave-one-cohort-out.
+
+Every recipe fits only on its training rows: the input transforms use no label (within-cohort
+statistics, as ``cohort_z``), the estimators search their regularisation by inner
+cross-validation on the training rows and freeze their threshold there.
+
+- ``consensus``: training-free: the mean of the seven gene-signature biomarkers' scores
+  (CD274, CD8A, CXCL9, cytolytic, IFN-gamma 6, GEP 18, IMPRES), each z-scored within its
+  cohort. Only the threshold is fitted.
+- ``stack``: an L2 logistic regression on those seven scores (biology as the features; the
+  model learns their weights on the training cohorts).
+- ``immune-genes``: an L2 logistic regression on the z-scores of the signatures' 35 genes
+  (genome-wide table), no other gene.
+- ``immune-amu``: ``amu:tiny`` on the same 35 immune genes instead of the paper's panel.
+- ``panel-rank``: the paper's panel through within-sample ranks (no cohort statistics at all),
+  L2 logistic regression: the cohort-robust transform of the panel.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from amu_tf.biomarkers.biomarker_presets import biomarker_genes
+from amu_tf.biomarkers.signature_scores_transform import GENE_SIGNATURES
+
+
+def immune_genes() -> tuple:
+    """The genes of the seven gene-signature biomarkers, once each, in signature order."""
+    return tuple(dict.fromkeys(g for b in GENE_SIGNATURES for g in biomarker_genes(b)))
+
+
+TRANSFER_RECIPES = MappingProxyType({
+    "consensus": {"input": "signature_scores", "estimator": "mean",
+                  "description": "mean of the 7 gene-signature biomarkers (training-free)"},
+    "stack": {"input": "signature_scores", "estimator": "logreg",
+              "description": "L2 logistic regression on the 7 biomarker scores"},
+    "immune-genes": {"input": "immune_genes", "estimator": "logreg",
+                     "description": "L2 logistic regression on the 35 signature genes"},
+    "immune-amu": {"input": "immune_genes", "estimator": "amu:tiny",
+                   "description": "amu:tiny on the 35 signature genes"},
+    "panel-rank": {"input": "panel_rank", "estimator": "logreg",
+                   "description": "L2 logistic regression on within-sample ranks of the panel"},
+})

@@ -1,0 +1,121 @@
+"""Leave-one-cohort-out on the four shared cohorts: every transfer recipe and every
+biomarker x every held-out cohort (issue #15).
+
+    .venv/bin/python benchmarks/bench_generalisation.py                 # the table, seed 0
+    .venv/bin/python benchmarks/bench_generalisation.py --seeds 0 1 2 3 4 --models recipe:stack
+
+Prints (and writes with ``--out``) a Markdown table: ROC AUC with its 95% CI per held-out
+cohort and pooled, then each trained model's paired AUC difference to the best biomarker of
+each cohort (``amu_tf.evaluation.biomarker_comparison``), and, with several seeds, the spread
+of each model's AUCs over the seeds. Real data: ``../shared/data`` beside the checkout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BIOMARKERS = ["cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres", "tide"]
+TRAINED = ["logreg", "amu:small", "recipe:consensus", "recipe:stack", "recipe:immune-genes",
+           "recipe:immune-amu", "recipe:panel-rank"]
+
+
+def _cell(row, k="roc_auc"):
+    return f"{row[k]:.3f} [{row[f'{k}_ci_low']:.3f}, {row[f'{k}_ci_high']:.3f}]"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--table", default=None, help="a CohortTable folder (skips ingest)")
+    ap.add_argument("--models", default=",".join(TRAINED))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--patience", type=int, default=5)
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--out", default=None, help="also write the Markdown here")
+    a = ap.parse_args(argv)
+
+    from amu_tf.data.cohort_table import read_table
+    from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
+    from amu_tf.evaluation.protocols import run_protocol
+    from amu_tf.kernels.build import cpu_model
+    from amu_tf.training import estimator_kind
+
+    t0 = time.perf_counter()
+    table_dir = a.table
+    if table_dir is None:
+        from components.ingest import run_ingest
+
+        specs = sorted(str(p) for p in (ROOT / "examples" / "cohorts").glob("*.toml"))
+        table_dir = Path(tempfile.mkdtemp(prefix="amu_gen-")) / "cohort"
+        run_ingest(specs, table_dir, data_root=a.data_root)
+    table = read_table(table_dir)
+    trained = [m for m in a.models.split(",") if m]
+    models = BIOMARKERS + trained
+    zoo = {"epochs": a.epochs, "patience": a.patience}
+    # epochs/patience for the zoo models and the recipes that train one
+    params = {m: dict(zoo) for m in trained
+              if estimator_kind(m) == "keras" or m == "recipe:immune-amu"}
+
+    runs = {}
+    for seed in a.seeds:
+        ts = time.perf_counter()
+        runs[seed] = run_protocol(table, "loco", models, transform="cohort_z", seed=seed,
+                                  n_boot=a.n_boot, estimator_params=params, progress=True)
+        print(f"seed {seed}: {time.perf_counter() - ts:.0f} s", file=sys.stderr, flush=True)
+    first = runs[a.seeds[0]]
+    cohorts = sorted(first.per_cohort["cohort"].unique())
+    lines = [f"LOCO over {', '.join(cohorts)}; seed {a.seeds[0]}, {a.n_boot} bootstrap "
+             f"resamples; zoo models {a.epochs} epochs max, patience {a.patience}; "
+             f"CPU: {cpu_model()}; {time.perf_counter() - t0:.0f} s in all.", "",
+             "| model | " + " | ".join(cohorts) + " | pooled |",
+             "|---|" + "---|" * (len(cohorts) + 1)]
+    for m in models:
+        pc = first.per_cohort[first.per_cohort["model"] == m].set_index("cohort")
+        pooled = first.metrics[first.metrics["model"] == m].iloc[0]
+        kind = " (biomarker)" if m in BIOMARKERS else ""
+        lines.append(f"| {m}{kind} | " + " | ".join(_cell(pc.loc[c]) for c in cohorts)
+                     + f" | {_cell(pooled)} |")
+    cmp = compare_with_biomarkers(first, n_boot=a.n_boot, seed=a.seeds[0])
+    lines += ["", "Paired difference to the best biomarker of each held-out cohort (AUC model "
+              "minus AUC biomarker, 95% CI; the biomarker picked with hindsight):", "",
+              "| model | " + " | ".join(cohorts) + " | pooled |",
+              "|---|" + "---|" * (len(cohorts) + 1)]
+    for m in trained:
+        c = cmp[cmp["model"] == m].set_index("scope")
+        cells = [f"{c.loc[s, 'auc_difference']:+.3f} [{c.loc[s, 'ci_low']:+.3f}, "
+                 f"{c.loc[s, 'ci_high']:+.3f}] vs {c.loc[s, 'best_biomarker']}"
+                 for s in cohorts + ["pooled"]]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if len(a.seeds) > 1:
+        lines += ["", f"Spread over seeds {a.seeds} (ROC AUC: mean, min-max):", "",
+                  "| model | " + " | ".join(cohorts) + " | pooled |",
+                  "|---|" + "---|" * (len(cohorts) + 1)]
+        for m in trained:
+            cells = []
+            for scope in cohorts + ["pooled"]:
+                vals = []
+                for r in runs.values():
+                    src = (r.metrics if scope == "pooled"
+                           else r.per_cohort[r.per_cohort["cohort"] == scope])
+                    vals.append(float(src[src["model"] == m]["roc_auc"].iloc[0]))
+                cells.append(f"{np.mean(vals):.3f} ({min(vals):.3f}-{max(vals):.3f})")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The cross-cohort recipes of issue #15: their inputs and that they run under the protocols."""
+
+import numpy as np
+import pytest
+
+from amu_tf.biomarkers.gene_set_transform import GeneSetTransform
+from amu_tf.biomarkers.signature_scores_transform import (GENE_SIGNATURES,
+                                                          SignatureScoresTransform)
+from amu_tf.data.synthetic import make_synthetic_table
+from amu_tf.errors import InputDataError
+from amu_tf.training import RECIPE_ESTIMATORS, make_estimator
+from amu_tf.training.transfer_recipes import immune_genes
+
+
+@pytest.fixture(scope="module")
+def table():
+    return make_synthetic_table(seed=3, n_per_cohort=40)[0]
+
+
+def test_immune_genes_are_the_signatures_genes_once_each():
+    genes = immune_genes()
+    assert len(genes) == len(set(genes)) == 35
+    assert {"CD8A", "CXCL9", "CD274", "STAT1", "VSIR", "TIGIT"} <= set(genes)
+
+
+def test_signature_scores_are_the_biomarkers_columns(table):
+    from amu_tf.biomarkers import BiomarkerTransform
+
+    t = SignatureScoresTransform().fit(table)
+    X = t.transform(table)
+    assert X.shape == (len(table), len(GENE_SIGNATURES))
+    np.testing.assert_array_equal(X[:, 1:2], BiomarkerTransform("cd8a").fit(table)
+                                  .transform(table))
+
+
+def test_gene_set_z_scores_within_cohort_and_refuses_absent_genes(table):
+    t = GeneSetTransform(("CD8A", "CXCL9", "NOT_A_GENE"), min_gene_fraction=0.5).fit(table)
+    assert t.genes_ == ["CD8A", "CXCL9"] and t.missing_genes_ == ["NOT_A_GENE"]
+    X = t.transform(table)
+    rows = (table["cohort"] == "SYN_TPM_A").to_numpy()
+    assert abs(X[rows].mean()) < 1e-5 and abs(X[rows, 0].std() - 1) < 1e-4
+    with pytest.raises(InputDataError, match="only 2 of its 3 genes"):
+        GeneSetTransform(("CD8A", "CXCL9", "NOT_A_GENE")).fit(table)
+
+
+def test_recipes_run_under_loco_and_fit_only_training_rows(table):
+    from amu_tf.evaluation.protocols import run_protocol
+
+    names = ["recipe:consensus", "recipe:stack", "recipe:immune-genes", "recipe:panel-rank"]
+    assert set(names) <= set(RECIPE_ESTIMATORS)
+    r = run_protocol(table, "loco", names, n_boot=0, progress=False)
+    assert set(r.metrics["model"]) == set(names)
+    assert r.predictions["p"].between(0, 1).all()
+    # the planted module is in the panel, not in the immune genes: panel-rank finds it
+    auc = r.metrics.set_index("model")["roc_auc"]
+    assert auc["recipe:panel-rank"] > 0.7
+
+
+def test_immune_amu_trains_an_amu_model_on_the_immune_genes(table):
+    y = table["response"].to_numpy()
+    lab = ~np.isnan(y)
+    est = make_estimator("recipe:immune-amu", seed=0, epochs=2, patience=1)
+    X = est.make_input_transform().fit(table[lab]).transform(table[lab])
+    est.fit(X, y[lab].astype(int))
+    assert est.estimator_.model_.inputs[0].shape[-1] == 35
+    assert est.predict_proba(X).shape == (int(lab.sum()), 2)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        make_estimator("recipe:nope")
