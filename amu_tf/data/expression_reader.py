@@ -18,10 +18,35 @@ kept (summing TPM of, e.g., a gene and its read-through id would double-count).
 
 Every value in the file must be numeric and finite; counts, TPM and FPKM must be >= 0; sample
 ids must be unique. Otherwise :class:`InputDataError` with a one-line message.
+
+Plausibility of the declared units (:func:`check_units`, before any conversion; the message
+names the file, the sample and the unit the values look like):
+
+* ``counts``: every sample's library size (column sum) must be finite (a count of 1e308
+  overflows it to inf), > 0 and at most 1e11 reads; the values must be whole numbers or nearly: in each sample at
+  least half of the non-zero values lie within 0.01 of an integer (raw counts: all of them;
+  RSEM's expected counts are fractional only for reads shared between genes, a minority;
+  TPM, FPKM and log2 values are fractional almost everywhere). Estimated counts that are
+  mostly fractional (e.g. summed salmon NumReads) must be rounded first. A file whose every
+  sample sums to 1e6 (within 0.5%) is TPM, not counts.
+* ``tpm``, ``fpkm``: column sums finite; a TPM column sums to 1e6 (a subset of genes to
+  less), so sums above 2e6 are refused (whole numbers: raw counts; else perhaps FPKM), FPKM
+  sums above 1e8 too. With a genome-wide file (>= 1000 genes) a sample whose largest value is
+  at most 25 is log2 data, and a sum below 1e4 is refused. A panel-sized file cannot be told
+  from log2 data by its sums, so it is not checked that way.
+* ``log2(tpm+1)``, ``log2(tpm+0.001)``: every value in [-20, 25] (log2 of a TPM is at most
+  log2(1e6) ~ 20; the floor of log2(TPM + 0.001) is log2(0.001) ~ -10). Raw counts or linear
+  TPM declared as log2 have values in the thousands or millions and are refused ("values up
+  to 5.4e6 look like raw counts, not log2(tpm+1)").
+
+The converted matrix is checked again: nothing non-finite ever reaches a table.
+:func:`check_log2_range` is the same log2 range check for tables already on the common
+scale (``amu predict`` runs it on its input).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +57,19 @@ from amu_tf.data.gene_ids import map_to_symbols, read_ensembl_map
 from amu_tf.panel import panel_symbols
 
 LINEAR_UNITS = ("counts", "tpm", "fpkm")
+LOG2_UNITS = ("log2(tpm+1)", "log2(tpm+0.001)")
+
+# plausibility limits (see the module docstring)
+LOG2_MAX = 25.0  # log2 of 3.4e7: beyond anything a TPM (at most 1e6) can reach
+LOG2_MIN = -20.0  # log2 of 1e-6: far below the log2(0.001) floor of log2(TPM + 0.001)
+INTEGRAL_TOL = 0.01  # |x - round(x)| for a "whole" count
+MIN_INTEGRAL_SHARE = 0.5  # of a counts sample's non-zero values
+TPM_SUM = 1e6
+TPM_MAX_SUM = 2e6
+FPKM_MAX_SUM = 1e8
+LINEAR_MIN_SUM = 1e4  # genome-wide files only
+COUNTS_MAX_LIBRARY = 1e11  # reads in one sample: the deepest libraries hold ~1e9
+GENOME_WIDE = 1000  # genes in a file for the genome-wide checks
 
 
 def sep_for(path: Path, sep: str | None = None) -> str:
@@ -44,6 +82,10 @@ def sep_for(path: Path, sep: str | None = None) -> str:
 def read_delimited(path: Path, sep: str | None, what: str, **kwargs) -> pd.DataFrame:
     """``pd.read_csv`` with one-line errors for missing, empty and unreadable files."""
     path = Path(path)
+    if path.is_dir():
+        raise InputDataError(f"{what} file {path} is a directory, not a file")
+    if path.exists() and not path.is_file():
+        raise InputDataError(f"{what} file {path} is not a regular file (a device or pipe?)")
     if not path.is_file():
         raise InputDataError(f"{what} file {path} does not exist")
     if path.stat().st_size == 0:
@@ -61,7 +103,8 @@ def read_delimited(path: Path, sep: str | None, what: str, **kwargs) -> pd.DataF
 
 
 def _header(path: Path, sep: str | None) -> list[str]:
-    hdr = read_delimited(path, sep, "expression", header=None, nrows=1, dtype=str)
+    hdr = read_delimited(path, sep, "expression", header=None, nrows=1, dtype=str,
+                         keep_default_na=False)
     return ["" if pd.isna(v) else str(v).strip() for v in hdr.iloc[0].tolist()]
 
 
@@ -89,11 +132,146 @@ def _numeric(df: pd.DataFrame, where: str) -> pd.DataFrame:
     return df.astype(np.float64)
 
 
+def _num(x: float) -> str:
+    """A number for a message: 5.4e6, 1e308, 31, 0.25."""
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{x:.2g}")
+
+
+def _integral_share(col: np.ndarray) -> tuple[float, int]:
+    """(share of the non-zero finite values within INTEGRAL_TOL of an integer, their count)."""
+    v = col[np.isfinite(col) & (col != 0)]
+    if v.size == 0:
+        return 1.0, 0
+    return float(np.mean(np.abs(v - np.round(v)) <= INTEGRAL_TOL)), int(v.size)
+
+
+def likely_unit(col: np.ndarray) -> str:
+    """What one sample's values (finite ones) look like, for a message."""
+    v = np.asarray(col, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return "no values"
+    if v.max() <= LOG2_MAX and v.min() >= LOG2_MIN:
+        return "log2(tpm+0.001)" if v.min() < -1.0 else "log2 values"
+    if v.min() < 0:
+        return "centred or otherwise transformed values"
+    share, n = _integral_share(v)
+    if share >= 0.99 and n > 0:
+        return "raw counts"
+    if abs(v.sum() - TPM_SUM) <= 0.05 * TPM_SUM:
+        return "TPM"
+    return "linear-scale TPM/FPKM"
+
+
+def check_log2_range(arr, gene_ids, samples, declared: str = "log2 expression",
+                     where: str = "expression", hint: str = "") -> None:
+    """Refuse values outside [LOG2_MIN, LOG2_MAX] (and infinite ones) of a genes x samples
+    matrix meant to be on a log2 scale; NaN (a missing value) is ignored here."""
+    arr = np.asarray(arr, dtype=np.float64)
+    inf = np.isinf(arr)
+    if inf.any():
+        r, c = np.argwhere(inf)[0]
+        raise InputDataError(
+            f"{where}: {int(inf.sum())} infinite value(s), first at gene {gene_ids[r]}, "
+            f"sample {samples[c]}"
+        )
+    with np.errstate(invalid="ignore"):
+        high = arr > LOG2_MAX
+        low = arr < LOG2_MIN
+    for bad, word in ((high, "up to"), (low, "down to")):
+        if not bad.any():
+            continue
+        c = int(np.argwhere(bad.any(axis=0))[0][0])
+        col = arr[:, c]
+        extreme = np.nanmax(col) if word == "up to" else np.nanmin(col)
+        what = likely_unit(col)
+        look = (f"look like {what}, not {declared}" if what != "log2 values" else
+                f"are not plausible for {declared}")
+        bound = (f"> {LOG2_MAX:g}" if word == "up to" else f"< {LOG2_MIN:g}")
+        raise InputDataError(
+            f"{where}: values {word} {_num(extreme)} (sample {samples[c]}) {look} "
+            f"(a log2 scale has no values {bound}){hint}"
+        )
+
+
+def check_units(arr, gene_ids, samples, units: str, where: str = "expression") -> None:
+    """The plausibility checks of the declared ``units`` (module docstring) on a finite,
+    non-negative-where-linear genes x samples matrix of all genes of a file."""
+    arr = np.asarray(arr, dtype=np.float64)
+    n_genes = arr.shape[0]
+    if units in LOG2_UNITS:
+        check_log2_range(arr, gene_ids, samples, units, where)
+        return
+    if units not in LINEAR_UNITS:
+        raise ValueError(f"unknown units {units!r}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = arr.sum(axis=0)
+    for c, total in enumerate(sums):
+        s = samples[c]
+        col = arr[:, c]
+        if not np.isfinite(total):
+            what = "library size" if units == "counts" else "column sum"
+            raise InputDataError(
+                f"{where}: the {what} of sample {s} overflows to inf (values up to "
+                f"{_num(col.max())}): not plausible {units}"
+            )
+        if units == "counts":
+            if total <= 0:
+                raise InputDataError(
+                    f"{where}: sample {s} has a library size of 0 (all counts zero)"
+                )
+            if total > COUNTS_MAX_LIBRARY:
+                raise InputDataError(
+                    f"{where}: sample {s} has a library size of {_num(total)} (values up to "
+                    f"{_num(col.max())}): not plausible raw counts (at most "
+                    f"{_num(COUNTS_MAX_LIBRARY)} reads)"
+                )
+            share, n = _integral_share(col)
+            if share < MIN_INTEGRAL_SHARE:
+                raise InputDataError(
+                    f"{where}: {1 - share:.0%} of the non-zero values of sample {s} are not "
+                    f"whole numbers: they look like {likely_unit(col)}, not raw counts "
+                    "(round estimated counts first)"
+                )
+            continue
+        share, n = _integral_share(col)
+        limit = TPM_MAX_SUM if units == "tpm" else FPKM_MAX_SUM
+        if total > limit or (share >= 0.99 and n >= 20 and total > TPM_MAX_SUM):
+            what = "raw counts" if share >= 0.99 and n >= 20 else likely_unit(col)
+            if what == "TPM" and units == "tpm":
+                what = "FPKM or counts"
+            norm = ("a TPM column sums to 1e6 at most" if units == "tpm" else
+                    f"an FPKM column sums to well below {_num(FPKM_MAX_SUM)}")
+            raise InputDataError(
+                f"{where}: sample {s} sums to {_num(total)} ({norm}): the values look like "
+                f"{what}, not {units}"
+            )
+        if n_genes >= GENOME_WIDE:
+            if col.max() <= LOG2_MAX:
+                raise InputDataError(
+                    f"{where}: the values of sample {s} are at most {_num(col.max())} over "
+                    f"{n_genes} genes: they look like {likely_unit(col)}, not {units}"
+                )
+            if total < LINEAR_MIN_SUM:
+                raise InputDataError(
+                    f"{where}: sample {s} sums to {_num(total)} over {n_genes} genes (a TPM "
+                    f"column sums to 1e6): not plausible {units}"
+                )
+    if units == "counts" and np.all(np.abs(sums - TPM_SUM) <= 0.005 * TPM_SUM):
+        raise InputDataError(
+            f"{where}: every sample sums to 1e6 ({_num(sums.min())}..{_num(sums.max())}): the "
+            "values look like TPM, not raw counts"
+        )
+
+
 def to_log2_scale(values: np.ndarray, units: str) -> np.ndarray:
     """Convert a genes x samples matrix (all genes of the file) to the common log2 scale."""
     values = np.asarray(values, dtype=np.float64)
     if units == "counts":
-        lib = values.sum(axis=0, keepdims=True)
+        with np.errstate(over="ignore", invalid="ignore"):
+            lib = values.sum(axis=0, keepdims=True)
+        if not np.isfinite(lib).all():
+            raise InputDataError("a sample's library size overflows to inf")
         if (lib <= 0).any():
             raise InputDataError("a sample has a library size of 0 (all counts zero)")
         return np.log2(values / lib * 1e6 + 1.0)
@@ -131,11 +309,17 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
         values = df.drop(columns=[id_col])
     else:
         id_col = df.columns[0]
-        samples = df[id_col].astype(str).str.strip().tolist()
+        ids = read_delimited(path, sep, "expression", header=0, usecols=[0], dtype=str,
+                             keep_default_na=False)  # "NA" is an id here, not a missing value
+        samples = ids.iloc[:, 0].astype(str).str.strip().tolist()
         gene_ids = header[1:]
         values = df.drop(columns=[id_col]).T
     if not samples or values.shape[0] == 0:
-        raise InputDataError(f"{where}: no samples or no genes")
+        first = header[0] if header else ""
+        other = [c for c in (";", ",", "\t", "|") if c in first and c != sep_for(path, sep)]
+        hint = (f" (the header looks {other[0]!r}-separated: set sep in [expression])"
+                if other and len(header) <= 2 else "")
+        raise InputDataError(f"{where}: no samples or no genes{hint}")
     dup = _first_duplicate(samples)
     if dup is not None:
         raise InputDataError(f"{where}: duplicate sample id {dup!r}")
@@ -175,11 +359,21 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
             f"but units = {units!r}"
         )
 
+    check_units(arr, gene_ids, samples, units, where)
+
     symbols = map_to_symbols(gene_ids, gene_id, ensembl_map, where=f"{where}: ")
     try:
-        logv = to_log2_scale(arr, units)
+        with np.errstate(over="ignore", invalid="ignore"):
+            logv = to_log2_scale(arr, units)
     except InputDataError as exc:
         raise InputDataError(f"{where}: {exc}") from None
+    bad = ~np.isfinite(logv)
+    if bad.any():  # the checks above should make this impossible: never write inf/NaN
+        r, c = np.argwhere(bad)[0]
+        raise InputDataError(
+            f"{where}: converting {units} to the log2 scale gave {int(bad.sum())} non-finite "
+            f"value(s), first at gene {gene_ids[r]}, sample {samples[c]}"
+        )
 
     panel = panel_symbols()
     in_panel = set(panel)
