@@ -201,3 +201,15 @@ def test_protocol_reports_biomarkers_beside_models_and_compares(tmp_path):
     # the planted synthetic module is learnable: logreg beats the signal-free biomarkers pooled
     pooled = cmp[cmp["scope"] == "pooled"].iloc[0]
     assert "beats" in pooled["verdict"] and pooled["ci_low"] > 0
+
+
+def test_protocol_notes_name_the_genes_a_cohort_lacks():
+    from amu_tf.data.synthetic import make_synthetic_table
+    from amu_tf.evaluation.protocols import run_protocol
+
+    table, _ = make_synthetic_table(seed=4, n_per_cohort=30)
+    table.loc[table["cohort"] == "SYN_TPM_B", "PRF1"] = np.nan  # the held-out cohort lacks it
+    r = run_protocol(table, "loco", ["cytolytic"], n_boot=0, progress=False)
+    note = [n for n in r.notes if n.startswith("biomarker:cytolytic")]
+    assert note == ["biomarker:cytolytic: genes absent from a cohort, left out of its score "
+                    "there: SYN_TPM_B: PRF1"]

@@ -18,7 +18,8 @@ class BiomarkerTransform(TransformerMixin, BaseEstimator):
     """The score of biomarker ``biomarker`` (a key of :data:`BIOMARKERS`) for every row of a
     cohort table, as a float32 ``(n, 1)`` matrix. Learns no label: ``fit`` freezes the
     within-cohort gene statistics of the cohorts in its rows (see
-    :mod:`amu_tf.biomarkers.biomarker_score`).
+    :mod:`amu_tf.biomarkers.biomarker_score`). ``missing_genes_`` lists the genes each
+    training cohort lacks, ``last_missing_genes_`` those of the cohorts last transformed.
 
     Args:
         biomarker: the biomarker's name (``cd8a``, ``gep18``, ``impres``, ``tide``, ...).
@@ -73,7 +74,8 @@ class BiomarkerTransform(TransformerMixin, BaseEstimator):
         cohorts = cohort_keys(table)
         genes, values = self._values(table)
         if kind == "pairs":
-            check_coverage(self.biomarker, values, cohorts, self.min_gene_fraction)
+            self.last_missing_genes_ = check_coverage(self.biomarker, values, cohorts,
+                                                      self.min_gene_fraction)
             score = impres(values)
         elif kind == "tide":
             import pandas as pd
@@ -81,7 +83,8 @@ class BiomarkerTransform(TransformerMixin, BaseEstimator):
             centred = self.statistics_.standardise(values, cohorts, centre_only=True)
             score = tide(pd.DataFrame(centred, columns=genes), cancer=self.cancer)
         else:
-            check_coverage(self.biomarker, values, cohorts, self.min_gene_fraction)
+            self.last_missing_genes_ = check_coverage(self.biomarker, values, cohorts,
+                                                      self.min_gene_fraction)
             score = combine(self.biomarker, self.statistics_.standardise(values, cohorts))
         return np.asarray(score, dtype=np.float32)[:, None]
 

@@ -29,7 +29,14 @@
     os_event_means = "censored"     # "event" (1 = death, default) or "censored" (1 = alive)
 
 Relative paths are resolved against ``data_root`` (the ``--data-root`` option), else against
-the spec file's own folder.
+the spec file's own folder. With a data root, a relative path must stay under it: one whose
+``..`` parts lead outside (``file = "../../../../etc/passwd"``) is refused; the test is on the
+written path (symbolic links inside the data root may point anywhere), and an absolute path
+(or ``~/...``) is taken as it is, as an explicit choice.
+
+Every value has a type: names, files, column names, ``sep`` and the constants are strings
+(``sample = ["sample"]`` or ``sep = 9`` is refused naming the key), ``min_panel_fraction`` is a
+number (not ``true``), response map values are the integers 0 or 1.
 """
 
 from __future__ import annotations
@@ -97,52 +104,98 @@ class CohortSpec:
     @classmethod
     def from_toml(cls, path: str | os.PathLike, data_root: str | os.PathLike | None = None):
         path = Path(path)
+        if path.is_dir():
+            raise SpecError(f"cohort spec {path} is a directory, not a TOML file")
         if not path.is_file():
             raise SpecError(f"cohort spec {path} does not exist")
         try:
             raw = tomllib.loads(path.read_text())
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cohort spec {path} is not valid TOML: {exc}") from None
-        return cls.from_dict(raw, base=Path(data_root) if data_root else path.parent, spec_file=path)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SpecError(f"cohort spec {path} is not valid TOML: {first}") from None
+        except OSError as exc:
+            raise SpecError(f"cannot read cohort spec {path}: {exc.strerror or exc}") from None
+        return cls.from_dict(raw, base=Path(data_root) if data_root else path.parent,
+                             spec_file=path, confine=bool(data_root))
 
     @classmethod
-    def from_dict(cls, raw: dict, base: str | os.PathLike = ".", spec_file: Path | None = None):
+    def from_dict(cls, raw: dict, base: str | os.PathLike = ".", spec_file: Path | None = None,
+                  confine: bool = False):
+        """``confine``: ``base`` is a data root, and relative paths may not leave it."""
         where = spec_file or "cohort spec"
         base = Path(base)
 
-        def need(section: dict, key: str, sect: str):
-            if key not in section or section[key] in ("", None):
-                raise SpecError(f"{where}: missing '{key}' in [{sect}]")
-            return section[key]
+        def text(section: dict, key: str, sect: str | None, required: bool = False):
+            """A string value (stripped), None when absent; SpecError naming the key when it
+            has another type (or is missing and ``required``)."""
+            at = f" in [{sect}]" if sect else ""
+            v = section.get(key)
+            if v is None or (isinstance(v, str) and v.strip() == ""):
+                if required:
+                    raise SpecError(f"{where}: missing '{key}'{at}")
+                return None
+            if not isinstance(v, str):
+                raise SpecError(
+                    f"{where}: '{key}'{at} must be a string, got {type(v).__name__} {v!r}"
+                )
+            return v
 
-        def resolve(p):
-            p = Path(os.path.expanduser(str(p)))
-            return p if p.is_absolute() else base / p
+        def need(section: dict, key: str, sect: str):
+            return text(section, key, sect, required=True)
+
+        def resolve(p, key: str, sect: str):
+            full = Path(os.path.expanduser(str(p)))
+            if full.is_absolute():
+                return full
+            full = base / full
+            if confine:
+                root = os.path.abspath(base)
+                norm = os.path.abspath(full)
+                if os.path.commonpath([root, norm]) != root:
+                    raise SpecError(
+                        f"{where}: [{sect}] {key} = {str(p)!r} leads outside the data root "
+                        f"{base} (a relative path must stay under --data-root; give an "
+                        "absolute path to read a file elsewhere)"
+                    )
+            return full
 
         known = {"name", "expression", "clinical", "survival", "min_panel_fraction"}
         unknown = set(raw) - known
         if unknown:
             raise SpecError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
-        name = raw.get("name")
-        if not name or not isinstance(name, str):
-            raise SpecError(f"{where}: missing 'name'")
+        name = text(raw, "name", None, required=True).strip()
         expr = raw.get("expression")
         clin = raw.get("clinical")
+        if expr is not None and not isinstance(expr, dict):
+            raise SpecError(f"{where}: 'expression' must be a [expression] table, got "
+                            f"{type(expr).__name__} {expr!r}")
+        if clin is not None and not isinstance(clin, dict):
+            raise SpecError(f"{where}: 'clinical' must be a [clinical] table, got "
+                            f"{type(clin).__name__} {clin!r}")
         if not isinstance(expr, dict):
             raise SpecError(f"{where}: missing [expression] section")
         if not isinstance(clin, dict):
             raise SpecError(f"{where}: missing [clinical] section")
 
-        layout = str(need(expr, "layout", "expression")).lower()
+        layout = need(expr, "layout", "expression").lower()
         if layout not in _LAYOUT_ALIASES:
             raise SpecError(f"{where}: layout {layout!r} is not one of {list(LAYOUTS)}")
-        units = str(need(expr, "units", "expression")).lower().replace(" ", "")
+        units = need(expr, "units", "expression").lower().replace(" ", "")
         if units not in _UNIT_ALIASES:
             raise SpecError(f"{where}: units {units!r} is not one of {list(UNITS)}")
-        gene_id = str(need(expr, "gene_id", "expression")).lower()
+        gene_id = need(expr, "gene_id", "expression").lower()
         if gene_id not in GENE_ID_TYPES:
             raise SpecError(f"{where}: gene_id {gene_id!r} is not one of {list(GENE_ID_TYPES)}")
-        ensembl_map = expr.get("ensembl_map")
+        expression_file = need(expr, "file", "expression")
+        gene_column = text(expr, "gene_column", "expression")
+        expression_sep = text(expr, "sep", "expression")
+        ensembl_map = text(expr, "ensembl_map", "expression")
+        clinical_file = need(clin, "file", "clinical")
+        clinical_sep = text(clin, "sep", "clinical")
+        columns = {k: text(clin, k, "clinical") for k in
+                   ("patient", "timepoint", "timepoint_value", "treatment", "treatment_value")}
+        sample_column = need(clin, "sample", "clinical")
+        response_column = need(clin, "response", "clinical")
         if gene_id == "ensembl" and not ensembl_map:
             raise SpecError(
                 f"{where}: gene_id = 'ensembl' needs ensembl_map (a TSV with columns ensembl_id, "
@@ -153,11 +206,17 @@ class CohortSpec:
         if not isinstance(response_map, dict) or not response_map:
             raise SpecError(f"{where}: [clinical.response_map] must map values to 0 or 1")
         for k, v in response_map.items():
-            if v not in (0, 1):
+            if isinstance(v, bool) or v not in (0, 1):
                 raise SpecError(f"{where}: response_map[{k!r}] = {v!r}, expected 0 or 1")
         response_map = {str(k).strip().upper(): int(v) for k, v in response_map.items()}
 
-        survival = dict(raw.get("survival", {}))
+        survival = raw.get("survival", {})
+        if not isinstance(survival, dict):
+            raise SpecError(f"{where}: 'survival' must be a [survival] table, got "
+                            f"{type(survival).__name__} {survival!r}")
+        survival = dict(survival)
+        for k in survival:
+            text(survival, k, "survival")  # every survival value is a string
         unit = survival.get("time_unit", "days")
         if unit not in TIME_UNITS:
             raise SpecError(f"{where}: survival time_unit {unit!r} is not one of {list(TIME_UNITS)}")
@@ -171,28 +230,31 @@ class CohortSpec:
                 raise SpecError(f"{where}: give both {end}_time and {end}_event, or neither")
 
         frac = raw.get("min_panel_fraction", DEFAULT_MIN_PANEL_FRACTION)
-        if not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)):
+            raise SpecError(f"{where}: min_panel_fraction must be a number in (0, 1], got "
+                            f"{type(frac).__name__} {frac!r}")
+        if not 0 < frac <= 1:
             raise SpecError(f"{where}: min_panel_fraction must be in (0, 1], got {frac!r}")
 
         return cls(
             name=name,
             spec_file=spec_file,
-            expression_file=resolve(need(expr, "file", "expression")),
+            expression_file=resolve(expression_file, "file", "expression"),
             layout=_LAYOUT_ALIASES[layout],
             units=_UNIT_ALIASES[units],
             gene_id=gene_id,
-            gene_column=expr.get("gene_column"),
-            ensembl_map=resolve(ensembl_map) if ensembl_map else None,
-            expression_sep=expr.get("sep"),
-            clinical_file=resolve(need(clin, "file", "clinical")),
-            clinical_sep=clin.get("sep"),
-            sample_column=need(clin, "sample", "clinical"),
-            response_column=need(clin, "response", "clinical"),
-            patient_column=clin.get("patient"),
-            timepoint_column=clin.get("timepoint"),
-            timepoint_value=clin.get("timepoint_value"),
-            treatment_column=clin.get("treatment"),
-            treatment_value=clin.get("treatment_value"),
+            gene_column=gene_column,
+            ensembl_map=resolve(ensembl_map, "ensembl_map", "expression") if ensembl_map else None,
+            expression_sep=expression_sep,
+            clinical_file=resolve(clinical_file, "file", "clinical"),
+            clinical_sep=clinical_sep,
+            sample_column=sample_column,
+            response_column=response_column,
+            patient_column=columns["patient"],
+            timepoint_column=columns["timepoint"],
+            timepoint_value=columns["timepoint_value"],
+            treatment_column=columns["treatment"],
+            treatment_value=columns["treatment_value"],
             response_map=response_map,
             survival=survival,
             min_panel_fraction=float(frac),
@@ -207,5 +269,10 @@ class CohortSpec:
     def check_files(self) -> None:
         """Raise :class:`SpecError` naming the first file the spec points to that is missing."""
         for f in self.data_files():
+            if f.is_dir():
+                raise SpecError(f"cohort {self.name}: file {f} is a directory, not a file")
+            if f.exists() and not f.is_file():
+                raise SpecError(f"cohort {self.name}: file {f} is not a regular file "
+                                "(a device or pipe?)")
             if not f.is_file():
                 raise SpecError(f"cohort {self.name}: file {f} does not exist")

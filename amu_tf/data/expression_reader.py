@@ -312,6 +312,8 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
         ids = read_delimited(path, sep, "expression", header=0, usecols=[0], dtype=str,
                              keep_default_na=False)  # "NA" is an id here, not a missing value
         samples = ids.iloc[:, 0].astype(str).str.strip().tolist()
+        if len(samples) != df.shape[0]:
+            samples = df[id_col].astype(str).str.strip().tolist()
         gene_ids = header[1:]
         values = df.drop(columns=[id_col]).T
     if not samples or values.shape[0] == 0:

@@ -123,16 +123,24 @@ class FoldInputs:
     biomarkers read their genes of the genome-wide table), each fitted on the training rows
     only."""
 
-    def __init__(self, train, test, transform):
+    def __init__(self, train, test, transform, missing_genes=None):
         self.train, self.test, self.transform = train, test, transform
         self._cache = {}
+        self.missing_genes = missing_genes if missing_genes is not None else {}
 
     def _fitted(self, key, make):
         if key not in self._cache:
             tf_ = make()
             tf_.fit(self.train)
-            self._cache[key] = (np.asarray(tf_.transform(self.train), dtype=np.float32),
-                                np.asarray(tf_.transform(self.test), dtype=np.float32))
+            X_tr = np.asarray(tf_.transform(self.train), dtype=np.float32)
+            X_te = np.asarray(tf_.transform(self.test), dtype=np.float32)
+            # genes a biomarker lacks in a training or a scored cohort (for the notes)
+            for found in (getattr(tf_, "missing_genes_", None),
+                          getattr(tf_, "last_missing_genes_", None)):
+                for cohort, genes in (found if isinstance(found, dict) else {}).items():
+                    if isinstance(genes, list) and genes:
+                        self.missing_genes.setdefault(tf_.name, {})[cohort] = genes
+            self._cache[key] = (X_tr, X_te)
         return self._cache[key]
 
     def for_estimator(self, est):
@@ -249,6 +257,7 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
     patients = _patients(labeled)
 
     rows, fold_info = [], []
+    missing_genes = {}  # input transform name -> {cohort: genes it lacks}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -265,7 +274,7 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
                 f"({'responders' if y_tr[0] == 1 else 'non-responders'}); a model cannot "
                 "learn from them"
             )
-        inputs = FoldInputs(train, test, transform)
+        inputs = FoldInputs(train, test, transform, missing_genes)
         fold_info.append({
             "repeat": fold.repeat, "fold": fold.fold, "name": fold.name,
             "n_train": int(len(fold.train)), "n_test": int(len(fold.test)),
@@ -325,6 +334,9 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
                      "frozen from the training rows of a cohort seen in training, else of the "
                      "held-out cohort's own expression: no labels); only their thresholds are "
                      "fitted, on the training rows")
+    for name, per_cohort in sorted(missing_genes.items()):
+        notes.append(f"{name}: genes absent from a cohort, left out of its score there: "
+                     + "; ".join(f"{c}: {', '.join(g)}" for c, g in sorted(per_cohort.items())))
     if transform == "cohort_z" and protocol in ("loco", "external"):
         notes.append("cohort_z standardises a held-out cohort with the mean/sd of its own "
                      "expression (no labels; like ComBat without covariates), so its scores "
