@@ -13,6 +13,8 @@ def _read_input(path, data_root):
     p = Path(path)
     if not p.exists():
         raise InputDataError(f"input {path} does not exist")
+    if not p.is_dir() and not p.is_file():
+        raise InputDataError(f"input {path} is not a regular file (a device or pipe?)")
     if p.suffix == ".toml":
         from components.ingest import ingest_cohort
 
@@ -24,10 +26,52 @@ def _read_input(path, data_root):
         if not (p / TABLE_FILE).is_file():
             raise InputDataError(f"{path} is a folder without {TABLE_FILE} (not a CohortTable)")
         return read_table(p)  # every gene of the artifact (its expression.h5ad)
+    if p.stat().st_size == 0:
+        raise InputDataError(f"input {path} is empty")
     try:
         return pd.read_csv(p, dtype={"sample": str, "patient": str, "cohort": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"cannot read {p} as CSV: {str(exc).splitlines()[0]}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
+            ValueError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputDataError(f"cannot read {p} as CSV: {first}") from None
+
+
+def _check_out(out, input_path):
+    """Refuse an unusable ``--out`` before any work: a directory, the input itself (or a
+    path inside an input folder), or a place where no file can be created."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from amu_tf.errors import InputDataError
+
+    o = Path(out)
+    if o.is_dir():
+        raise InputDataError(f"--out {out} is a directory; give a file path, e.g. "
+                             f"{o / 'predictions.csv'}")
+    if o.exists() and not o.is_file():
+        raise InputDataError(f"--out {out} exists and is not a regular file")
+    inp = Path(input_path)
+    if inp.exists():
+        ro, ri = o.resolve(), inp.resolve()
+        if ro == ri:
+            raise InputDataError(f"--out {out} is the input {input_path}: writing the "
+                                 "predictions would overwrite it; choose another --out")
+        if inp.is_dir() and ri in ro.parents:
+            raise InputDataError(f"--out {out} lies inside the input folder {input_path}; "
+                                 "choose a path outside it")
+    anc = o.absolute().parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputDataError(f"cannot write --out {out}: {anc} is not a directory")
+    try:  # a probe file where the first missing folder (or the file) would be created
+        fd, probe = tempfile.mkstemp(prefix=".amu-probe-", dir=anc)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputDataError(f"cannot write --out {out}: {exc.strerror or exc} "
+                             f"({anc})") from None
 
 
 @click.command("predict")
@@ -52,16 +96,15 @@ def command(model_dir, version, input_path, data_root, out):
     (cohort_z) is applied here per `cohort` before the model. predicted_class uses the
     threshold stored with the model.
     """
-    import os
-    from pathlib import Path
-
     from amu_tf.serving import ExportedModel
 
     if _is_model_artifact(model_dir):
         if version is not None:
             raise click.BadParameter("--version applies to exported models, not to a Model "
                                      "artifact", param_hint="--version")
+        _check_out(out, input_path)
         return _predict_with_artifact(model_dir, _read_input(input_path, data_root), out)
+    _check_out(out, input_path)
     model = ExportedModel.load(model_dir, version=version)
     df = _read_input(input_path, data_root)
     table, report = model.panel_table(df)
@@ -82,6 +125,14 @@ def command(model_dir, version, input_path, data_root, out):
         "probability": np.concatenate(probs).astype(np.float64) if probs else [],
         "predicted_class": np.concatenate(classes).astype(int) if classes else [],
     })
+    bad = ~np.isfinite(pred["probability"].to_numpy())
+    if bad.any():  # never a non-finite score in the output
+        from amu_tf.errors import InputDataError
+
+        raise InputDataError(
+            f"the model gave no finite probability for {int(bad.sum())} sample(s) (first: "
+            f"{pred['sample'].iloc[int(np.argmax(bad))]})"
+        )
     out = _write_predictions(pred, out)
     missing = report["missing"]
     click.echo(
@@ -107,15 +158,41 @@ def _is_model_artifact(path) -> bool:
 
 
 def _write_predictions(pred, out):
-    """The CSV written aside and renamed into place (never half-written)."""
+    """The CSV written aside and renamed into place (never half-written). An I/O error
+    (read-only place, no space, a directory in the way) is a one-line error naming the path,
+    and leaves neither the temporary file nor the folders made for it."""
     import os
     from pathlib import Path
 
+    from amu_tf.errors import InputDataError
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise InputDataError(f"--out {out} is a directory; give a file path")
+    made = []
+    d = out.absolute().parent
+    while not d.exists() and d != d.parent:
+        made.append(d)
+        d = d.parent
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    pred.to_csv(tmp, index=False, float_format="%.8g")
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pred.to_csv(tmp, index=False, float_format="%.8g")
+        os.replace(tmp, out)
+    except OSError as exc:
+        for junk in (tmp,):
+            try:
+                junk.unlink()
+            except OSError:
+                pass
+        for folder in made:  # deepest first; only the (empty) ones made here
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise InputDataError(
+            f"cannot write predictions to {out}: {exc.strerror or type(exc).__name__}"
+        ) from None
     return out
 
 
@@ -124,13 +201,40 @@ def _predict_with_artifact(model_dir, table, out):
     import numpy as np
     import pandas as pd
 
+    from amu_tf.data.cohort_table import META_COLUMNS, gene_columns
     from amu_tf.errors import InputDataError
+    from amu_tf.serving.exported_model import check_input_table, check_scale, numeric_genes
     from amu_tf.training.model_bundle import ModelBundle
 
-    if "sample" not in table.columns:
-        raise InputDataError("the input has no 'sample' column")
+    samples = check_input_table(table)
+    meta, panel = set(META_COLUMNS), set(gene_columns())
+    genes = {}
+    for c in table.columns:
+        if c in meta:
+            continue
+        v = table[c]
+        if (c not in panel and not pd.api.types.is_numeric_dtype(v)
+                and pd.to_numeric(v, errors="coerce").isna().all()):
+            continue  # a text column (a note, an id), not a gene
+        genes[c] = c
+    values = numeric_genes(table, genes, samples)  # a stray string in a gene cell: an error
+    check_scale(values, samples)
+    table = table.copy()
+    for c in genes:
+        if not pd.api.types.is_numeric_dtype(table[c]):  # only text-typed columns change
+            table[c] = values[c].to_numpy()
+    table["sample"] = samples.to_numpy()
     bundle = ModelBundle.load(model_dir)
-    p = np.asarray(bundle.predict_proba(table))[:, 1]
+    try:
+        p = np.asarray(bundle.predict_proba(table), dtype=np.float64)[:, 1]
+    except KeyError as exc:
+        raise InputDataError(f"the input lacks column(s) the model needs: {exc}") from None
+    bad = ~np.isfinite(p)
+    if bad.any():
+        raise InputDataError(
+            f"the model gave no finite probability for {int(bad.sum())} sample(s) (first: "
+            f"{samples.iloc[int(np.argmax(bad))]}): missing genes the model cannot impute?"
+        )
     pred = pd.DataFrame({"sample": table["sample"].astype(str).to_numpy(),
                          "probability": p.astype(np.float64),
                          "predicted_class": (p >= bundle.threshold).astype(int)})

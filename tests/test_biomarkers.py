@@ -213,3 +213,13 @@ def test_protocol_notes_name_the_genes_a_cohort_lacks():
     note = [n for n in r.notes if n.startswith("biomarker:cytolytic")]
     assert note == ["biomarker:cytolytic: genes absent from a cohort, left out of its score "
                     "there: SYN_TPM_B: PRF1"]
+
+
+def test_loco_per_cohort_rows_survive_missing_gene_notes():
+    from amu_tf.data.synthetic import make_synthetic_table
+    from amu_tf.evaluation.protocols import run_protocol
+
+    table, _ = make_synthetic_table(seed=5, n_per_cohort=30)
+    table.loc[table["cohort"] == "SYN_TPM_A", "GZMA"] = np.nan
+    r = run_protocol(table, "loco", ["cytolytic", "cd8a"], n_boot=0, progress=False)
+    assert set(r.per_cohort["cohort"]) == {"SYN_COUNTS", "SYN_TPM_A", "SYN_TPM_B"}

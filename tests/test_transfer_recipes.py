@@ -26,11 +26,16 @@ def test_immune_genes_are_the_signatures_genes_once_each():
 def test_signature_scores_are_the_biomarkers_columns(table):
     from amu_tf.biomarkers import BiomarkerTransform
 
-    t = SignatureScoresTransform().fit(table)
-    X = t.transform(table)
+    raw = SignatureScoresTransform(standardise=False).fit(table)
+    X = raw.transform(table)
     assert X.shape == (len(table), len(GENE_SIGNATURES))
     np.testing.assert_array_equal(X[:, 1:2], BiomarkerTransform("cd8a").fit(table)
                                   .transform(table))
+    assert X[:, GENE_SIGNATURES.index("impres")].max() > 3  # IMPRES counts pairs
+    Z = SignatureScoresTransform().fit(table).transform(table)
+    rows = (table["cohort"] == "SYN_COUNTS").to_numpy()
+    np.testing.assert_allclose(Z[rows].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(Z[rows].std(0), 1, atol=1e-4)  # each score weighs alike
 
 
 def test_gene_set_z_scores_within_cohort_and_refuses_absent_genes(table):

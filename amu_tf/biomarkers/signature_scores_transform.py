@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from amu_tf.biomarkers.biomarker_score import CohortStatistics, cohort_keys
 from amu_tf.biomarkers.biomarker_transform import BiomarkerTransform
 
 #: the biomarkers that read a handful of genes (TIDE needs a whole transcriptome)
@@ -13,13 +14,17 @@ GENE_SIGNATURES = ("cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "imp
 
 class SignatureScoresTransform(TransformerMixin, BaseEstimator):
     """One column per biomarker of ``biomarkers``, each as :class:`BiomarkerTransform`
-    computes it (within-cohort statistics, no labels): the biology as input features of a
-    model that learns how to weigh them."""
+    computes it (within-cohort statistics, no labels), then each column z-scored within its
+    cohort (``standardise``; statistics frozen from the training rows of a cohort seen at
+    ``fit``, else the scored rows' own), so that scores on different scales (IMPRES counts
+    0-15 pairs, the others are means of z-scores) weigh alike: the biology as input features
+    of a model that learns how to weigh them."""
 
     per_sample = False
 
-    def __init__(self, biomarkers=GENE_SIGNATURES):
+    def __init__(self, biomarkers=GENE_SIGNATURES, standardise=True):
         self.biomarkers = biomarkers
+        self.standardise = standardise
 
     @property
     def name(self):
@@ -31,10 +36,20 @@ class SignatureScoresTransform(TransformerMixin, BaseEstimator):
         self.missing_genes_ = {b: t.missing_genes_ for b, t in zip(self.biomarkers,
                                                                   self.transforms_)
                                if t.missing_genes_}
+        self.statistics_ = None
+        if self.standardise:
+            self.statistics_ = CohortStatistics(self.biomarkers).fit(self._scores(table),
+                                                                     cohort_keys(table))
         return self
 
+    def _scores(self, table):
+        return np.hstack([t.transform(table) for t in self.transforms_]).astype(np.float64)
+
     def transform(self, table):
-        return np.hstack([t.transform(table) for t in self.transforms_]).astype(np.float32)
+        scores = self._scores(table)
+        if self.statistics_ is not None:
+            scores = self.statistics_.standardise(scores, cohort_keys(table))
+        return scores.astype(np.float32)
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray([f"biomarker:{b}" for b in self.biomarkers], dtype=object)

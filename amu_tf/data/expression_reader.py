@@ -184,10 +184,17 @@ def check_log2_range(arr, gene_ids, samples, declared: str = "log2 expression",
         c = int(np.argwhere(bad.any(axis=0))[0][0])
         col = arr[:, c]
         extreme = np.nanmax(col) if word == "up to" else np.nanmin(col)
+        bound = (f"> {LOG2_MAX:g}" if word == "up to" else f"< {LOG2_MIN:g}")
+        n_out, n_fin = int(bad[:, c].sum()), int(np.isfinite(col).sum())
+        if n_out <= max(1, 0.01 * n_fin):  # a stray value: no unit to guess from the rest
+            r = int(np.flatnonzero(bad[:, c])[0])
+            raise InputDataError(
+                f"{where}: value {_num(col[r])} (gene {gene_ids[r]}, sample {samples[c]}) is "
+                f"not plausible for {declared} (a log2 scale has no values {bound}){hint}"
+            )
         what = likely_unit(col)
         look = (f"look like {what}, not {declared}" if what != "log2 values" else
                 f"are not plausible for {declared}")
-        bound = (f"> {LOG2_MAX:g}" if word == "up to" else f"< {LOG2_MIN:g}")
         raise InputDataError(
             f"{where}: values {word} {_num(extreme)} (sample {samples[c]}) {look} "
             f"(a log2 scale has no values {bound}){hint}"
@@ -235,11 +242,16 @@ def check_units(arr, gene_ids, samples, units: str, where: str = "expression") -
                 )
             continue
         share, n = _integral_share(col)
+        if share >= 0.99 and n >= 20 and total > TPM_MAX_SUM:
+            raise InputDataError(
+                f"{where}: sample {s} holds whole numbers summing to {_num(total)}: the values "
+                f"look like raw counts, not {units}"
+            )
         limit = TPM_MAX_SUM if units == "tpm" else FPKM_MAX_SUM
-        if total > limit or (share >= 0.99 and n >= 20 and total > TPM_MAX_SUM):
-            what = "raw counts" if share >= 0.99 and n >= 20 else likely_unit(col)
-            if what == "TPM" and units == "tpm":
-                what = "FPKM or counts"
+        if total > limit:
+            what = likely_unit(col)
+            if units == "tpm" and what in ("TPM", "linear-scale TPM/FPKM"):
+                what = "FPKM or scaled values"
             norm = ("a TPM column sums to 1e6 at most" if units == "tpm" else
                     f"an FPKM column sums to well below {_num(FPKM_MAX_SUM)}")
             raise InputDataError(
@@ -356,9 +368,11 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
         )
     if units in LINEAR_UNITS and (arr < 0).any():
         r, c = np.argwhere(arr < 0)[0]
+        what = likely_unit(arr[:, c])
+        hint = f"; the values look like {what}" if what.startswith("log2") else ""
         raise InputDataError(
             f"{where}: negative value {arr[r, c]:g} (gene {gene_ids[r]}, sample {samples[c]}) "
-            f"but units = {units!r}"
+            f"but units = {units!r}{hint}"
         )
 
     check_units(arr, gene_ids, samples, units, where)

@@ -334,9 +334,9 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
                      "frozen from the training rows of a cohort seen in training, else of the "
                      "held-out cohort's own expression: no labels); only their thresholds are "
                      "fitted, on the training rows")
-    for name, per_cohort in sorted(missing_genes.items()):
+    for name, lacking in sorted(missing_genes.items()):
         notes.append(f"{name}: genes absent from a cohort, left out of its score there: "
-                     + "; ".join(f"{c}: {', '.join(g)}" for c, g in sorted(per_cohort.items())))
+                     + "; ".join(f"{c}: {', '.join(g)}" for c, g in sorted(lacking.items())))
     if transform == "cohort_z" and protocol in ("loco", "external"):
         notes.append("cohort_z standardises a held-out cohort with the mean/sd of its own "
                      "expression (no labels; like ComBat without covariates), so its scores "

@@ -13,6 +13,13 @@ table (or all-NaN for one cohort) is NaN and imputed by the transform; more than
 transform that needs a whole cohort (``cohort_z``) is not in the graph; it is applied here, in
 Python, per ``cohort`` column value (one cohort if the table has no such column), from the
 fitted transform stored in ``assets/transform/``.
+
+Nothing is invented (:func:`check_input_table`, :func:`numeric_genes`): the table needs data
+rows and a ``sample`` column of unique, non-empty ids; a gene cell must be a number or empty
+(NA: a missing value, imputed as above and reported); any other string is an error naming the
+sample and the gene; infinite values are refused; and the values must be on the log2 scale of
+a cohort table (within [-20, 25], :func:`amu_tf.data.expression_reader.check_log2_range`):
+linear-scale input (counts, TPM: values in the thousands) is refused with a hint.
 """
 
 from __future__ import annotations
@@ -30,6 +37,70 @@ from amu_tf.serving.serving_versions import resolve_version_dir
 
 MAX_MISSING_FRACTION = 0.10
 TRANSFORM_ASSET = "transform"
+SCALE_HINT = ("; amu predict takes log2 expression as in a cohort table (counts -> log2 CPM, "
+              "TPM/FPKM -> log2(x+1)): give it a cohort spec (.toml) to convert the file")
+
+
+def check_input_table(df: pd.DataFrame, where: str = "the input") -> pd.Series:
+    """The table's sample ids (stripped strings), or one-line :class:`InputDataError`: no data
+    rows, no ``sample`` column, an empty/NA id, or a duplicate id. Ids are never invented."""
+    if len(df) == 0:
+        raise InputDataError(f"{where} has no data rows (a header only?): nothing to predict")
+    if "sample" not in df.columns:
+        example = ", ".join(map(str, list(df.columns)[:3]))
+        raise InputDataError(
+            f"{where} has no 'sample' column (columns: {example}, ...): sample ids are not "
+            "invented; add a 'sample' column of unique ids"
+        )
+    raw = df["sample"]
+    ids = raw.astype(str).str.strip()
+    empty = raw.isna().to_numpy() | (ids == "").to_numpy()
+    if empty.any():
+        r = int(np.argmax(empty))
+        raise InputDataError(
+            f"{where}: {int(empty.sum())} row(s) have no sample id (row {r + 1} of the data "
+            "is empty or NA)"
+        )
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        first = ids[dup].iloc[0]
+        rows = [i + 1 for i in np.flatnonzero((ids == first).to_numpy())]
+        raise InputDataError(
+            f"{where}: duplicate sample id {first!r} (data rows {', '.join(map(str, rows[:5]))}"
+            f"; {int(ids.duplicated().sum())} duplicate(s) in all): sample ids must be unique"
+        )
+    return ids
+
+
+def numeric_genes(df: pd.DataFrame, columns: dict, samples: pd.Series,
+                  where: str = "the input") -> pd.DataFrame:
+    """``{name: df[col]}`` for ``columns`` (name -> table column) as float64: NaN/empty stays
+    NaN (missing), a string that is not a number is an :class:`InputDataError` naming the
+    sample and the gene (never imputed silently)."""
+    out = {}
+    for name, col in columns.items():
+        v = df[col]
+        num = pd.to_numeric(v, errors="coerce") if not pd.api.types.is_numeric_dtype(v) else v
+        bad = (num.isna() & v.notna()).to_numpy()
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise InputDataError(
+                f"{where}: non-numeric value {v.iloc[r]!r} for gene {name} of sample "
+                f"{samples.iloc[r]} ({int(bad.sum())} such cell(s) for this gene); a gene "
+                "value must be a number, or empty for a missing value"
+            )
+        out[name] = num.astype(np.float64).to_numpy()
+    return pd.DataFrame(out, index=df.index)
+
+
+def check_scale(genes: pd.DataFrame, samples: pd.Series, where: str = "the input") -> None:
+    """Infinite values and values off the log2 scale (e.g. linear counts) are refused."""
+    from amu_tf.data.expression_reader import check_log2_range
+
+    if genes.shape[1] == 0 or len(genes) == 0:
+        return
+    check_log2_range(genes.to_numpy(dtype=np.float64).T, list(genes.columns),
+                     [str(s) for s in samples], "log2 expression", where, hint=SCALE_HINT)
 
 
 class ExportedModel:
@@ -101,7 +172,11 @@ class ExportedModel:
                 f"input must have shape (samples, {self.n_genes}), got {tuple(x.shape)}"
             )
         if np.isinf(x).any():
-            raise InputDataError("input has infinite values")
+            r, c = np.argwhere(np.isinf(x))[0]
+            raise InputDataError(
+                f"input has {int(np.isinf(x).sum())} infinite value(s) (first: sample {r}, "
+                f"gene {self.symbols[c] if c < len(self.symbols) else c})"
+            )
         if np.isnan(x).any() and not self.transform_info.get("imputes_in_graph", False):
             r, c = np.argwhere(np.isnan(x))[0]
             raise InputDataError(
@@ -146,9 +221,13 @@ class ExportedModel:
                 f"{df.shape[1]} columns (e.g. {example}); columns must be gene symbols or "
                 "Entrez ids"
             )
+        samples = check_input_table(df)
+        present = numeric_genes(df, {self.symbols[i]: col for i, col in sorted(found.items())},
+                                samples)
+        check_scale(present, samples)
         genes = pd.DataFrame(
-            {s: (pd.to_numeric(df[found[i]], errors="coerce") if i in found else np.nan)
-             for i, s in enumerate(self.symbols)},
+            {s: (present[s].to_numpy() if s in present.columns else np.nan)
+             for s in self.symbols},
             index=df.index,
         ).astype(np.float64)
         cohorts = df["cohort"].astype(str) if "cohort" in df.columns else pd.Series(
@@ -173,12 +252,6 @@ class ExportedModel:
                 f"{MAX_MISSING_FRACTION:.0%} of the {self.n_genes} panel genes (row {r} misses "
                 f"{int(per_row[r])}); refusing to impute that much"
             )
-        if "sample" in df.columns:
-            samples = df["sample"].astype(str)
-        else:
-            non_gene = [c for c in df.columns if c not in set(found.values())]
-            samples = (df[non_gene[0]].astype(str) if non_gene
-                       else pd.Series([str(i) for i in range(len(df))], index=df.index))
         meta = pd.DataFrame({"sample": samples.to_numpy(), "cohort": cohorts.to_numpy()},
                             index=df.index)
         report = {"n_found": len(found), "missing": [s for s in self.symbols if s in missing_all]}

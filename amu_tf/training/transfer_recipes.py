@@ -8,8 +8,8 @@ statistics, as ``cohort_z``), the estimators search their regularisation by inne
 cross-validation on the training rows and freeze their threshold there.
 
 - ``consensus``: training-free: the mean of the seven gene-signature biomarkers' scores
-  (CD274, CD8A, CXCL9, cytolytic, IFN-gamma 6, GEP 18, IMPRES), each z-scored within its
-  cohort. Only the threshold is fitted.
+  (CD274, CD8A, CXCL9, cytolytic, IFN-gamma 6, GEP 18, IMPRES), each score z-scored within
+  its cohort so that they weigh alike. Only the threshold is fitted.
 - ``stack``: an L2 logistic regression on those seven scores (biology as the features; the
   model learns their weights on the training cohorts).
 - ``immune-genes``: an L2 logistic regression on the z-scores of the signatures' 35 genes
