@@ -12,6 +12,10 @@ DEFAULT_MODELS = "amu:small,logreg,svm,rf,xgboost"
 #: cohorts only, not the synthetic default cohorts)
 RUN_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres,tide"
 SYNTHETIC_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres"
+#: the transfer recipes `amu run` adds on real cohorts (benchmarks/bench_generalisation.py:
+#: recipe:consensus has the best pooled leave-one-cohort-out AUC, recipe:stack the best
+#: per-cohort AUCs among the trained models)
+RUN_RECIPES = "recipe:consensus,recipe:stack"
 PAPER_TABLE_MODELS = "logreg,rf,xgboost"
 
 

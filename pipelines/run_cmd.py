@@ -27,8 +27,8 @@ from pathlib import Path
 import click
 
 from amu_tf.training.distribute import strategy_option
-from pipelines.evaluate_cmd import (DEFAULT_MODELS, RUN_BIOMARKERS, SYNTHETIC_BIOMARKERS,
-                                    keras_params, split_list)
+from pipelines.evaluate_cmd import (DEFAULT_MODELS, RUN_BIOMARKERS, RUN_RECIPES,
+                                    SYNTHETIC_BIOMARKERS, keras_params, split_list)
 
 QUICK = {"models": "amu:tiny,logreg,cd8a,cxcl9", "epochs": 8, "patience": 3, "folds": 3, "n_boot": 200,
          "n_per_cohort": 40, "n_explain": 40, "n_perm": 200}
@@ -299,7 +299,8 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
               help="Run folder; each step writes <out>/<step>/.")
 @click.option("--models", default=None,
               help=f"Comma-separated estimators [{DEFAULT_MODELS}, and the biomarkers "
-                   f"{RUN_BIOMARKERS} (synthetic default cohorts: without tide)].")
+                   f"{RUN_BIOMARKERS} (synthetic default cohorts: without tide), and the "
+                   f"recipes {RUN_RECIPES}].")
 @click.option("--protocols", default="cv,loco", show_default=True,
               help="Comma-separated: cv, loco, external, paper (LEAKY).")
 @click.option("--transform", default="cohort_z", show_default=True)
@@ -350,7 +351,7 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
     q = QUICK if quick else {}
     opts = {
         "models": split_list(models or q.get("models") or ",".join(
-            [DEFAULT_MODELS, RUN_BIOMARKERS if cohorts else SYNTHETIC_BIOMARKERS])),
+            [DEFAULT_MODELS, RUN_RECIPES, RUN_BIOMARKERS if cohorts else SYNTHETIC_BIOMARKERS])),
         "protocols": split_list(protocols),
         "transform": transform,
         "train_cohorts": split_list(train_cohorts) if train_cohorts else None,

@@ -71,3 +71,16 @@ def test_immune_amu_trains_an_amu_model_on_the_immune_genes(table):
     assert est.predict_proba(X).shape == (int(lab.sum()), 2)
     with pytest.raises(ValueError, match="unknown recipe"):
         make_estimator("recipe:nope")
+
+
+@pytest.mark.parametrize("recipe", ["recipe:consensus", "recipe:stack", "recipe:immune-genes"])
+def test_recipe_model_artifact_round_trips(table, tmp_path, recipe):
+    from amu_tf.training.model_bundle import ModelBundle
+    from components.train import run_train
+
+    art = run_train(table, tmp_path / "m", model=recipe)
+    bundle = ModelBundle.load(art.uri)
+    assert bundle.kind == "recipe"
+    p = bundle.predict_proba(table)[:, 1]
+    assert np.isfinite(p).all() and p.shape == (len(table),)
+    assert bundle.info["n_genes"] > 1 and bundle.info["transform"] != "cohort_z"

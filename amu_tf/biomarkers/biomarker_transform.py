@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from amu_tf.biomarkers.biomarker_presets import BIOMARKERS, biomarker_genes
 from amu_tf.biomarkers.biomarker_score import (MIN_GENE_FRACTION, CohortStatistics,
                                                check_coverage, cohort_keys, combine,
                                                gene_values, impres, tide)
+from amu_tf.biomarkers.table_transform import TableTransform
 from amu_tf.errors import SpecError
 
-JOBLIB_FILE = "transform.joblib"
 
-
-class BiomarkerTransform(TransformerMixin, BaseEstimator):
+class BiomarkerTransform(TableTransform):
     """The score of biomarker ``biomarker`` (a key of :data:`BIOMARKERS`) for every row of a
     cohort table, as a float32 ``(n, 1)`` matrix. Learns no label: ``fit`` freezes the
     within-cohort gene statistics of the cohorts in its rows (see
@@ -26,8 +24,6 @@ class BiomarkerTransform(TransformerMixin, BaseEstimator):
         min_gene_fraction: a cohort holding fewer of the biomarker's genes is refused.
         cancer: TIDE's cancer type (``Melanoma``, ``NSCLC``, ``Other``).
     """
-
-    per_sample = False  # a new cohort is standardised with its own statistics
 
     def __init__(self, biomarker="cd8a", min_gene_fraction=MIN_GENE_FRACTION,
                  cancer="Melanoma"):
@@ -87,24 +83,6 @@ class BiomarkerTransform(TransformerMixin, BaseEstimator):
                                                       self.min_gene_fraction)
             score = combine(self.biomarker, self.statistics_.standardise(values, cohorts))
         return np.asarray(score, dtype=np.float32)[:, None]
-
-    def save(self, directory):
-        """Write the fitted transform to ``directory`` (``transform.json`` naming it, and
-        ``transform.joblib``); :func:`amu_tf.data.transforms.load_transform` reads it."""
-        import json
-        from pathlib import Path
-
-        import joblib
-
-        from amu_tf import __version__
-
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, d / JOBLIB_FILE)
-        (d / "transform.json").write_text(json.dumps(
-            {"name": "biomarker", "biomarker": self.biomarker, "per_sample": False,
-             "amu_tf_version": __version__, "file": JOBLIB_FILE}, indent=2) + "\n")
-        return d
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray([self.name], dtype=object)

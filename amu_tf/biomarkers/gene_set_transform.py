@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from amu_tf.biomarkers.biomarker_score import CohortStatistics, cohort_keys, gene_values
+from amu_tf.biomarkers.table_transform import TableTransform
 from amu_tf.errors import InputDataError
 
 
-class GeneSetTransform(TransformerMixin, BaseEstimator):
+class GeneSetTransform(TableTransform):
     """Each gene of ``genes`` z-scored within its cohort (statistics frozen from the training
     rows of a cohort seen at ``fit``, else the scored rows' own, as ``cohort_z``); a gene a
     cohort lacks is 0 there (its cohort mean). A gene absent from every training row is
     refused; so is a gene set of which fewer than ``min_gene_fraction`` is present."""
-
-    per_sample = False
 
     def __init__(self, genes=(), min_gene_fraction=0.8):
         self.genes = genes

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from amu_tf.biomarkers.biomarker_score import CohortStatistics, cohort_keys
 from amu_tf.biomarkers.biomarker_transform import BiomarkerTransform
+from amu_tf.biomarkers.table_transform import TableTransform
 
 #: the biomarkers that read a handful of genes (TIDE needs a whole transcriptome)
 GENE_SIGNATURES = ("cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres")
 
 
-class SignatureScoresTransform(TransformerMixin, BaseEstimator):
+class SignatureScoresTransform(TableTransform):
     """One column per biomarker of ``biomarkers``, each as :class:`BiomarkerTransform`
     computes it (within-cohort statistics, no labels), then each column z-scored within its
     cohort (``standardise``; statistics frozen from the training rows of a cohort seen at
     ``fit``, else the scored rows' own), so that scores on different scales (IMPRES counts
     0-15 pairs, the others are means of z-scores) weigh alike: the biology as input features
     of a model that learns how to weigh them."""
-
-    per_sample = False
 
     def __init__(self, biomarkers=GENE_SIGNATURES, standardise=True):
         self.biomarkers = biomarkers

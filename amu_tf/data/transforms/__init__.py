@@ -52,11 +52,11 @@ def load_transform(directory) -> BaseTransform:
     folder)."""
     config, arrays = read_config(directory)
     name = config.get("name")
-    if name == "biomarker":  # a published biomarker's score (amu_tf.biomarkers)
+    if name == "joblib":  # biomarker scores, gene sets (amu_tf.biomarkers.table_transform)
         import joblib
         from pathlib import Path
 
-        from amu_tf.biomarkers.biomarker_transform import JOBLIB_FILE
+        from amu_tf.biomarkers.table_transform import JOBLIB_FILE
 
         return joblib.load(Path(directory) / JOBLIB_FILE)
     if name not in TRANSFORMS:
