@@ -25,7 +25,7 @@ import pandas as pd
 from amu_tf import __version__
 from amu_tf.artifacts import Artifact, ArtifactWriter, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
-from amu_tf.errors import InputDataError
+from amu_tf.errors import InputDataError, SpecError
 from amu_tf.panel import panel_entrez, panel_symbols
 from amu_tf.training.model_bundle import (
     JOBLIB_FILE,
@@ -86,7 +86,10 @@ def run_train(
     cohorts_used = sorted(train["cohort"].astype(str).unique())
     y = train["response"].to_numpy().astype(int)
 
-    estimator = make_estimator(model, seed=seed, **estimator_params)  # bad names fail early
+    try:  # bad names and parameters fail before any work
+        estimator = make_estimator(model, seed=seed, **estimator_params)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"model {model!r}: {exc}") from None
     t0 = time.perf_counter()
     own_input = getattr(estimator, "make_input_transform", None)  # a biomarker's own genes
     tf_ = own_input() if own_input is not None else get_transform(transform)

@@ -75,6 +75,11 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
         protocols = split_list(protocols or "cv,loco")
         transform = transform or "cohort_z"
         out = out or "runs/evaluate"
+    from pipelines.option_checks import check_counts, check_models, check_protocols
+
+    check_models(models)
+    check_protocols(protocols)
+    check_counts(folds=folds, repeats=repeats, n_boot=n_boot, epochs=epochs, patience=patience)
     from components.audit import run_audit
 
     _, audit_result = run_audit(paper_table or table, None)  # reported, never silently

@@ -356,11 +356,11 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "transform": transform,
         "train_cohorts": split_list(train_cohorts) if train_cohorts else None,
         "test_cohorts": split_list(test_cohorts) if test_cohorts else None,
-        "folds": folds or q.get("folds", 5),
+        "folds": folds if folds is not None else q.get("folds", 5),
         "repeats": repeats,
         "n_boot": n_boot if n_boot is not None else q.get("n_boot", 1000),
-        "epochs": epochs or q.get("epochs", 40),
-        "patience": patience or q.get("patience", 5),
+        "epochs": epochs if epochs is not None else q.get("epochs", 40),
+        "patience": patience if patience is not None else q.get("patience", 5),
         "n_jobs": n_jobs,
         "allow_leaks": allow_leaks,
         "signal": signal,
@@ -376,6 +376,12 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "export_name": export_name,
         "strategy": strategy,
     }
+    from pipelines.option_checks import check_counts, check_models, check_protocols
+
+    check_models(opts["models"], opts["interpret_models"])
+    check_protocols(opts["protocols"])
+    check_counts(folds=opts["folds"], repeats=opts["repeats"], n_boot=opts["n_boot"],
+                 epochs=opts["epochs"], patience=opts["patience"])
     if not cohorts:
         opts["data_note"] = ("Synthetic default cohorts (amu_tf.data.synthetic, seed "
                              f"{seed}, response signal {'planted' if signal else 'absent'}); "

@@ -80,7 +80,37 @@ def read_table(path: str | Path) -> pd.DataFrame:
             df[c] = df[c].fillna("")  # CSV turns empty strings into NaN; keep them empty
     if expression is not None and expression.is_file():
         df = _join_other_genes(df, expression)
+    check_table(df, str(path))
     return df
+
+
+def check_table(df: pd.DataFrame, where: str = "the table") -> None:
+    """Labels are 1, 0 or empty; panel gene values are numbers and never infinite."""
+    from amu_tf.errors import InputDataError
+
+    if "response" in df.columns:
+        r = pd.to_numeric(df["response"], errors="coerce")
+        bad = (r.notna() & ~r.isin([0, 1])) | (r.isna() & df["response"].notna())
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            sample = df["sample"].iloc[i] if "sample" in df.columns else i
+            raw = df["response"].iloc[i]
+            shown = repr(raw) if isinstance(raw, str) else f"{float(raw):g}"
+            raise InputDataError(
+                f"{where}: response {shown} (sample {sample}) is not a label: 1 (CR/PR), "
+                "0 (SD/PD) or empty (unlabeled)")
+    genes = [g for g in gene_columns() if g in df.columns]
+    if genes:
+        values = df[genes].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        text = df[genes].notna().to_numpy() & np.isnan(values)
+        if text.any():
+            i, j = np.argwhere(text)[0]
+            raise InputDataError(f"{where}: gene {genes[j]} holds {str(df[genes[j]].iloc[i])!r} "
+                                 "(not a number)")
+        if np.isinf(values).any():
+            i, j = np.argwhere(np.isinf(values))[0]
+            raise InputDataError(f"{where}: gene {genes[j]} holds an infinite value "
+                                 f"(row {i}); values must be finite log2 expression")
 
 
 def _join_other_genes(df: pd.DataFrame, h5ad: Path) -> pd.DataFrame:
@@ -115,6 +145,8 @@ def load_cohort_table(table) -> tuple[pd.DataFrame, "Artifact | None"]:
         raise InputDataError(f"cohort table {path} not found: no such file or artifact folder")
     try:
         df = read_table(path)
+    except InputDataError:
+        raise
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputDataError(f"cannot read cohort table {path}: {exc}") from None
     return df, Artifact.for_file(path, type="CohortTable")
