@@ -186,7 +186,9 @@ def explain(model, X, X_background, genes, *, kind=None, n_background=30, seed=0
             else:
                 out = keras.layers.Lambda(lambda z: z[:, -1:])(logits)
                 out_name = "last logit"
-            wrapper = keras.Model(inp, out)
+            # inputs as a list: shap's GradientExplainer calls the model with a list, and a
+            # functional model built on a single tensor warns about the structure each call
+            wrapper = keras.Model([inp], out)
             rng = np.random.default_rng(seed)
             bg = Xb[rng.choice(len(Xb), size=min(len(Xb), 100), replace=False)]
             expl = shap.GradientExplainer(wrapper, bg.astype("float32"))
@@ -243,7 +245,7 @@ def plot_summary(result: ShapResult, path, max_display=20, title=None):
 
     plt.figure()
     shap.summary_plot(result.values, result.data, feature_names=result.genes,
-                      max_display=max_display, show=False)
+                      max_display=max_display, show=False, rng=np.random.default_rng(0))
     fig = plt.gcf()
     if title:
         fig.suptitle(title)
