@@ -51,7 +51,12 @@ def load_model_parts(model_uri: str | os.PathLike):
         ModelBundle = None
     if ModelBundle is not None:
         bundle = ModelBundle.load(model_uri)
-        return bundle.keras_model, bundle.transform, dict(bundle.info or {}), art
+        info = dict(bundle.info or {})
+        if "threshold" not in info:  # no model_info.json: the estimator's own frozen one
+            info["threshold"] = bundle.threshold
+            info.setdefault("threshold_method",
+                            getattr(bundle.estimator, "threshold_method_", None))
+        return bundle.keras_model, bundle.transform, info, art
     info_file = model_uri / MODEL_INFO_FILE
     info = json.loads(info_file.read_text()) if info_file.is_file() else {}
     keras_model = None

@@ -10,8 +10,10 @@ import click
 @click.option("--out", "out", type=click.Path(), default=None,
               help="Write an AuditReport artifact (report.json + report.md) here.")
 @click.option("--leak-auc", default=0.95, show_default=True,
+              type=click.FloatRange(0.5, 1.0, min_open=True),
               help="A per-sample statistic with max(AUC, 1-AUC) at or above this is a leak.")
 @click.option("--warning-auc", default=0.8, show_default=True,
+              type=click.FloatRange(0.5, 1.0, min_open=True),
               help="... and at or above this a warning.")
 def command(inputs, data_root, out, leak_auc, warning_auc):
     """Audit a cohort table (CSV or CohortTable artifact), cohort spec(s) (TOML) or the
@@ -22,8 +24,11 @@ def command(inputs, data_root, out, leak_auc, warning_auc):
     with several samples; cohort confounded with label. Prints each finding with its
     evidence; exit status 1 when a leak is found, 0 when clean.
     """
-    from amu_tf.errors import LeakageError
+    from amu_tf.errors import LeakageError, SpecError
     from components.audit import run_audit
+
+    if warning_auc > leak_auc:
+        raise SpecError(f"--warning-auc {warning_auc:g} is above --leak-auc {leak_auc:g}")
 
     art, result = run_audit(list(inputs), out, data_root=data_root, leak_auc=leak_auc,
                             warning_auc=warning_auc)

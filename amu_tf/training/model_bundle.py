@@ -38,9 +38,16 @@ TRANSFORM_DIR = "transform"
 
 
 def _threshold_from_info(info: dict) -> float:
-    t = info.get("threshold", 0.5)
+    """The frozen threshold recorded in ``model_info.json``; a model without one is refused
+    (a default of 0.5 would silently change its predicted classes)."""
+    t = info.get("threshold")
     if isinstance(t, dict):
-        t = t.get("value", 0.5)
+        t = t.get("value")
+    if t is None:
+        raise ArtifactError("the Model artifact records no decision threshold (no "
+                            f"{MODEL_INFO_FILE} and no {'zoo_classifier.json'}): train it "
+                            "again with `amu train`, or add \"threshold\" to its "
+                            f"{MODEL_INFO_FILE}")
     return float(t)
 
 
