@@ -43,7 +43,8 @@ def keras_params(models, epochs, patience) -> dict:
 @click.option("--protocols", default=None,
               help="Comma-separated: cv, loco, external, paper [cv,loco; paper table: cv,paper].")
 @click.option("--transform", default=None,
-              help="Transform fitted per split [cohort_z; paper table: reference_z].")
+              help="Transform fitted per split [cohort_z; paper table: reference_z]; also rank, "
+                   "paper, gene_set:FILE, variable_genes:N (genome-wide genes).")
 @click.option("--train-cohorts", default=None, help="external: comma-separated training cohorts.")
 @click.option("--test-cohorts", default=None, help="external: cohorts to score [the others].")
 @click.option("--folds", default=5, show_default=True, help="cv folds.")

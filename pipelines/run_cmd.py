@@ -303,7 +303,10 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
                    f"recipes {RUN_RECIPES}].")
 @click.option("--protocols", default="cv,loco", show_default=True,
               help="Comma-separated: cv, loco, external, paper (LEAKY).")
-@click.option("--transform", default="cohort_z", show_default=True)
+@click.option("--transform", default="cohort_z", show_default=True,
+              help="Transform fitted per split: cohort_z, rank, paper, reference_z, "
+                   "gene_set:FILE, variable_genes:N (genome-wide genes; zoo models read the "
+                   "160-gene panel).")
 @click.option("--train-cohorts", default=None, help="external: comma-separated training cohorts.")
 @click.option("--test-cohorts", default=None, help="external: cohorts to score [the others].")
 @click.option("--folds", default=None, type=int, help="cv folds [5].")

@@ -25,10 +25,13 @@ def _parse_params(pairs):
 @click.option("--table", required=True, type=click.Path(exists=True),
               help="CohortTable artifact folder or a cohort-table CSV.")
 @click.option("--model", "model_name", default="amu:small", show_default=True,
-              help="Zoo model (amu:paper|small|tiny, amu-ft:small|base, cnn:paper) or a "
-                   "baseline (svm, rf, adaboost, xgboost, logreg).")
+              help="Zoo model (amu:paper|small|tiny, amu-ft:small|base, cnn:paper), a "
+                   "baseline (svm, rf, adaboost, xgboost, logreg), a biomarker (cd274, "
+                   "cd8a, cxcl9, cytolytic, ifng6, gep18, impres, tide) or a recipe "
+                   "(recipe:consensus, recipe:stack, ...; see `amu zoo`).")
 @click.option("--transform", default="cohort_z", show_default=True,
-              help="Transform fitted on the training rows (paper, cohort_z, rank).")
+              help="Transform fitted on the training rows (paper, cohort_z, rank, "
+                   "gene_set:FILE, variable_genes:N).")
 @click.option("--out", "out", required=True, type=click.Path(), help="Model artifact folder.")
 @click.option("--cohorts", multiple=True,
               help="Training cohorts (repeat or comma-separate); default all labeled cohorts.")

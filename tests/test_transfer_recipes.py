@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from amu_tf.biomarkers.gene_set_transform import GeneSetTransform
+from amu_tf.data.transforms.gene_set_transform import GeneSetTransform
 from amu_tf.biomarkers.signature_scores_transform import (GENE_SIGNATURES,
                                                           SignatureScoresTransform)
 from amu_tf.data.synthetic import make_synthetic_table

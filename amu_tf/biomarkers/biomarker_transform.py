@@ -8,7 +8,7 @@ from amu_tf.biomarkers.biomarker_presets import BIOMARKERS, biomarker_genes
 from amu_tf.biomarkers.biomarker_score import (MIN_GENE_FRACTION, CohortStatistics,
                                                check_coverage, cohort_keys, combine,
                                                gene_values, impres, tide)
-from amu_tf.biomarkers.table_transform import TableTransform
+from amu_tf.data.transforms.table_transform import TableTransform
 from amu_tf.errors import SpecError
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from amu_tf.biomarkers.biomarker_score import CohortStatistics, cohort_keys
 from amu_tf.biomarkers.biomarker_transform import BiomarkerTransform
-from amu_tf.biomarkers.table_transform import TableTransform
+from amu_tf.data.transforms.table_transform import TableTransform
 
 #: the biomarkers that read a handful of genes (TIDE needs a whole transcriptome)
 GENE_SIGNATURES = ("cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres")

@@ -37,7 +37,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
 
             return SignatureScoresTransform()
         if kind == "immune_genes":
-            from amu_tf.biomarkers.gene_set_transform import GeneSetTransform
+            from amu_tf.data.transforms.gene_set_transform import GeneSetTransform
 
             return GeneSetTransform(immune_genes())
         from amu_tf.data.transforms import get_transform

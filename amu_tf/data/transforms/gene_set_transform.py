@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from amu_tf.biomarkers.biomarker_score import CohortStatistics, cohort_keys, gene_values
-from amu_tf.biomarkers.table_transform import TableTransform
+from amu_tf.data.transforms.table_transform import TableTransform
 from amu_tf.errors import InputDataError
 
 
@@ -22,6 +22,25 @@ class GeneSetTransform(TableTransform):
     @property
     def name(self):
         return f"gene_set[{len(self.genes)}]"
+
+    @classmethod
+    def from_file(cls, path, **params):
+        """The genes of a text file (one symbol per line, ``#`` comments) or of the first set
+        of a GMT file (name, description, then the genes, tab-separated)."""
+        from pathlib import Path
+
+        p = Path(path)
+        if not p.is_file():
+            raise InputDataError(f"gene set file {path} does not exist")
+        lines = [ln.strip() for ln in p.read_text().splitlines()
+                 if ln.strip() and not ln.startswith("#")]
+        if p.suffix.lower() == ".gmt" or (lines and lines[0].count("\t") >= 2):
+            genes = [g for g in lines[0].split("\t")[2:] if g]
+        else:
+            genes = lines
+        if not genes:
+            raise InputDataError(f"gene set file {path} names no gene")
+        return cls(tuple(dict.fromkeys(genes)), **params)
 
     def fit(self, table, y=None):
         genes = list(self.genes)
