@@ -14,7 +14,7 @@ def command():
     from amu_tf.models.zoo import list_models
 
     from amu_tf.biomarkers import BIOMARKERS, biomarker_genes
-    from amu_tf.training import BASELINES
+    from amu_tf.training import BASELINES, TRANSFER_RECIPES
 
     rows = list_models()
     click.echo(f"{'model':<14} {'params (paper)':>14} {'params (keras)':>14}  description")
@@ -32,3 +32,8 @@ def command():
         genes = f"{n} gene{'s' if n != 1 else ''}" if n else "whole transcriptome"
         click.echo(f"{name:<14} {genes:>20}  {spec['description']}")
         click.echo(f"{'':<14} {'':>20}  ({spec['reference']})")
+    click.echo("")
+    click.echo("cross-cohort recipes (docs/generalisation.md; recipe:consensus is the one "
+               "recommended for a new cohort):")
+    for name, spec in TRANSFER_RECIPES.items():
+        click.echo(f"{'recipe:' + name:<22} {spec['description']}")

@@ -88,3 +88,4 @@ def test_amu_zoo_command_lists_counts():
     # the biomarkers, each with its gene count, description and reference line
     assert "1 gene  CD8A mRNA" in lines["cd8a"] and "18 genes" in lines["gep18"]
     assert "whole transcriptome" in lines["tide"] and "(Auslander et al." in result.output
+    assert "recipe:consensus" in lines and "recipe:stack" in lines

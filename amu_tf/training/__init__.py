@@ -86,7 +86,8 @@ def make_estimator(name: str, seed: int = 0, **params):
 
 
 __all__ = [
-    "BIOMARKER_ESTIMATORS", "RECIPE_ESTIMATORS", "RecipeClassifier", "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
+    "BIOMARKER_ESTIMATORS", "RECIPE_ESTIMATORS", "RecipeClassifier", "TRANSFER_RECIPES",
+    "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
     "ZooClassifier", "estimator_kind", "make_baseline", "make_estimator", "upsample_indices",
     "youden_threshold",
 ]
