@@ -1,4 +1,7 @@
-"""Export (TFX's Pusher): a trained Keras Model artifact -> a TF Serving version folder.
+"""Export (TFX's Pusher): a trained Model artifact -> a TF Serving version folder.
+
+Keras zoo models, and the models that are a few multiply-adds (the gene-signature
+biomarkers, IMPRES, the logistic regression: :mod:`amu_tf.serving.linear_export`).
 
     art = run_export("runs/x/train", base_dir="saved_models", name="amu")
     art.properties["version"], art.properties["path"]     # 3, "saved_models/amu/3"
@@ -183,11 +186,15 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     in ``assets/amu_metadata.json``. ``compiled_attention``: trace AMU attention with the
     compiled CPU op (faster, not portable: see :mod:`amu_tf.serving.saved_model_export`)."""
     keras_model, transform, info, model_art = load_model_parts(model_uri)
-    if keras_model is None:
-        raise ArtifactError(
-            f"{model_uri} holds a {info.get('kind', 'non-Keras')} model; only Keras zoo models "
-            "can be exported as a TensorFlow SavedModel"
-        )
+    copy_transform = True  # the Model artifact's own fitted transform goes into assets/
+    if keras_model is None:  # a biomarker or the logistic regression: a few multiply-adds
+        from amu_tf.serving.linear_export import serving_model
+        from amu_tf.training.model_bundle import ModelBundle
+
+        keras_model, own, _, how = serving_model(ModelBundle.load(model_uri))
+        copy_transform = own is transform
+        transform = own
+        info = dict(info, graph=how, transform=getattr(own, "name", None))
     model_name = str(info.get("model") or info.get("model_name") or keras_model.name)
     if name is None:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name.partition(":")[0]) or "model"
@@ -209,7 +216,7 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
                           compiled_attention=compiled_attention)
         src = Path(model_uri) / "transform"
         if transform is not None and not metadata["transform"]["in_graph"]:
-            if src.is_dir():
+            if src.is_dir() and copy_transform:
                 shutil.copytree(src, w.path / "assets" / TRANSFORM_ASSET)
             else:
                 transform.save(w.path / "assets" / TRANSFORM_ASSET)

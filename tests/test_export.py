@@ -259,8 +259,10 @@ def test_export_refuses_non_keras_and_bad_names(tmp_path):
     with ArtifactWriter(tmp_path / "sk", "Model") as w:
         joblib.dump(lr, w.path / "model.joblib")
         (w.path / "model_info.json").write_text(json.dumps({"model": "logreg",
-                                                             "kind": "sklearn"}))
-    with pytest.raises(ArtifactError, match="only Keras"):
+                                                             "kind": "sklearn",
+                                                             "threshold": 0.5}))
+    # a bare estimator (not the searched scaler + logistic regression pipeline) has no graph
+    with pytest.raises(ArtifactError, match="cannot be written as a TensorFlow graph"):
         run_export(tmp_path / "sk", base_dir=tmp_path / "out")
     with pytest.raises(ArtifactError, match="not an amu-tf artifact"):
         run_export(tmp_path / "nothing", base_dir=tmp_path / "out")
