@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -138,6 +139,59 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(uri: Path) -> int:
+    """Remove the ``.<name>.tmp-<pid>-*`` and ``.<name>.old-<pid>`` folders that writers of
+    ``uri`` killed mid-write left beside it (their process is gone). Returns how many."""
+    gone = 0
+    for p in Path(uri).parent.glob(f".{Path(uri).name}.*"):
+        kind, _, rest = p.name[len(Path(uri).name) + 2:].partition("-")
+        if kind not in ("tmp", "old"):
+            continue
+        try:
+            pid = int(rest.split("-")[0])
+        except ValueError:
+            continue
+        if not pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+            gone += 1
+    return gone
+
+
+def _move_into_place(path: Path, uri: Path, tries: int = 20) -> None:
+    """Rename the finished folder ``path`` to ``uri``, moving an existing ``uri`` aside
+    first; safe against other writers of the same ``uri`` doing the same meanwhile."""
+    for _ in range(tries):
+        old = None
+        if uri.exists():
+            old = uri.with_name(f".{uri.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.replace(uri, old)
+            except FileNotFoundError:  # another writer moved it first
+                old = None
+        try:
+            os.replace(path, uri)
+        except OSError:  # another writer put its artifact there meanwhile: again
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            continue
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    raise ArtifactError(f"could not move the finished artifact into {uri}: other writers "
+                        "kept replacing it")
+
+
 class ArtifactWriter:
     """Context manager that writes an artifact atomically.
 
@@ -171,8 +225,18 @@ class ArtifactWriter:
     def __enter__(self) -> "ArtifactWriter":
         if self.uri.exists() and not self.overwrite:
             raise ArtifactError(f"{self.uri} exists already and will not be overwritten")
-        self.uri.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.uri.name}.tmp-", dir=self.uri.parent))
+        if self.uri.exists() and not (self.uri / METADATA_FILE).is_file():
+            what = "a file" if not self.uri.is_dir() else "a folder that is not an artifact"
+            if self.uri.is_file() or any(self.uri.iterdir()):
+                raise ArtifactError(f"{self.uri} exists and is {what}; it is not replaced: "
+                                    "choose another --out or remove it")
+        try:
+            self.uri.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(self.uri)
+            self.path = Path(tempfile.mkdtemp(prefix=f".{self.uri.name}.tmp-{os.getpid()}-",
+                                              dir=self.uri.parent))
+        except OSError as exc:
+            raise ArtifactError(f"cannot write {self.uri}: {exc.strerror or exc}") from None
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -191,13 +255,7 @@ class ArtifactWriter:
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             )
             (self.path / METADATA_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
-            if self.uri.exists():
-                old = self.uri.with_name(f".{self.uri.name}.old-{os.getpid()}")
-                os.replace(self.uri, old)
-                os.replace(self.path, self.uri)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(self.path, self.uri)
+            _move_into_place(self.path, self.uri)
         except BaseException:
             shutil.rmtree(self.path, ignore_errors=True)
             raise

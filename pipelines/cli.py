@@ -13,7 +13,9 @@ from amu_tf.errors import AmuError  # noqa: E402
 
 
 class AmuGroup(click.Group):
-    """Turns user-facing errors into one line on stderr and a non-zero exit status."""
+    """Turns user-facing errors, and I/O errors (a read-only file system, a full disk, a
+    folder where a file is expected), into one line on stderr and a non-zero exit status;
+    the writers have already removed what they had half-written."""
 
     def invoke(self, ctx):
         try:
@@ -21,6 +23,11 @@ class AmuGroup(click.Group):
         except AmuError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # read-only file system, full disk, a folder for a file...
+            where = exc.filename or ""
+            why = exc.strerror or type(exc).__name__
+            click.echo(f"Error: {where + ': ' if where else ''}{why}", err=True)
+            sys.exit(2)
 
 
 @click.group(cls=AmuGroup, context_settings={"help_option_names": ["-h", "--help"]})

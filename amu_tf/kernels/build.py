@@ -34,6 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from amu_tf.artifacts import pid_alive
+
 #: extensions that TensorFlow's headers cannot be compiled with: always switched off
 UNSAFE_EXTENSIONS = ("avx512fp16",)
 #: environment variables: the compiler, and a forced ``-march`` target
@@ -201,16 +203,6 @@ def failure_path(path):
     return path.with_name(path.name + ".failed")
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_temporaries(folder):
     """Remove ``.building-<pid>-*`` files whose builder process is gone (killed builds)."""
     for tmp in folder.glob(".building-*"):
@@ -218,7 +210,7 @@ def _remove_stale_temporaries(folder):
             pid = int(tmp.name.split("-")[1])
         except (IndexError, ValueError):
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             tmp.unlink(missing_ok=True)
 
 

@@ -1,0 +1,84 @@
+"""Artifact writers: never replace what is not an artifact, clean up after killed writers,
+survive concurrent writers of one folder, and turn I/O errors into one line."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from amu_tf.artifacts import Artifact, ArtifactWriter, remove_stale_temporaries
+from amu_tf.errors import ArtifactError
+
+
+def _write(uri, value):
+    with ArtifactWriter(uri, "CohortTable") as w:
+        (w.path / "v.txt").write_text(value)
+    return w.artifact
+
+
+def test_an_existing_file_or_foreign_folder_is_never_replaced(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    with pytest.raises(ArtifactError, match="exists and is a file; it is not replaced"):
+        _write(f, "x")
+    assert f.read_text() == "mine"
+    d = tmp_path / "photos"
+    d.mkdir()
+    (d / "a.jpg").write_text("j")
+    with pytest.raises(ArtifactError, match="a folder that is not an artifact"):
+        _write(d, "x")
+    assert (d / "a.jpg").is_file()
+    (tmp_path / "empty").mkdir()
+    _write(tmp_path / "empty", "ok")  # an empty folder is fine
+    _write(tmp_path / "empty", "again")  # and an artifact is replaced as a whole
+    assert (tmp_path / "empty" / "v.txt").read_text() == "again"
+
+
+def test_leftovers_of_killed_writers_are_removed_by_the_next_writer(tmp_path):
+    uri = tmp_path / "cohort"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".cohort.tmp-{dead}-abc").mkdir()
+    (tmp_path / f".cohort.old-{dead}-def").mkdir()
+    alive = tmp_path / f".cohort.tmp-{os.getpid()}-live"  # a writer still at work
+    alive.mkdir()
+    _write(uri, "v")
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == [alive.name]
+    assert remove_stale_temporaries(uri) == 0
+
+
+def test_concurrent_writers_of_one_folder_all_succeed(tmp_path):
+    uri = tmp_path / "shared"
+    errors = []
+
+    def work(i):
+        try:
+            for k in range(10):
+                _write(uri, f"{i}-{k}")
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert Artifact.load(uri).type == "CohortTable"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("out", ["/proc/amu-test-out", "/dev/null/sub"])
+def test_unwritable_out_is_one_line_for_ingest(tmp_path, out):
+    from amu_tf.data.synthetic import generate_default_cohorts
+    from pipelines.cli import amu
+
+    spec = generate_default_cohorts(tmp_path / "syn", n_per_cohort=10)[0]
+    res = CliRunner().invoke(amu, ["ingest", str(spec), "--out", out])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
+    assert len(lines) == 1 and "Traceback" not in res.output
