@@ -15,7 +15,7 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/amu run
+	$(BIN)/amu run --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -277,6 +277,50 @@ STEPS = [
 ]
 
 
+RUN_RECORD = "run.json"
+
+
+def prepare_run_folder(out: Path, overwrite: bool, chief: bool = True) -> None:
+    """Refuse to run into an existing, non-empty run folder (its report would sit beside
+    the new run's artifacts) unless ``overwrite``, which removes it first, as a whole."""
+    import shutil
+
+    from amu_tf.errors import SpecError
+
+    if not chief or not out.exists():
+        return
+    if out.is_file():
+        raise SpecError(f"--out {out} is a file; give a run folder")
+    if not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise SpecError(f"run folder {out} exists already; pass --overwrite to replace it, "
+                        "or choose another --out")
+    if not ((out / RUN_RECORD).is_file() or (out / "ingest" / "artifact.json").is_file()):
+        raise SpecError(f"--overwrite: {out} is not an amu run folder (no {RUN_RECORD}, no "
+                        "ingest artifact); it is not removed")
+    shutil.rmtree(out)
+
+
+def write_run_record(out: Path, options: dict, specs, data_root, status: str,
+                     timings=None) -> None:
+    """``run.json``: the run's configuration and whether it completed (``running`` until the
+    last step is done: a run folder whose record says ``running`` was interrupted)."""
+    import json
+    import os
+
+    from amu_tf import __version__
+    from amu_tf.artifacts import to_jsonable
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"status": status, "amu_tf_version": __version__, "specs": [str(s) for s in specs],
+              "data_root": str(data_root) if data_root else None, "options": options,
+              "timings_seconds": timings or {}}
+    tmp = out / f".{RUN_RECORD}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(to_jsonable(record), indent=2, default=str) + "\n")
+    os.replace(tmp, out / RUN_RECORD)
+
+
 def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
     """Run ``steps`` (default ``STEPS``) in order, timing each."""
     for name, fn in steps or STEPS:
@@ -336,11 +380,13 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
               help="Served model name [amu_default on the synthetic default, else the model "
                    "name, e.g. amu_small].")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing run folder --out (removed first, as a whole).")
 @strategy_option
 def command(more_specs, cohorts, data_root, out, models, protocols, transform, train_cohorts,
             test_cohorts, folds, repeats, n_boot, epochs, patience, allow_leaks, signal, quick,
             n_jobs, interpret_models, string, gmt, n_explain, export_dir, export_name, seed,
-            strategy):
+            overwrite, strategy):
     """Run ingest -> audit -> transform -> train -> interpret -> evaluate -> export, print
     where the report is and the exported version folder.
 
@@ -391,6 +437,7 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
                              "the planted module is listed in data/synthetic_truth.json.")
     from amu_tf.training.distribute import is_chief, written_by_chief
 
+    prepare_run_folder(Path(out), overwrite, is_chief())
     # Under multiworker every worker runs the pipeline (training is collective); only the
     # chief's run folder and export stay, the others write to a temporary folder.
     with written_by_chief(out) as run_dir:
@@ -398,9 +445,12 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
             opts["export_dir"] = str(Path(run_dir) / "saved_models")
         ctx = RunContext(out=Path(run_dir), options=opts, specs=list(cohorts),
                          data_root=data_root, specs_given=bool(cohorts))
+        write_run_record(ctx.out, opts, list(cohorts), data_root, "running")
         t0 = time.perf_counter()
         run_pipeline(ctx)
         total = time.perf_counter() - t0
+        write_run_record(ctx.out, opts, list(cohorts), data_root, "complete",
+                         timings=ctx.timings)
     if not is_chief():
         click.echo(f"done in {total:.0f} s; the chief wrote the run folder {out}")
         return

@@ -92,3 +92,16 @@ def test_bad_labels_and_values_in_a_table_are_refused(tmp_path, table_csv, colum
         res = CliRunner().invoke(amu, cmd)
         _one_line_error(res, expected)
     assert not any((tmp_path / d).exists() for d in ("m", "e", "a"))
+
+
+def test_run_overwrite_never_removes_a_folder_that_is_not_a_run(tmp_path):
+    d = tmp_path / "thesis"
+    d.mkdir()
+    (d / "chapter1.tex").write_text("...")
+    res = CliRunner().invoke(amu, ["run", "--quick", "--out", str(d), "--overwrite"])
+    _one_line_error(res, "is not an amu run folder")
+    assert (d / "chapter1.tex").is_file()
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = CliRunner().invoke(amu, ["run", "--quick", "--out", str(f)])
+    _one_line_error(res, "is a file; give a run folder")

@@ -34,6 +34,11 @@ def test_amu_run_quick_end_to_end(tmp_path):
     foreign = [ln for ln in lines if re.search(
         r"Warning|WARNING|Traceback|^[IWE]\d{4} |cuda|oneDNN|absl", ln)]
     assert not foreign, foreign[:5]
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "complete" and record["options"]["models"]
+    # a second run into the finished folder is refused (it would mix two runs), before work
+    again = CliRunner().invoke(amu, ["run", "--quick", "--out", str(out)])
+    assert again.exit_code == 2 and "pass --overwrite to replace it" in again.output
     for step in ("ingest", "audit", "transform", "train", "interpret", "evaluate"):
         assert (out / step / "artifact.json").is_file() or \
             any((p / "artifact.json").is_file() for p in (out / step).iterdir()), step
