@@ -28,6 +28,7 @@ setup(
     extras_require={
         "dev": ["pytest", "hypothesis", "pytest-xdist"],
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+        "jax": ["jax[cpu]"],
     },
     entry_points={"console_scripts": ["amu=pipelines.cli:main"]},
 )

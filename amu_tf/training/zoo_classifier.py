@@ -279,8 +279,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         if self.deterministic:
             tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(int(self.seed))
-        if str(self.model).startswith("amu"):
+        if str(self.model).startswith("amu") and keras.backend.backend() == "tensorflow":
             # build the attention kernel now (once per machine), not under the progress bar
+            # (a TensorFlow op: never attempted under another Keras backend)
             from amu_tf.kernels import tiny_attention as attention_kernel
 
             attention_kernel.available()

@@ -1,0 +1,81 @@
+"""The zoo under Keras's JAX backend (#18): presets build, predict, fit; `.keras` files move
+between TensorFlow and JAX with the same predictions; the TensorFlow-only paths (the compiled
+kernel) are never attempted under JAX. JAX runs in a subprocess (one backend per process)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax", reason="jax is not installed (pip install -e '.[jax]')")
+
+PRESETS = ("amu:tiny", "amu-ft:small", "cnn:paper")
+
+JAX_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    os.environ["KERAS_BACKEND"] = "jax"
+    import numpy as np, keras
+    assert keras.backend.backend() == "jax"
+    import amu_tf.models  # registers the zoo classes
+    from amu_tf.kernels import tiny_attention
+    from amu_tf.models.zoo import build_model
+    from amu_tf.training import make_estimator
+    folder = sys.argv[1]
+    x = np.load(os.path.join(folder, "x.npy"))
+    out = {}
+    for name in json.loads(sys.argv[2]):
+        safe = name.replace(":", "_")
+        m = keras.saving.load_model(os.path.join(folder, safe + "_tf.keras"), compile=False)
+        out[name] = np.asarray(m(x, training=False)).tolist()
+        keras.utils.set_random_seed(3)
+        j = build_model(name)
+        j.save(os.path.join(folder, safe + "_jax.keras"))
+        np.save(os.path.join(folder, safe + "_jax_pred.npy"), np.asarray(j(x, training=False)))
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 48); y[:2] = [0, 1]
+    X = rng.normal(size=(48, 160)).astype("float32"); X[:, :8] += 1.2 * (2 * y[:, None] - 1)
+    fits = [make_estimator("amu:tiny", seed=5, epochs=2, patience=2, batch_size=16,
+                           model_overrides={"dropout": 0.1}).fit(X, y).predict_proba(X)
+            for _ in range(2)]
+    out["fit_same_seed_max_diff"] = float(np.abs(fits[0] - fits[1]).max())
+    out["fit_proba_rows_sum_to_one"] = bool(np.allclose(fits[0].sum(1), 1, atol=1e-5))
+    out["kernel_tried"] = bool(tiny_attention._STATE["tried"])
+    print("RESULT " + json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_zoo_under_jax_matches_tensorflow_both_ways(tmp_path):
+    import keras
+
+    from amu_tf.models.zoo import build_model
+
+    x = np.random.default_rng(0).normal(size=(5, 160)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    want = {}
+    for name in PRESETS:
+        keras.utils.set_random_seed(2)
+        m = build_model(name)
+        m.save(tmp_path / f"{name.replace(':', '_')}_tf.keras")
+        want[name] = np.asarray(m(x, training=False))
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", JAX_SCRIPT, str(tmp_path), json.dumps(PRESETS)],
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    got = json.loads(line[len("RESULT "):])
+    for name in PRESETS:  # a TensorFlow-saved .keras predicts the same under JAX
+        np.testing.assert_allclose(np.asarray(got[name]), want[name], atol=1e-5)
+        # and a JAX-saved .keras the same under TensorFlow
+        back = keras.saving.load_model(tmp_path / f"{name.replace(':', '_')}_jax.keras",
+                                       compile=False)
+        np.testing.assert_allclose(np.asarray(back(x, training=False)),
+                                   np.load(tmp_path / f"{name.replace(':', '_')}_jax_pred.npy"),
+                                   atol=1e-5)
+    assert got["fit_proba_rows_sum_to_one"]
+    assert got["fit_same_seed_max_diff"] < 1e-5  # one seed, one model on one device
+    assert got["kernel_tried"] is False  # the TensorFlow kernel is never attempted under JAX
