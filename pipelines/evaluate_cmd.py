@@ -12,10 +12,10 @@ DEFAULT_MODELS = "amu:small,logreg,svm,rf,xgboost"
 #: cohorts only, not the synthetic default cohorts)
 RUN_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres,tide"
 SYNTHETIC_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres"
-#: the transfer recipes `amu run` adds on real cohorts (benchmarks/bench_generalisation.py:
-#: recipe:consensus has the best pooled leave-one-cohort-out AUC, recipe:stack the best
-#: per-cohort AUCs among the trained models)
-RUN_RECIPES = "recipe:consensus,recipe:stack"
+#: the transfer recipes `amu run` adds (benchmarks/bench_generalisation.py: recipe:consensus
+#: has the best pooled leave-one-cohort-out AUC over seeds, recipe:stack-direction the best
+#: per-cohort AUCs of the trained models)
+RUN_RECIPES = "recipe:consensus,recipe:stack-direction"
 PAPER_TABLE_MODELS = "logreg,rf,xgboost"
 
 

@@ -51,7 +51,8 @@ def test_gene_set_z_scores_within_cohort_and_refuses_absent_genes(table):
 def test_recipes_run_under_loco_and_fit_only_training_rows(table):
     from amu_tf.evaluation.protocols import run_protocol
 
-    names = ["recipe:consensus", "recipe:stack", "recipe:immune-genes", "recipe:panel-rank"]
+    names = ["recipe:consensus", "recipe:stack", "recipe:stack-direction",
+             "recipe:immune-genes", "recipe:panel-rank"]
     assert set(names) <= set(RECIPE_ESTIMATORS)
     r = run_protocol(table, "loco", names, n_boot=0, progress=False)
     assert set(r.metrics["model"]) == set(names)
@@ -84,3 +85,15 @@ def test_recipe_model_artifact_round_trips(table, tmp_path, recipe):
     p = bundle.predict_proba(table)[:, 1]
     assert np.isfinite(p).all() and p.shape == (len(table),)
     assert bundle.info["n_genes"] > 1 and bundle.info["transform"] != "cohort_z"
+
+
+def test_stack_direction_keeps_only_the_direction_of_the_weights(table):
+    y = table["response"].to_numpy()
+    lab = ~np.isnan(y)
+    est = make_estimator("recipe:stack-direction", seed=0)
+    X = est.make_input_transform().fit(table[lab]).transform(table[lab])
+    est.fit(X, y[lab].astype(int))
+    assert abs(np.abs(est.direction_).sum() - 1) < 1e-9
+    p = est.predict_proba(X)[:, 1]
+    order = np.argsort(X @ est.direction_)
+    assert np.all(np.diff(p[order]) >= 0)  # monotone in the direction's score, no intercept

@@ -52,7 +52,16 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
         name = self._spec()["estimator"]
-        if name == "mean":
+        if name == "logreg_direction":
+            from amu_tf.biomarkers.biomarker_classifier import BiomarkerClassifier
+
+            inner = make_estimator("logreg", seed=self.seed).fit(X, y, groups=groups)
+            pipe = inner.best_estimator_
+            w = pipe.named_steps["clf"].coef_[0] / pipe.named_steps["scale"].scale_
+            self.direction_ = w / max(float(np.abs(w).sum()), 1e-12)
+            self.estimator_ = BiomarkerClassifier("stack-direction").fit(
+                X @ self.direction_[:, None], y)
+        elif name == "mean":
             from amu_tf.biomarkers.biomarker_classifier import BiomarkerClassifier
 
             self.estimator_ = BiomarkerClassifier("consensus").fit(X.mean(axis=1,
@@ -69,7 +78,12 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
 
     def _inner_input(self, X):
         X = np.asarray(X, dtype=np.float32)
-        return X.mean(axis=1, keepdims=True) if self._spec()["estimator"] == "mean" else X
+        name = self._spec()["estimator"]
+        if name == "mean":
+            return X.mean(axis=1, keepdims=True)
+        if name == "logreg_direction":
+            return X @ self.direction_[:, None]
+        return X
 
     def predict_proba(self, X):
         return self.estimator_.predict_proba(self._inner_input(X))

@@ -12,6 +12,11 @@ cross-validation on the training rows and freeze their threshold there.
   its cohort so that they weigh alike. Only the threshold is fitted.
 - ``stack``: an L2 logistic regression on those seven scores (biology as the features; the
   model learns their weights on the training cohorts).
+- ``stack-direction``: the same logistic regression, but only the direction of its weights
+  is kept: the score is ``scores . w / |w|_1`` (no intercept), which has mean 0 and a
+  comparable spread in every cohort (the scores are z-scored within cohort), so the outputs of
+  models fitted on different cohorts can be pooled; the threshold is fitted on the training
+  rows as for a biomarker.
 - ``immune-genes``: an L2 logistic regression on the z-scores of the signatures' 35 genes
   (genome-wide table), no other gene.
 - ``immune-amu``: ``amu:tiny`` on the same 35 immune genes instead of the paper's panel.
@@ -37,6 +42,9 @@ TRANSFER_RECIPES = MappingProxyType({
                   "description": "mean of the 7 gene-signature biomarkers (training-free)"},
     "stack": {"input": "signature_scores", "estimator": "logreg",
               "description": "L2 logistic regression on the 7 biomarker scores"},
+    "stack-direction": {"input": "signature_scores", "estimator": "logreg_direction",
+                        "description": "weights of the 7 biomarker scores learnt by L2 "
+                                       "logistic regression, score without intercept"},
     "immune-genes": {"input": "immune_genes", "estimator": "logreg",
                      "description": "L2 logistic regression on the 35 signature genes"},
     "immune-amu": {"input": "immune_genes", "estimator": "amu:tiny",
