@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 BIOMARKERS = ["cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres", "tide"]
-TRAINED = ["logreg", "amu:small", "recipe:consensus", "recipe:stack", "recipe:immune-genes",
+TRAINED = ["logreg", "amu:small", "recipe:consensus", "recipe:stack", "recipe:stack-direction",
+           "recipe:immune-genes",
            "recipe:immune-amu", "recipe:panel-rank"]
 
 
