@@ -121,8 +121,11 @@ def _preprocess_layer(transform, n_genes: int):
 
 
 def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_name: str,
-                   name: str, model_art: Artifact) -> dict:
+                   name: str, model_art: Artifact, n_inputs: int | None = None) -> dict:
+    """The serving metadata; ``n_inputs``: the signature's input width when it is not the
+    number of genes (a transform that turns the genes into fewer features before the graph)."""
     genes = _genes(info)
+    n_inputs = len(genes) if n_inputs is None else int(n_inputs)
     threshold, how = _threshold(info)
     tname = getattr(transform, "name", None) or info.get("transform")
     if isinstance(tname, dict):
@@ -141,7 +144,7 @@ def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_n
         "served_name": name,
         "signature": {
             "key": SIGNATURE_KEY,
-            "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [None, len(genes)]}},
+            "inputs": {INPUT_NAME: {"dtype": "float32", "shape": [None, n_inputs]}},
             "outputs": {
                 "probability": "P(responder), float32 [batch]",
                 "logits": "float32 [batch, 2] (class 0 non-responder, 1 responder)",
@@ -149,6 +152,7 @@ def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_n
             },
         },
         "n_genes": len(genes),
+        "n_inputs": n_inputs,
         "genes": genes,
         "expected_input_scale": scale,
         "transform": {
@@ -202,11 +206,12 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
         raise ArtifactError(f"invalid model name {name!r}: use letters, digits, '_', '-', '.'")
     n_genes = int(keras_model.input_shape[-1])
     layer, imputes = _preprocess_layer(transform, n_genes)
+    n_features = len(getattr(transform, "biomarkers", ()) or ()) or None  # signature scores
     metadata = build_metadata(info, transform, layer is not None, imputes, model_name, name,
-                              model_art)
+                              model_art, n_inputs=n_features)
     if metrics is not None:
         metadata["metrics"] = metrics
-    if metadata["n_genes"] != n_genes:
+    if metadata["n_inputs"] != n_genes:
         raise ArtifactError(f"model_info.json lists {metadata['n_genes']} genes but the model "
                             f"takes {n_genes}")
     model_dir = Path(base_dir) / name

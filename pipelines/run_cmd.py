@@ -244,25 +244,36 @@ def default_export_name(model: str, synthetic_default: bool) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_") or "model"
 
 
+#: the recipe recommended for a new cohort (docs/generalisation.md): exported beside the zoo
+#: model when a run on real cohorts trained it
+RECOMMENDED = "recipe:consensus"
+
+
 def step_export(ctx: RunContext):
-    """The first zoo model of the run as a TF Serving version folder under --export-dir."""
+    """The first zoo model of the run as a TF Serving version folder under --export-dir; on
+    real cohorts also the recommended cross-cohort recipe (``recipe_consensus``)."""
     from components.export import run_export
 
     o = ctx.options
     zoo = _zoo_models(o["models"])
-    if not zoo:
+    ev = ctx.artifacts.get("evaluate")
+    chosen = zoo[:1]
+    if ctx.specs_given and RECOMMENDED in o["models"]:
+        chosen.append(RECOMMENDED)
+    if not chosen:
         ctx.say("  nothing to export: no zoo (Keras) model among the run's models")
         return
-    model = zoo[0]
-    ev = ctx.artifacts.get("evaluate")
-    metrics = (honest_metrics(ctx.results, ctx.blessing, model, ev.uri if ev else None)
-               if ctx.results else None)
-    name = o.get("export_name") or default_export_name(model, not ctx.specs_given)
-    art = run_export(ctx.artifacts["train"][model].uri, base_dir=o["export_dir"], name=name,
-                     metrics=metrics)
-    ctx.artifacts["export"] = art
-    ctx.say(f"  {model} exported as {art.properties['name']!r} version "
-            f"{art.properties['version']}: {art.properties['path']}")
+    for model in chosen:
+        metrics = (honest_metrics(ctx.results, ctx.blessing, model, ev.uri if ev else None)
+                   if ctx.results else None)
+        name = (default_export_name(model, False) if model == RECOMMENDED
+                else o.get("export_name") or default_export_name(model, not ctx.specs_given))
+        art = run_export(ctx.artifacts["train"][model].uri, base_dir=o["export_dir"],
+                         name=name, metrics=metrics)
+        ctx.artifacts["export" if model == chosen[0] else "export_recommended"] = art
+        why = " (recommended for a new cohort)" if model == RECOMMENDED else ""
+        ctx.say(f"  {model} exported as {art.properties['name']!r} version "
+                f"{art.properties['version']}{why}: {art.properties['path']}")
 
 
 #: The pipeline, in order (interpret before evaluate: see the module docstring).
@@ -459,3 +470,6 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
     click.echo(f"report: {report}")
     if "export" in ctx.artifacts:
         click.echo(f"exported: {ctx.artifacts['export'].properties['path']}")
+    if "export_recommended" in ctx.artifacts:
+        click.echo(f"exported ({RECOMMENDED}, recommended for a new cohort): "
+                   f"{ctx.artifacts['export_recommended'].properties['path']}")

@@ -35,7 +35,8 @@ def test_a_model_without_any_threshold_is_refused(tmp_path):
     assert not (tmp_path / "sm" / "cnn").exists() or not any((tmp_path / "sm" / "cnn").iterdir())
 
 
-@pytest.mark.parametrize("model", ["cd8a", "gep18", "impres", "logreg"])
+@pytest.mark.parametrize("model", ["cd8a", "gep18", "impres", "logreg", "recipe:consensus",
+                                   "recipe:stack-direction"])
 def test_biomarkers_and_logreg_export_as_savedmodels_that_agree(tmp_path, model):
     """#14 item 5: a few multiply-adds as a TF-Serving SavedModel: the serving_default
     signature gives the Model artifact's own probabilities (1e-6) and classes."""
@@ -50,10 +51,12 @@ def test_biomarkers_and_logreg_export_as_savedmodels_that_agree(tmp_path, model)
 
     table, _ = make_synthetic_table(seed=1, n_per_cohort=30)
     art = run_train(table, tmp_path / "m", model=model)
-    pushed = run_export(art.uri, base_dir=tmp_path / "sm", name=model)
+    pushed = run_export(art.uri, base_dir=tmp_path / "sm", name=model.replace(":", "_"))
     meta = read_metadata(pushed.properties["path"])
     bundle = ModelBundle.load(art.uri)
     assert meta["n_genes"] == len(bundle.info["genes"]["symbols"])
+    if model.startswith("recipe:"):  # seven signature scores into the graph, 35 genes read
+        assert meta["n_inputs"] == 7 and meta["n_genes"] > 7
     em = ExportedModel.load(pushed.properties["path"])
     t, _ = em.panel_table(table)
     x = em.check_input(em.model_input(t))

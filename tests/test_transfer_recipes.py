@@ -97,3 +97,24 @@ def test_stack_direction_keeps_only_the_direction_of_the_weights(table):
     p = est.predict_proba(X)[:, 1]
     order = np.argsort(X @ est.direction_)
     assert np.all(np.diff(p[order]) >= 0)  # monotone in the direction's score, no intercept
+
+
+def test_amu_run_exports_the_recommended_recipe_on_real_cohorts(table, tmp_path):
+    from types import SimpleNamespace
+
+    from components.train import run_train
+    from pipelines.run_cmd import RECOMMENDED, step_export
+
+    art = run_train(table, tmp_path / "train" / "consensus", model=RECOMMENDED)
+    said = []
+    ctx = SimpleNamespace(options={"models": ["logreg", RECOMMENDED],
+                                   "export_dir": str(tmp_path / "sm"), "export_name": None},
+                          specs_given=True, results=None, blessing=None,
+                          artifacts={"train": {RECOMMENDED: art}}, say=said.append)
+    step_export(ctx)
+    assert (tmp_path / "sm" / "recipe_consensus" / "1" / "saved_model.pb").is_file()
+    assert any("recommended for a new cohort" in s for s in said)
+    ctx.specs_given = False  # the synthetic default exports only its zoo model (none here)
+    ctx.artifacts = {"train": {RECOMMENDED: art}}
+    step_export(ctx)
+    assert not (tmp_path / "sm" / "recipe_consensus" / "2").exists()

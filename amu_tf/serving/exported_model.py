@@ -115,6 +115,9 @@ class ExportedModel:
         self.symbols = [str(g["symbol"]) for g in genes]
         self.entrez_ids = [str(g.get("entrez_id", "")) for g in genes]
         self.n_genes = int(metadata.get("n_genes", len(self.symbols)))
+        #: the signature's input width: the genes, or the features a Python-side transform
+        #: makes of them (e.g. seven signature scores)
+        self.n_inputs = int(metadata.get("n_inputs", self.n_genes))
         self.threshold = float(metadata.get("threshold", 0.5))
         self.transform_info = metadata.get("transform") or {}
 
@@ -167,21 +170,22 @@ class ExportedModel:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 1:
             x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != self.n_genes:
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
             raise InputDataError(
-                f"input must have shape (samples, {self.n_genes}), got {tuple(x.shape)}"
+                f"input must have shape (samples, {self.n_inputs}), got {tuple(x.shape)}"
             )
         if np.isinf(x).any():
             r, c = np.argwhere(np.isinf(x))[0]
             raise InputDataError(
                 f"input has {int(np.isinf(x).sum())} infinite value(s) (first: sample {r}, "
-                f"gene {self.symbols[c] if c < len(self.symbols) else c})"
+                f"gene {self.symbols[c] if self.n_inputs == self.n_genes else c})"
             )
         if np.isnan(x).any() and not self.transform_info.get("imputes_in_graph", False):
             r, c = np.argwhere(np.isnan(x))[0]
             raise InputDataError(
                 f"input has {int(np.isnan(x).sum())} NaN value(s) (first: sample {r}, gene "
-                f"{self.symbols[c]}) and this model does not impute in its graph"
+                f"{self.symbols[c] if self.n_inputs == self.n_genes else c}) and this model "
+                "does not impute in its graph"
             )
         return x
 
@@ -297,7 +301,7 @@ class ExportedModel:
 
         import tensorflow as tf
 
-        x = tf.constant(np.random.default_rng(seed).normal(5.0, 2.0, (batch_size, self.n_genes))
+        x = tf.constant(np.random.default_rng(seed).normal(5.0, 2.0, (batch_size, self.n_inputs))
                         .astype(np.float32))
         for _ in range(warmup):
             self.signature(**{INPUT_NAME: x})["probability"].numpy()

@@ -11,6 +11,10 @@ with the same signature as the zoo models (``probability``, ``logits``, ``predic
   sample at a time (nothing before the graph: any TF Serving client can call it).
 * ``logreg``: input = the Model artifact's transform output (160 panel genes); the graph
   applies the fitted StandardScaler and the logistic regression.
+* ``recipe:consensus``, ``recipe:stack-direction``: input = the seven signature scores,
+  z-scored within the cohort (computed before the graph from the signatures' genes); the graph
+  takes their mean or their learnt weighted sum. Here the signature's input (7 scores) is not
+  the gene list of the metadata (the genes the scores are computed from).
 
 TIDE (``tidepy``) and the tree and kernel baselines cannot be written as such a graph; their
 Model artifacts are served by ``amu predict --model <Model artifact>`` instead.
@@ -67,8 +71,22 @@ def serving_model(bundle):
     artifact that can be a graph; :class:`ArtifactError` naming why when it cannot."""
     from amu_tf.biomarkers.biomarker_classifier import BiomarkerClassifier
     from amu_tf.biomarkers.biomarker_presets import BIOMARKERS, biomarker_genes
+    from amu_tf.training.recipe_classifier import RecipeClassifier
 
     est = bundle.estimator
+    if isinstance(est, RecipeClassifier) and est._spec()["estimator"] in ("mean",
+                                                                         "logreg_direction"):
+        # the signature scores need whole cohorts (assets/transform/, applied by amu predict);
+        # the graph weighs them: the consensus mean, or the stack's learnt direction
+        k = len(bundle.transform.biomarkers)
+        w = getattr(est, "direction_", None)
+        w = np.full(k, 1.0 / k) if w is None else np.asarray(w)
+        inner = est.estimator_
+        model = _affine_model(k, w / inner.scale_, -inner.center_ / inner.scale_,
+                              est.recipe.replace("-", "_"))
+        genes = list(bundle.info.get("genes", {}).get("symbols") or bundle.transform.genes_)
+        return model, bundle.transform, genes, (
+            f"{k} signature scores (z within cohort, computed before the graph) weighed in it")
     if isinstance(est, BiomarkerClassifier):
         spec = BIOMARKERS[est.biomarker]
         genes = list(biomarker_genes(est.biomarker))
