@@ -18,7 +18,9 @@ import hashlib
 import json
 import os
 import shutil
+import random
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +141,24 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def _foreign(uri: Path, looks: int = 3) -> str | None:
+    """What ``uri`` is when it is something an artifact writer must not replace (a file, a
+    non-empty folder without ``artifact.json``), else None. A folder is called foreign only
+    when several listings agree: a concurrent writer may be swapping its artifact in, and
+    the listing of an artifact that another writer is deleting is partial."""
+    for look in range(looks):
+        try:
+            entries = os.listdir(uri)
+        except NotADirectoryError:
+            return "a file"
+        except FileNotFoundError:
+            return None
+        if not entries or METADATA_FILE in entries:
+            return None
+        time.sleep(0.01 * (look + 1))
+    return "a folder that is not an artifact"
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` still runs (on this machine)."""
     try:
@@ -168,7 +188,7 @@ def remove_stale_temporaries(uri: Path) -> int:
     return gone
 
 
-def _move_into_place(path: Path, uri: Path, tries: int = 20) -> None:
+def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
     """Rename the finished folder ``path`` to ``uri``, moving an existing ``uri`` aside
     first; safe against other writers of the same ``uri`` doing the same meanwhile."""
     for _ in range(tries):
@@ -184,6 +204,7 @@ def _move_into_place(path: Path, uri: Path, tries: int = 20) -> None:
         except OSError:  # another writer put its artifact there meanwhile: again
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
+            time.sleep(random.uniform(0.0, 0.005))
             continue
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -225,11 +246,10 @@ class ArtifactWriter:
     def __enter__(self) -> "ArtifactWriter":
         if self.uri.exists() and not self.overwrite:
             raise ArtifactError(f"{self.uri} exists already and will not be overwritten")
-        if self.uri.exists() and not (self.uri / METADATA_FILE).is_file():
-            what = "a file" if not self.uri.is_dir() else "a folder that is not an artifact"
-            if self.uri.is_file() or any(self.uri.iterdir()):
-                raise ArtifactError(f"{self.uri} exists and is {what}; it is not replaced: "
-                                    "choose another --out or remove it")
+        what = _foreign(self.uri)
+        if what:
+            raise ArtifactError(f"{self.uri} exists and is {what}; it is not replaced: "
+                                "choose another --out or remove it")
         try:
             self.uri.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.uri)
