@@ -201,8 +201,13 @@ def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
                 old = None
         try:
             os.replace(path, uri)
-        except OSError:  # another writer put its artifact there meanwhile: again
-            if old is not None:
+        except OSError as exc:
+            if not uri.exists():  # not a racing writer: put the previous artifact back
+                if old is not None:
+                    os.replace(old, uri)
+                raise ArtifactError(f"cannot move the finished artifact into {uri}: "
+                                    f"{exc.strerror or exc}") from None
+            if old is not None:  # another writer put its artifact there meanwhile: again
                 shutil.rmtree(old, ignore_errors=True)
             time.sleep(random.uniform(0.0, 0.005))
             continue

@@ -143,7 +143,7 @@ def run_train(
             n_inner_train_rows=int(len(estimator.inner_train_indices_)),  # with copies
             n_inner_val_rows=int(len(estimator.inner_val_indices_)),
         )
-        if str(model).startswith("amu"):  # which attention trained it (dropout streams differ)
+        if str(model).startswith("amu"):  # which attention path trained it (same masks)
             from amu_tf.kernels import tiny_attention as attention_kernel
 
             summary["attention"] = attention_kernel.status()

@@ -44,7 +44,8 @@ def keras_params(models, epochs, patience) -> dict:
               help="Comma-separated: cv, loco, external, paper [cv,loco; paper table: cv,paper].")
 @click.option("--transform", default=None,
               help="Transform fitted per split [cohort_z; paper table: reference_z]; also rank, "
-                   "paper, gene_set:FILE, variable_genes:N (genome-wide genes).")
+                   "paper, and for the baselines gene_set:FILE, variable_genes:N "
+                   "(genome-wide genes).")
 @click.option("--train-cohorts", default=None, help="external: comma-separated training cohorts.")
 @click.option("--test-cohorts", default=None, help="external: cohorts to score [the others].")
 @click.option("--folds", default=5, show_default=True, help="cv folds.")
@@ -76,10 +77,12 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
         protocols = split_list(protocols or "cv,loco")
         transform = transform or "cohort_z"
         out = out or "runs/evaluate"
-    from pipelines.option_checks import check_counts, check_models, check_protocols
+    from pipelines.option_checks import (check_counts, check_models, check_protocols,
+                                         check_transform)
 
     check_models(models)
     check_protocols(protocols)
+    check_transform(transform, models)
     check_counts(folds=folds, repeats=repeats, n_boot=n_boot, epochs=epochs, patience=patience)
     from components.audit import run_audit
 

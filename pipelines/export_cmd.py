@@ -19,11 +19,13 @@ import click
                    "SavedModel then loads only with amu-tf (`amu predict`) or a TF Serving "
                    "binary built with the op. Default: standard TensorFlow ops only.")
 def command(model_uri, name, base_dir, compiled_attention):
-    """Export a trained Keras model as a TensorFlow SavedModel for TF Serving.
+    """Export a trained model as a TensorFlow SavedModel for TF Serving: a zoo model, a
+    gene-signature biomarker, IMPRES, logreg, recipe:consensus or recipe:stack-direction.
 
     Writes BASE_DIR/NAME/<N>/ with N one more than the highest existing version (an existing
     version is never overwritten; a failed export leaves nothing visible). The
-    `serving_default` signature takes `expression` float32 [batch, 160] and returns
+    `serving_default` signature takes `expression` float32 [batch, n_inputs] (160 panel
+    genes for the zoo models; see assets/amu_metadata.json) and returns
     `probability`, `logits` and `predicted_class`; assets/amu_metadata.json records gene
     order, input scale, transform, threshold, training cohorts and metrics. Prints the path.
     """

@@ -43,3 +43,22 @@ def check_counts(**values) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum[name]:
             flag = "--" + name.replace("_", "-")
             raise SpecError(f"{flag} must be an integer >= {minimum[name]}, got {value!r}")
+
+
+def check_transform(transform, models, allow_gene_choice=True) -> None:
+    """``gene_set:FILE`` / ``variable_genes:N`` give the baselines other genes than the
+    panel; the zoo models (and ``amu run``'s transform step) read the 160-gene panel."""
+    from amu_tf.data.transforms import GENE_CHOOSING
+    from amu_tf.training import estimator_kind
+
+    if not isinstance(transform, str) or transform.partition(":")[0] not in GENE_CHOOSING:
+        return
+    if not allow_gene_choice:
+        raise SpecError(f"--transform {transform}: amu run's models read the 160-gene panel; "
+                        "evaluate the baselines on other genes with `amu evaluate --models "
+                        f"logreg,svm,rf,xgboost --transform {transform}`")
+    zoo = [m for m in models if estimator_kind(m) == "keras"]
+    if zoo:
+        raise SpecError(f"--transform {transform}: the zoo model {zoo[0]} reads the 160-gene "
+                        "panel; gene_set/variable_genes apply to the baselines (logreg, svm, "
+                        "rf, xgboost, adaboost)")

@@ -359,8 +359,7 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--protocols", default="cv,loco", show_default=True,
               help="Comma-separated: cv, loco, external, paper (LEAKY).")
 @click.option("--transform", default="cohort_z", show_default=True,
-              help="Transform fitted per split: cohort_z, rank, paper, reference_z, "
-                   "gene_set:FILE, variable_genes:N (genome-wide genes; zoo models read the "
+              help="Transform fitted per split: cohort_z, rank, paper, reference_z (all on the "
                    "160-gene panel).")
 @click.option("--train-cohorts", default=None, help="external: comma-separated training cohorts.")
 @click.option("--test-cohorts", default=None, help="external: cohorts to score [the others].")
@@ -436,10 +435,12 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "export_name": export_name,
         "strategy": strategy,
     }
-    from pipelines.option_checks import check_counts, check_models, check_protocols
+    from pipelines.option_checks import (check_counts, check_models, check_protocols,
+                                         check_transform)
 
     check_models(opts["models"], opts["interpret_models"])
     check_protocols(opts["protocols"])
+    check_transform(opts["transform"], opts["models"], allow_gene_choice=False)
     check_counts(folds=opts["folds"], repeats=opts["repeats"], n_boot=opts["n_boot"],
                  epochs=opts["epochs"], patience=opts["patience"])
     if not cohorts:

@@ -47,10 +47,11 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
     from amu_tf.training import estimator_kind
     from components.train import format_summary, run_train
 
-    from pipelines.option_checks import check_counts, check_models
+    from pipelines.option_checks import check_counts, check_models, check_transform
 
     est_params = _parse_params(params)
     check_models([model_name])
+    check_transform(transform, [model_name])
     check_counts(epochs=epochs)
     kind = estimator_kind(model_name)
     if epochs is not None:

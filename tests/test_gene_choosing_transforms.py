@@ -2,7 +2,10 @@
 most variable genes of the training rows (never of the scored rows)."""
 
 import numpy as np
+import pandas as pd
 import pytest
+
+from amu_tf.data.cohort_table import all_gene_columns
 
 from amu_tf.data.synthetic import make_synthetic_table
 from amu_tf.data.transforms import get_transform, load_transform
@@ -21,13 +24,18 @@ def test_variable_genes_are_chosen_on_training_rows_only(table):
     t = get_transform("variable_genes:20").fit(train)
     genes = list(t.genes_)
     assert len(genes) == 20
-    test[genes[0]] = test[genes[0]] * 100  # the scored rows' variance changes nothing
+    # a gene made very variable in the scored rows only: chosen when those rows are fitted on,
+    # not when only the training rows are (what the protocols fit)
+    outside = next(g for g in all_gene_columns(train)
+                   if g not in genes and train[g].notna().all() and test[g].notna().all())
+    test[outside] = test[outside] + np.random.default_rng(0).normal(0, 50, len(test))
+    both = get_transform("variable_genes:20").fit(pd.concat([train, test]))
+    assert outside in both.genes_
     assert list(get_transform("variable_genes:20").fit(train).genes_) == genes
+    assert list(t.transform(test).shape) == [len(test), 20]
     X = t.transform(test)
     assert X.shape == (len(test), 20) and np.isfinite(X).all()
     # the chosen genes have the largest mean within-cohort variance of the measured ones
-    from amu_tf.data.cohort_table import all_gene_columns
-
     all_genes = [g for g in all_gene_columns(train) if train[g].notna().all()]
     var = train.groupby("cohort")[all_genes].var(ddof=0).mean()
     assert var[genes].min() >= var.drop(genes).max()

@@ -48,7 +48,7 @@ def test_gene_set_z_scores_within_cohort_and_refuses_absent_genes(table):
         GeneSetTransform(("CD8A", "CXCL9", "NOT_A_GENE")).fit(table)
 
 
-def test_recipes_run_under_loco_and_fit_only_training_rows(table):
+def test_recipes_run_under_loco(table):
     from amu_tf.evaluation.protocols import run_protocol
 
     names = ["recipe:consensus", "recipe:stack", "recipe:stack-direction",
@@ -118,3 +118,20 @@ def test_amu_run_exports_the_recommended_recipe_on_real_cohorts(table, tmp_path)
     ctx.artifacts = {"train": {RECOMMENDED: art}}
     step_export(ctx)
     assert not (tmp_path / "sm" / "recipe_consensus" / "2").exists()
+
+
+def test_held_out_labels_never_change_any_prediction(table):
+    """Under LOCO the held-out cohort's labels must not reach anything fitted: permuting them
+    leaves every prediction of the biomarkers, recipes and a baseline unchanged."""
+    from amu_tf.evaluation.protocols import run_protocol
+
+    models = ["cd8a", "impres", "recipe:consensus", "recipe:stack-direction", "logreg"]
+    base = run_protocol(table, "loco", models, n_boot=0, progress=False).predictions
+    shuffled = table.copy()
+    rows = (shuffled["cohort"] == "SYN_TPM_B").to_numpy()
+    shuffled.loc[rows, "response"] = np.random.default_rng(0).permutation(
+        shuffled.loc[rows, "response"].to_numpy())
+    again = run_protocol(shuffled, "loco", models, n_boot=0, progress=False).predictions
+    held = base["cohort"] == "SYN_TPM_B"
+    np.testing.assert_allclose(again.loc[held, "p"].to_numpy(), base.loc[held, "p"].to_numpy(),
+                               rtol=0, atol=0)

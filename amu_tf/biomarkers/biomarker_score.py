@@ -39,6 +39,7 @@ from amu_tf.errors import InputDataError
 NO_COHORT = "(no cohort)"
 STD_FLOOR = 1e-6
 MIN_GENE_FRACTION = 0.5
+MIN_NEW_COHORT = 5  # as the cohort_z transform's min_cohort_size
 
 
 def cohort_keys(table: pd.DataFrame) -> np.ndarray:
@@ -90,7 +91,14 @@ class CohortStatistics:
         out = np.full_like(values, np.nan)
         for c in np.unique(cohorts):
             rows = cohorts == c
-            mean, std = getattr(self, "stats_", {}).get(c) or _mean_std(values[rows])
+            known = getattr(self, "stats_", {}).get(c)
+            if known is None and rows.sum() < MIN_NEW_COHORT:
+                raise InputDataError(
+                    f"cohort {c} was not seen in training and has only {int(rows.sum())} "
+                    f"sample(s): a new cohort is standardised with its own statistics, which "
+                    f"needs at least {MIN_NEW_COHORT} samples; score it together with more of "
+                    "its samples")
+            mean, std = known or _mean_std(values[rows])
             std = np.where(~np.isfinite(std) | (std < STD_FLOOR), 1.0, std)
             out[rows] = (values[rows] - mean) if centre_only else (values[rows] - mean) / std
         return out

@@ -48,8 +48,11 @@ def enabled_by_env():
 
 
 def library_path(tf):
-    """Where the op for this source, TensorFlow, compiler and CPU lives (built or not)."""
-    return kernel_build.library_path(tf, SOURCE, STEM, kernel_build.candidate_targets()[0])
+    """Where the op for this source, TensorFlow, compiler and CPU lives: the first target
+    already built (native, or the ISA-level fallback), else where native would go."""
+    paths = [kernel_build.library_path(tf, SOURCE, STEM, march)
+             for march in kernel_build.candidate_targets()]
+    return next((p for p in paths if p.exists()), paths[0])
 
 
 def build(tf):

@@ -17,6 +17,9 @@ Keep probability: ``round((1 - rate) * 2^24) / 2^24``, and the output is divided
 that, so dropout stays unbiased.
 """
 
+import math
+
+import numpy as np
 import tensorflow as tf
 
 
@@ -47,7 +50,9 @@ def mix32(x):
 def keep_threshold(rate):
     """``(threshold, 1 / keep)`` of the hashed dropout: an element is kept with probability
     ``keep = threshold / 2^24`` and the kept ones are divided by exactly that."""
-    threshold = max(1, int(round((1.0 - float(rate)) * 2 ** _KEEP_BITS)))
+    # as the kernel: the op's float32 ``rate`` attribute, in double, rounded half away from 0
+    rate32 = float(np.float32(rate))
+    threshold = max(1, int(math.floor((1.0 - rate32) * 2 ** _KEEP_BITS + 0.5)))
     return threshold, float(2 ** _KEEP_BITS / threshold)
 
 

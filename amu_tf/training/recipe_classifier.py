@@ -68,8 +68,9 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
                                                                    keepdims=True), y)
         else:
             params = dict(self.estimator_params or {})
-            if name.startswith("amu"):
-                params.setdefault("model_overrides", {"n_genes": X.shape[1]})
+            if name.startswith("amu"):  # the model reads the recipe's genes, not the panel
+                params["model_overrides"] = dict(params.get("model_overrides") or {},
+                                                 n_genes=X.shape[1])
             self.estimator_ = make_estimator(name, seed=self.seed, **params)
             self.estimator_.fit(X, y, groups=groups)
         self.threshold_ = float(self.estimator_.threshold_)
