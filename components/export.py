@@ -40,42 +40,18 @@ RAW_SCALE = ("log2 panel expression as in the cohort table (counts -> log2 CPM, 
              "log2(x+1)), genes in the order of 'genes'")
 
 
-def load_model_parts(model_uri: str | os.PathLike):
-    """``(keras_model, transform, info, artifact)`` of a Model artifact.
+def load_model_parts(model_uri: str | os.PathLike, bundle=None):
+    """``(keras_model, transform, info, artifact)`` of a Model artifact, read through
+    :class:`~amu_tf.training.model_bundle.ModelBundle` (``bundle``: one loaded already). A
+    Model artifact without ``model_info.json`` gets the estimator's own frozen threshold."""
+    from amu_tf.training.model_bundle import ModelBundle
 
-    Uses ``amu_tf.training.model_bundle.ModelBundle`` when available; otherwise reads the
-    documented layout (``model.keras``, ``transform/``, ``model_info.json``) directly.
-    """
-    model_uri = Path(model_uri)
-    art = Artifact.load(model_uri, expected_type="Model")
-    try:
-        from amu_tf.training.model_bundle import ModelBundle
-    except ImportError:
-        ModelBundle = None
-    if ModelBundle is not None:
-        bundle = ModelBundle.load(model_uri)
-        info = dict(bundle.info or {})
-        if "threshold" not in info:  # no model_info.json: the estimator's own frozen one
-            info["threshold"] = bundle.threshold
-            info.setdefault("threshold_method",
-                            getattr(bundle.estimator, "threshold_method_", None))
-        return bundle.keras_model, bundle.transform, info, art
-    info_file = model_uri / MODEL_INFO_FILE
-    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
-    keras_model = None
-    if (model_uri / "model.keras").is_file():
-        import keras
-
-        import amu_tf.layers  # noqa: F401  (registers the custom layers)
-        import amu_tf.models  # noqa: F401
-
-        keras_model = keras.saving.load_model(model_uri / "model.keras", compile=False)
-    transform = None
-    if (model_uri / "transform").is_dir():
-        from amu_tf.data.transforms import load_transform
-
-        transform = load_transform(model_uri / "transform")
-    return keras_model, transform, info, art
+    bundle = bundle or ModelBundle.load(model_uri)
+    info = dict(bundle.info or {})
+    if "threshold" not in info:
+        info["threshold"] = bundle.threshold
+        info.setdefault("threshold_method", getattr(bundle.estimator, "threshold_method_", None))
+    return bundle.keras_model, bundle.transform, info, bundle.artifact
 
 
 def _genes(info: dict) -> list[dict]:
@@ -189,14 +165,16 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     honest protocol's AUC with its 95% CI and n); they replace model_info.json's ``metrics``
     in ``assets/amu_metadata.json``. ``compiled_attention``: trace AMU attention with the
     compiled CPU op (faster, not portable: see :mod:`amu_tf.serving.saved_model_export`)."""
-    keras_model, transform, info, model_art = load_model_parts(model_uri)
-    copy_transform = True  # the Model artifact's own fitted transform goes into assets/
-    if keras_model is None:  # a biomarker or the logistic regression: a few multiply-adds
-        from amu_tf.serving.linear_export import serving_model
-        from amu_tf.training.model_bundle import ModelBundle
+    from amu_tf.training.model_bundle import ModelBundle
 
-        keras_model, own, _, how = serving_model(ModelBundle.load(model_uri))
-        copy_transform = own is transform
+    bundle = ModelBundle.load(model_uri)
+    keras_model, transform, info, model_art = load_model_parts(model_uri, bundle)
+    copy_transform = True  # a zoo model: its Model artifact's transform/ goes into assets/
+    if keras_model is None:  # a biomarker, logreg or a recipe: a few multiply-adds
+        from amu_tf.serving.linear_export import serving_model
+
+        keras_model, own, _, how = serving_model(bundle)
+        copy_transform = False  # the transform the graph expects is saved as it is
         transform = own
         info = dict(info, graph=how, transform=getattr(own, "name", None))
     model_name = str(info.get("model") or info.get("model_name") or keras_model.name)
@@ -212,8 +190,8 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     if metrics is not None:
         metadata["metrics"] = metrics
     if metadata["n_inputs"] != n_genes:
-        raise ArtifactError(f"model_info.json lists {metadata['n_genes']} genes but the model "
-                            f"takes {n_genes}")
+        raise ArtifactError(f"model_info.json describes {metadata['n_inputs']} inputs but the "
+                            f"model takes {n_genes}")
     model_dir = Path(base_dir) / name
     with VersionWriter(model_dir) as w:
         write_saved_model(w.path, keras_model, metadata, preprocess=layer,

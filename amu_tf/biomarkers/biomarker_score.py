@@ -36,17 +36,16 @@ import pandas as pd
 from amu_tf.biomarkers.biomarker_presets import BIOMARKERS, GENE_ALIASES, biomarker_genes
 from amu_tf.errors import InputDataError
 
-NO_COHORT = "(no cohort)"
 STD_FLOOR = 1e-6
 MIN_GENE_FRACTION = 0.5
 MIN_NEW_COHORT = 5  # as the cohort_z transform's min_cohort_size
 
 
 def cohort_keys(table: pd.DataFrame) -> np.ndarray:
-    if "cohort" in table.columns:
-        c = table["cohort"]
-        return np.asarray(c.where(c.notna() & (c.astype(str) != ""), NO_COHORT).astype(str))
-    return np.full(len(table), NO_COHORT, dtype=object)
+    """Each row's cohort (the ``cohort_z`` transform's rule: empty -> one "(no cohort)")."""
+    from amu_tf.data.transforms.cohort_z_transform import cohort_keys as keys
+
+    return keys(table, len(table))
 
 
 def resolve_columns(columns, genes) -> dict:
