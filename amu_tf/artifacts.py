@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import errno
 import json
 import os
-import shutil
 import random
+import shutil
 import tempfile
 import time
 import uuid
@@ -202,9 +203,16 @@ def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
         try:
             os.replace(path, uri)
         except OSError as exc:
-            if not uri.exists():  # not a racing writer: put the previous artifact back
+            # ENOTEMPTY/EEXIST: another writer put its artifact at ``uri`` between the two
+            # renames (and may already have moved it aside again, so ``uri.exists()`` is no
+            # test of that). Any other error (read-only, full disk, ...) is real: put the
+            # previous artifact back and say so.
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 if old is not None:
-                    os.replace(old, uri)
+                    try:
+                        os.replace(old, uri)
+                    except OSError:
+                        pass
                 raise ArtifactError(f"cannot move the finished artifact into {uri}: "
                                     f"{exc.strerror or exc}") from None
             if old is not None:  # another writer put its artifact there meanwhile: again
