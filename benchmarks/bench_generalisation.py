@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 BIOMARKERS = ["cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres", "tide"]
 TRAINED = ["logreg", "amu:small", "recipe:consensus", "recipe:stack", "recipe:stack-direction",
-           "recipe:immune-genes",
-           "recipe:immune-amu", "recipe:panel-rank"]
+           "recipe:immune-genes", "recipe:immune-amu", "recipe:panel-rank", "recipe:stack-loco",
+           "recipe:stack-dro", "recipe:variable-logreg", "recipe:amu-pretrained",
+           "recipe:amu-cohort-val"]
 
 
 def _cell(row, k="roc_auc"):
@@ -50,7 +51,7 @@ def main(argv=None):
     from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
     from amu_tf.evaluation.protocols import run_protocol
     from amu_tf.kernels.build import cpu_model
-    from amu_tf.training import estimator_kind
+    from amu_tf.training import TRANSFER_RECIPES, estimator_kind
 
     t0 = time.perf_counter()
     table_dir = a.table
@@ -66,7 +67,8 @@ def main(argv=None):
     zoo = {"epochs": a.epochs, "patience": a.patience}
     # epochs/patience for the zoo models and the recipes that train one
     params = {m: dict(zoo) for m in trained
-              if estimator_kind(m) == "keras" or m == "recipe:immune-amu"}
+              if estimator_kind(m) == "keras" or (m.startswith("recipe:") and TRANSFER_RECIPES[
+                  m.partition(":")[2]]["estimator"].startswith("amu"))}
 
     runs = {}
     for seed in a.seeds:

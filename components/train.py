@@ -65,6 +65,16 @@ def select_training_rows(table: pd.DataFrame, train_cohorts=None) -> pd.DataFram
     return table[labeled_mask].reset_index(drop=True)
 
 
+def _unlabeled_rows(df, cohorts, tf_):
+    """The expression of the rows of ``cohorts`` that carry no label (on-treatment
+    samples, patients without RECIST), through the fitted input transform ``tf_``; None when
+    there are none. Only self-supervised pre-training reads them."""
+    rows = df[df["cohort"].astype(str).isin(cohorts) & df["response"].isna()]
+    if rows.empty:
+        return None
+    return np.asarray(tf_.transform(rows.reset_index(drop=True)), dtype=np.float32)
+
+
 def run_train(
     table,
     output_uri,
@@ -79,6 +89,7 @@ def run_train(
     ``make_estimator`` (e.g. ``epochs``, ``verbose``, ``inner_cv``)."""
     from amu_tf.data.transforms import get_transform
     from amu_tf.training import estimator_kind, make_estimator
+    from amu_tf.training.fit_estimator import fit_estimator, wants_unlabeled
 
     t_start = time.perf_counter()
     df, table_art = load_cohort_table(table)
@@ -101,8 +112,12 @@ def run_train(
     if "patient" in train.columns:
         groups = train["patient"].where(train["patient"].notna(), train["sample"])
         groups = groups.astype(str).to_numpy()
+    unlabeled = None
+    if wants_unlabeled(estimator):  # self-supervised pre-training: no labels read
+        unlabeled = _unlabeled_rows(df, cohorts_used, tf_)
     t0 = time.perf_counter()
-    estimator.fit(X, y, groups=groups)
+    fit_estimator(estimator, X, y, groups=groups,
+                  cohorts=train["cohort"].astype(str).to_numpy(), unlabeled=unlabeled)
     fit_seconds = time.perf_counter() - t0
     kind = estimator_kind(estimator)
 
@@ -127,6 +142,8 @@ def run_train(
         "library_versions": _library_versions(kind),
         "params": params,
         "positive_class": "responder (CR/PR) = 1",
+        # rows whose expression (no label) self-supervised pre-training read
+        "n_pretraining_unlabeled": int(len(unlabeled)) if unlabeled is not None else 0,
     }
     summary = {
         "model": model,

@@ -21,7 +21,6 @@ score the others, and ``paper``, the paper's protocol (responders duplicated bef
 from __future__ import annotations
 
 import copy
-import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,16 +149,6 @@ class FoldInputs:
         return self._fitted(("protocol",), lambda: resolve_transform(self.transform))
 
 
-def _fit(est, X, y, groups):
-    try:
-        accepts_groups = "groups" in inspect.signature(est.fit).parameters
-    except (TypeError, ValueError):
-        accepts_groups = False
-    if accepts_groups:
-        return est.fit(X, y, groups=groups)
-    return est.fit(X, y)
-
-
 def _is_keras(est) -> bool:
     return type(est).__name__ == "ZooClassifier"
 
@@ -255,6 +244,11 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
                        test_cohorts=test_cohorts, paper_duplicate=paper_duplicate)
     y_all = labeled["response"].to_numpy().astype(int)
     patients = _patients(labeled)
+    from amu_tf.training.fit_estimator import fit_estimator, wants_unlabeled  # (imports Keras)
+
+    cohorts_all = (labeled["cohort"].astype(str).to_numpy() if "cohort" in labeled.columns
+                   else None)
+    pretrained = set()  # models pre-trained on the scored rows' expression (for the notes)
 
     rows, fold_info = [], []
     missing_genes = {}  # input transform name -> {cohort: genes it lacks}
@@ -284,7 +278,13 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
         for label, spec in models.items():
             est = _make_estimator(spec, seed, estimator_params.get(label, {}))
             X_tr, X_te = inputs.for_estimator(est)
-            _fit(est, X_tr, y_tr, patients[fold.train])
+            unlabeled = None
+            if wants_unlabeled(est):  # self-supervised pre-training (no labels)
+                unlabeled = X_te
+                pretrained.add(label)
+            fit_estimator(est, X_tr, y_tr, groups=patients[fold.train],
+                          cohorts=cohorts_all[fold.train] if cohorts_all is not None else None,
+                          unlabeled=unlabeled)
             p = np.asarray(est.predict_proba(X_te))[:, 1]
             thr = float(getattr(est, "threshold_", 0.5))
             pred = (p >= thr).astype(int)
@@ -337,6 +337,10 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
     for name, lacking in sorted(missing_genes.items()):
         notes.append(f"{name}: genes absent from a cohort, left out of its score there: "
                      + "; ".join(f"{c}: {', '.join(g)}" for c, g in sorted(lacking.items())))
+    if pretrained:
+        notes.append(f"{', '.join(sorted(pretrained))}: self-supervised pre-training read the "
+                     "expression (never the labels) of the scored rows too, as cohort_z reads "
+                     "their mean/sd: transductive, so its scores depend on the scored cohort")
     if transform == "cohort_z" and protocol in ("loco", "external"):
         notes.append("cohort_z standardises a held-out cohort with the mean/sd of its own "
                      "expression (no labels; like ComBat without covariates), so its scores "

@@ -74,13 +74,12 @@ def serving_model(bundle):
     from amu_tf.training.recipe_classifier import RecipeClassifier
 
     est = bundle.estimator
-    if isinstance(est, RecipeClassifier) and est._spec()["estimator"] in ("mean",
-                                                                         "logreg_direction"):
+    weights = est.score_weights() if isinstance(est, RecipeClassifier) else None
+    if weights is not None and est._spec()["input"] == "signature_scores":
         # the signature scores need whole cohorts (assets/transform/, applied by amu predict);
         # the graph weighs them: the consensus mean, or the stack's learnt direction
         k = len(bundle.transform.biomarkers)
-        w = getattr(est, "direction_", None)
-        w = np.full(k, 1.0 / k) if w is None else np.asarray(w)
+        w = np.asarray(weights)
         inner = est.estimator_
         model = _affine_model(k, w / inner.scale_, -inner.center_ / inner.scale_,
                               est.recipe.replace("-", "_"))

@@ -12,6 +12,12 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
     """A transfer recipe: ``make_input_transform()`` is what it reads (the protocols fit it on
     the training rows), ``fit``/``predict_proba`` the estimator on that input.
 
+    ``fit`` takes the training rows' ``cohorts`` (names, not labels) for the recipes that
+    select by inner leave-one-cohort-out or weigh the cohorts (group DRO); with one training
+    cohort, or none given, they fall back to patient-grouped stratified inner splits
+    (``selection_used_`` says which ran). It takes ``unlabeled`` expression for the recipes
+    that pre-train (``wants_unlabeled``).
+
     Args:
         recipe: a key of :data:`TRANSFER_RECIPES`.
         seed: seed of the inner estimator.
@@ -30,8 +36,14 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"unknown recipe {self.recipe!r}; known: "
                              f"{', '.join(TRANSFER_RECIPES)}") from None
 
+    @property
+    def wants_unlabeled(self) -> bool:
+        """Whether ``fit`` reads unlabeled expression (masked-gene pre-training)."""
+        return "pretrain" in self._spec()
+
     def make_input_transform(self):
-        kind = self._spec()["input"]
+        spec = self._spec()
+        kind = spec["input"]
         if kind == "signature_scores":
             from amu_tf.biomarkers.signature_scores_transform import SignatureScoresTransform
 
@@ -40,49 +52,85 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             from amu_tf.data.transforms.gene_set_transform import GeneSetTransform
 
             return GeneSetTransform(immune_genes())
+        if kind == "variable_genes":
+            from amu_tf.data.transforms.variable_genes_transform import VariableGenesTransform
+
+            return VariableGenesTransform(spec["n_genes"])
         from amu_tf.data.transforms import get_transform
 
-        return get_transform("rank")
+        return get_transform({"panel_rank": "rank", "panel_z": "cohort_z"}[kind])
 
-    def fit(self, X, y, groups=None):
+    def _inner_groups(self, groups, cohorts):
+        """``(groups, n_splits or None, selection)`` of the inner splits: the training
+        cohorts under ``selection="loco"`` when there are two or more, else the patients."""
+        if self._spec().get("selection") == "loco" and cohorts is not None:
+            n = len(np.unique(np.asarray(cohorts)))
+            if n >= 2:
+                return np.asarray(cohorts).astype(str), n, "loco"
+        return groups, None, "stratified"
+
+    def fit(self, X, y, groups=None, cohorts=None, unlabeled=None):
+        from amu_tf.biomarkers.biomarker_classifier import BiomarkerClassifier
         from amu_tf.training import make_estimator
 
+        spec = self._spec()
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y).astype(int)
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
-        name = self._spec()["estimator"]
-        if name == "logreg_direction":
-            from amu_tf.biomarkers.biomarker_classifier import BiomarkerClassifier
-
-            inner = make_estimator("logreg", seed=self.seed).fit(X, y, groups=groups)
-            pipe = inner.best_estimator_
-            w = pipe.named_steps["clf"].coef_[0] / pipe.named_steps["scale"].scale_
-            self.direction_ = w / max(float(np.abs(w).sum()), 1e-12)
-            self.estimator_ = BiomarkerClassifier("stack-direction").fit(
-                X @ self.direction_[:, None], y)
-        elif name == "mean":
-            from amu_tf.biomarkers.biomarker_classifier import BiomarkerClassifier
-
+        name = spec["estimator"]
+        inner_groups, n_splits, self.selection_used_ = self._inner_groups(groups, cohorts)
+        self.direction_ = None
+        if name == "mean":
             self.estimator_ = BiomarkerClassifier("consensus").fit(X.mean(axis=1,
                                                                    keepdims=True), y)
-        else:
+        elif name == "group_dro":
+            from amu_tf.training.group_dro_logistic_regression import (
+                GroupDROLogisticRegression)
+
+            self.linear_ = GroupDROLogisticRegression().fit(X, y, cohorts=cohorts)
+            w = self.linear_.coef_[0]
+        elif name == "logreg":
+            extra = {} if n_splits is None else {"inner_cv": n_splits}
+            self.linear_ = make_estimator("logreg", seed=self.seed, **extra).fit(
+                X, y, groups=inner_groups)
+            pipe = self.linear_.best_estimator_
+            w = pipe.named_steps["clf"].coef_[0] / pipe.named_steps["scale"].scale_
+            if not spec.get("direction"):
+                self.estimator_ = self.linear_
+        else:  # a zoo model
             params = dict(self.estimator_params or {})
-            if name.startswith("amu"):  # the model reads the recipe's genes, not the panel
+            if name.startswith("amu") and X.shape[1] != 160:
+                # the model reads the recipe's genes, not the panel
                 params["model_overrides"] = dict(params.get("model_overrides") or {},
                                                  n_genes=X.shape[1])
+            if "pretrain" in spec:
+                params.setdefault("pretrain", dict(spec["pretrain"]))
+            if n_splits is not None:  # early stopping on one whole training cohort
+                params["validation_fraction"] = 1.0 / n_splits
             self.estimator_ = make_estimator(name, seed=self.seed, **params)
-            self.estimator_.fit(X, y, groups=groups)
+            self.estimator_.fit(X, y, groups=inner_groups,
+                                **({"unlabeled": unlabeled} if "pretrain" in spec else {}))
+        if name in ("group_dro", "logreg") and (spec.get("direction") or name == "group_dro"):
+            self.direction_ = w / max(float(np.abs(w).sum()), 1e-12)
+            self.estimator_ = BiomarkerClassifier(self.recipe).fit(
+                X @ self.direction_[:, None], y)
         self.threshold_ = float(self.estimator_.threshold_)
         self.threshold_method_ = self.estimator_.threshold_method_
         return self
 
+    def score_weights(self):
+        """The weights of the input columns in the score (the consensus mean or the learnt
+        direction), or None when the recipe's score is not a fixed weighted sum of them."""
+        if self._spec()["estimator"] == "mean":
+            return np.full(self.n_features_in_, 1.0 / self.n_features_in_)
+        return None if self.direction_ is None else np.asarray(self.direction_)
+
     def _inner_input(self, X):
         X = np.asarray(X, dtype=np.float32)
-        name = self._spec()["estimator"]
-        if name == "mean":
+        if self._spec()["estimator"] == "mean":
             return X.mean(axis=1, keepdims=True)
-        if name == "logreg_direction":
+        if self.direction_ is not None:
             return X @ self.direction_[:, None]
         return X
 

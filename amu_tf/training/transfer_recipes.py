@@ -22,6 +22,27 @@ cross-validation on the training rows and freeze their threshold there.
 - ``immune-amu``: ``amu:tiny`` on the same 35 immune genes instead of the paper's panel.
 - ``panel-rank``: the paper's panel through within-sample ranks (no cohort statistics at all),
   L2 logistic regression: the cohort-robust transform of the panel.
+- ``stack-loco``: ``stack-direction`` whose regularisation is chosen by inner
+  leave-one-cohort-out on the training cohorts (each candidate scored by its AUC on a training
+  cohort it was not fitted on), not by a pooled stratified split: selection that rewards
+  transfer.
+- ``stack-dro``: the seven scores weighted by group-DRO logistic regression (the weights that
+  minimise the worst training cohort's loss, :class:`GroupDROLogisticRegression`), direction
+  kept as in ``stack-direction``.
+- ``variable-logreg``: the 1,000 genes with the largest within-cohort variance on the training
+  rows (genome-wide table, no label), z within cohort, L2 logistic regression with its
+  regularisation chosen by inner leave-one-cohort-out: a larger gene set chosen without labels.
+- ``amu-pretrained``: ``amu:small`` on the panel (``cohort_z``) whose gene embedding and
+  encoders are first pre-trained by masked-gene reconstruction on the expression of every row
+  it may read without labels (the training rows and, under ``loco``, the held-out cohort's
+  expression as ``cohort_z`` reads it; the report says so), then fine-tuned on the labels.
+- ``amu-cohort-val``: ``amu:small`` on the panel, early stopping and threshold on one whole
+  training cohort held out (inner leave-one-cohort-out) instead of a random 20% of the rows.
+
+Keys of a recipe: ``input`` (what it reads), ``estimator`` (``mean``, ``logreg``,
+``group_dro`` or a zoo name), ``direction`` (keep only the direction of a linear model's
+weights, no intercept), ``selection`` (``stratified``, or ``loco``: inner splits by training
+cohort), ``pretrain`` (masked-gene pre-training options), ``description``.
 """
 
 from __future__ import annotations
@@ -42,7 +63,7 @@ TRANSFER_RECIPES = MappingProxyType({
                   "description": "mean of the 7 gene-signature biomarkers (training-free)"},
     "stack": {"input": "signature_scores", "estimator": "logreg",
               "description": "L2 logistic regression on the 7 biomarker scores"},
-    "stack-direction": {"input": "signature_scores", "estimator": "logreg_direction",
+    "stack-direction": {"input": "signature_scores", "estimator": "logreg", "direction": True,
                         "description": "weights of the 7 biomarker scores learnt by L2 "
                                        "logistic regression, score without intercept"},
     "immune-genes": {"input": "immune_genes", "estimator": "logreg",
@@ -51,4 +72,22 @@ TRANSFER_RECIPES = MappingProxyType({
                    "description": "amu:tiny on the 35 signature genes"},
     "panel-rank": {"input": "panel_rank", "estimator": "logreg",
                    "description": "L2 logistic regression on within-sample ranks of the panel"},
+    "stack-loco": {"input": "signature_scores", "estimator": "logreg", "direction": True,
+                   "selection": "loco",
+                   "description": "stack-direction, regularisation by inner "
+                                  "leave-one-cohort-out"},
+    "stack-dro": {"input": "signature_scores", "estimator": "group_dro", "direction": True,
+                  "description": "group-DRO logistic regression on the 7 biomarker scores "
+                                 "(worst training cohort), direction kept"},
+    "variable-logreg": {"input": "variable_genes", "n_genes": 1000, "estimator": "logreg",
+                        "selection": "loco",
+                        "description": "L2 logistic regression on the 1,000 most variable "
+                                       "genes, regularisation by inner leave-one-cohort-out"},
+    "amu-pretrained": {"input": "panel_z", "estimator": "amu:small",
+                       "pretrain": {"epochs": 30, "mask_rate": 0.15},
+                       "description": "amu:small pre-trained by masked-gene reconstruction "
+                                      "on unlabeled expression, then fine-tuned"},
+    "amu-cohort-val": {"input": "panel_z", "estimator": "amu:small", "selection": "loco",
+                       "description": "amu:small, early stopping on a held-out training "
+                                      "cohort"},
 })

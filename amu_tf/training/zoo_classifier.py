@@ -86,6 +86,9 @@ def _progress_callback(epochs: int, desc: str):
     return _TqdmEpochs()
 
 
+PRETRAIN_OPTIONS = frozenset({"epochs", "mask_rate", "learning_rate"})
+
+
 class ZooClassifier(ClassifierMixin, BaseEstimator):
     """Binary classifier training a zoo model (logits, ``from_logits=True`` loss).
 
@@ -118,6 +121,11 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         backup_dir: None, or a folder for ``keras.callbacks.BackupAndRestore`` (one
             sub-folder per worker in a cluster): a killed or preempted ``fit`` started
             again with the same arguments resumes from its last finished epoch.
+        pretrain: None, or a dict of :func:`~amu_tf.training.masked_gene_pretraining.
+            pretrain_masked_genes` options (``epochs``, ``mask_rate``, ``learning_rate``):
+            before the supervised fit, the gene embedding and encoders are pre-trained by
+            masked-gene reconstruction on the expression of the training rows and of the
+            ``unlabeled`` rows given to ``fit`` (never a label). AMU families only.
     """
 
     def __init__(
@@ -140,6 +148,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         model_overrides=None,
         recipe=None,
         backup_dir=None,
+        pretrain=None,
     ):
         self.model = model
         self.epochs = epochs
@@ -159,6 +168,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.model_overrides = model_overrides
         self.recipe = recipe
         self.backup_dir = backup_dir
+        self.pretrain = pretrain
 
     # ------------------------------------------------------------------ helpers
     def _p(self, name):
@@ -194,6 +204,14 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         frac = self._p("validation_fraction")
         if not (frac is None or 0 <= frac < 1):
             raise ValueError("validation_fraction must be in [0, 1)")
+        if self.pretrain is not None:
+            unknown = set(dict(self.pretrain)) - PRETRAIN_OPTIONS
+            if unknown:
+                raise ValueError(f"unknown pretrain option(s) {', '.join(sorted(unknown))}; "
+                                 f"known: {', '.join(sorted(PRETRAIN_OPTIONS))}")
+            if not str(self.model).startswith("amu"):
+                raise ValueError("pretrain (masked-gene reconstruction) needs a gene "
+                                 f"embedding: amu or amu-ft models, not {self.model!r}")
         if self.threshold != "youden" and not (
             isinstance(self.threshold, (int, float)) and 0 < self.threshold < 1
         ):
@@ -245,10 +263,16 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                 )
         return np.sort(tr), np.sort(va)
 
+    @property
+    def wants_unlabeled(self) -> bool:
+        """Whether ``fit`` reads ``unlabeled`` expression (for pre-training)."""
+        return self.pretrain is not None
+
     # ------------------------------------------------------------------ sklearn API
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, unlabeled=None):
         """Train on ``X`` (n, n_genes) and ``y``; ``groups`` (e.g. patient ids) keeps each
-        group on one side of the inner validation split."""
+        group on one side of the inner validation split; ``unlabeled`` (m, n_genes), used
+        only with ``pretrain``, adds rows without labels to the pre-training."""
         import keras
         import tensorflow as tf
 
@@ -294,6 +318,15 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"],
             )
+            self.pretraining_ = None
+            if self.pretrain is not None:
+                from amu_tf.training.masked_gene_pretraining import pretrain_masked_genes
+
+                rows = X if unlabeled is None else np.concatenate(
+                    [X, check_X(unlabeled, X.shape[1], name="unlabeled")])
+                self.pretraining_ = pretrain_masked_genes(
+                    model, rows, batch_size=self._p("batch_size"), seed=self.seed,
+                    **dict(self.pretrain))
         callbacks = []
         validation_data = None
         if len(va):
@@ -413,6 +446,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             "fit_seconds_": float(self.fit_seconds_),
             "n_inner_train_": int(len(self.inner_train_indices_)),
             "n_inner_val_": int(len(self.inner_val_indices_)),
+            "pretraining_": getattr(self, "pretraining_", None),
         }
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
         return directory
@@ -437,4 +471,5 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         for key in ("n_features_in_", "threshold_", "threshold_method_", "history_",
                     "best_epoch_", "epochs_run_", "fit_seconds_"):
             setattr(est, key, state[key])
+        est.pretraining_ = state.get("pretraining_")
         return est
