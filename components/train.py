@@ -65,6 +65,15 @@ def select_training_rows(table: pd.DataFrame, train_cohorts=None) -> pd.DataFram
     return table[labeled_mask].reset_index(drop=True)
 
 
+def _keras_backend(kind):
+    """The Keras backend a zoo model was trained under (None for the other kinds)."""
+    if kind != "keras":
+        return None
+    import keras
+
+    return keras.backend.backend()
+
+
 def _unlabeled_rows(df, cohorts, tf_):
     """The expression of the rows of ``cohorts`` that carry no label (on-treatment
     samples, patients without RECIST), through the fitted input transform ``tf_``; None when
@@ -140,6 +149,7 @@ def run_train(
         "seed": int(seed),
         "amu_tf_version": __version__,
         "library_versions": _library_versions(kind),
+        "keras_backend": _keras_backend(kind),  # a .keras file loads under any backend
         "params": params,
         "positive_class": "responder (CR/PR) = 1",
         # rows whose expression (no label) self-supervised pre-training read
@@ -163,7 +173,9 @@ def run_train(
         if str(model).startswith("amu"):  # which attention path trained it (same masks)
             from amu_tf.kernels import tiny_attention as attention_kernel
 
-            summary["attention"] = attention_kernel.status()
+            summary["attention"] = (attention_kernel.status() if info["keras_backend"] ==
+                                    "tensorflow" else f"{info['keras_backend']} backend: "
+                                    "Keras-ops attention (the compiled kernel is TensorFlow's)")
     elif kind == "biomarker":
         summary.update(biomarker=estimator.biomarker, missing_genes=tf_.missing_genes_,
                        note="training-free: only the decision threshold was fitted")

@@ -79,3 +79,73 @@ def test_zoo_under_jax_matches_tensorflow_both_ways(tmp_path):
     assert got["fit_proba_rows_sum_to_one"]
     assert got["fit_same_seed_max_diff"] < 1e-5  # one seed, one model on one device
     assert got["kernel_tried"] is False  # the TensorFlow kernel is never attempted under JAX
+
+
+DATA_PARALLEL_SCRIPT = textwrap.dedent("""
+    import json, os
+    os.environ["KERAS_BACKEND"] = "jax"
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import sys
+    import numpy as np
+    assert "tensorflow" not in sys.modules
+    from amu_tf.training import make_estimator
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 64)
+    X = rng.normal(size=(64, 160)).astype("float32"); X[:, :8] += 1.2 * (2 * y[:, None] - 1)
+    out = {}
+    for strategy in ("default", "auto"):
+        est = make_estimator("amu:tiny", seed=5, epochs=3, patience=3, batch_size=16,
+                             strategy=strategy, model_overrides={"dropout": 0.1},
+                             pretrain={"epochs": 1}).fit(X, y)
+        out[strategy] = {"devices": est.devices_, "p": est.predict_proba(X)[:, 1].tolist()}
+    out["tensorflow_imported"] = "tensorflow" in sys.modules
+    print("RESULT " + json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_data_parallel_over_two_jax_devices_gives_the_one_device_model():
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    done = subprocess.run([sys.executable, "-c", DATA_PARALLEL_SCRIPT], capture_output=True,
+                          text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads([ln for ln in done.stdout.splitlines()
+                      if ln.startswith("RESULT ")][-1][len("RESULT "):])
+    assert got["default"]["devices"] == 1 and got["auto"]["devices"] == 2
+    np.testing.assert_allclose(got["auto"]["p"], got["default"]["p"], atol=1e-5)
+    assert got["tensorflow_imported"] is False  # the zoo trains under JAX without TensorFlow
+
+
+@pytest.mark.slow
+def test_a_jax_trained_model_exports_and_serves_like_a_tensorflow_one(tmp_path):
+    import pandas as pd
+
+    from amu_tf.data.synthetic import generate_default_cohorts
+
+    specs = generate_default_cohorts(tmp_path / "syn", n_per_cohort=24)
+    amu = [sys.executable, "-m", "pipelines.cli"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tf_env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    jax_env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+
+    def run(args, env):
+        done = subprocess.run(amu + args, capture_output=True, text=True, env=env, cwd=root,
+                              timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    run(["ingest", *map(str, specs), "--out", str(tmp_path / "cohort")], tf_env)
+    run(["train", "--table", str(tmp_path / "cohort"), "--model", "amu:tiny", "--epochs", "2",
+         "--out", str(tmp_path / "model")], jax_env)
+    info = json.loads((tmp_path / "model" / "model_info.json").read_text())
+    assert info["keras_backend"] == "jax"
+    run(["predict", "--model", str(tmp_path / "model"), "--input", str(tmp_path / "cohort"),
+         "--out", str(tmp_path / "p_jax.csv")], jax_env)
+    run(["export", "--model", str(tmp_path / "model"), "--base-dir", str(tmp_path / "sm"),
+         "--name", "jax_amu"], tf_env)
+    run(["predict", "--model", str(tmp_path / "sm" / "jax_amu"), "--input",
+         str(tmp_path / "cohort"), "--out", str(tmp_path / "p_sm.csv")], tf_env)
+    a, b = pd.read_csv(tmp_path / "p_jax.csv"), pd.read_csv(tmp_path / "p_sm.csv")
+    assert list(a["sample"]) == list(b["sample"])
+    np.testing.assert_allclose(a["probability"], b["probability"], atol=1e-5)
+    assert (a["predicted_class"] == b["predicted_class"]).all()

@@ -155,6 +155,7 @@ def test_zoo_class_weight_and_no_validation_split():
     assert fixed.threshold_ == 0.3 and fixed.threshold_method_ == "fixed"
 
 
+@pytest.mark.tensorflow_only
 def test_zoo_classifier_strategies_agree_on_one_cpu():
     import tensorflow as tf
 

@@ -6,7 +6,6 @@ import keras
 from keras import ops
 
 from amu_tf.kernels import tiny_attention as kernels
-from amu_tf.layers.tiny_head_attention import blocked_attention, tiny_head_attention
 
 
 def _is_symbolic_training(training):
@@ -161,6 +160,9 @@ class FusedSelfAttention(keras.layers.Layer):
         qkv = ops.transpose(ops.reshape(qkv, (batch, length, 3, n, k)), (2, 0, 3, 1, 4))
         q, key, v = ops.unstack(qkv, 3, axis=0)  # each (batch, heads, T, k)
         if keras.backend.backend() == "tensorflow" and not _is_symbolic_training(training):
+            # TensorFlow ops (imported here: other backends need no TensorFlow installed)
+            from amu_tf.layers.tiny_head_attention import blocked_attention, tiny_head_attention
+
             if not training and kernels.cpu_graph_without_xla():
                 # inference on CPU: a few samples at a time, scores in cache (standard ops)
                 ctx = blocked_attention(q, key, v)

@@ -19,6 +19,10 @@ Names (``--strategy`` on the CLI, ``ZooClassifier(strategy=...)``):
 - ``multiworker``: ``MultiWorkerMirroredStrategy`` configured from the standard
   ``TF_CONFIG`` environment variable (one process per worker, the same command on each).
 
+Under another Keras backend (JAX, PyTorch) there is no tf.distribute: :func:`data_parallel`
+gives ``ZooClassifier`` a ``keras.distribution.DataParallel`` over the devices that backend
+sees (``auto``/``mirrored``), or one device (``default``).
+
 ``multiworker`` must be created before TensorFlow runs anything else in the process (a
 TensorFlow rule for collective ops), so a command creates it first thing; the instance is
 cached, and ``get_strategy("multiworker")`` returns the same object on later calls.
@@ -383,6 +387,32 @@ def written_by_chief(path, strategy=None):
 
 
 # ---------------------------------------------------------------------------- CLI
+def data_parallel(name="auto"):
+    """Under a Keras backend other than TensorFlow: a ``keras.distribution.DataParallel``
+    over every device the backend sees (each batch split across them, weights replicated,
+    gradients averaged), or None for one device. ``name`` is the strategy name of the
+    TensorFlow path: ``auto`` and ``mirrored`` spread over all devices, ``default`` keeps one;
+    ``multiworker`` is TensorFlow's (JAX's multi-host set-up is
+    ``keras.distribution.initialize``) and is refused here."""
+    import keras
+
+    if not isinstance(name, (str, type(None))):
+        raise SpecError(f"a tf.distribute strategy object needs the TensorFlow backend, not "
+                        f"{keras.backend.backend()}")
+    name = name or "default"
+    if name not in STRATEGY_NAMES:
+        raise SpecError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}")
+    if name == "multiworker":
+        raise SpecError("--strategy multiworker is TensorFlow's MultiWorkerMirroredStrategy; "
+                        f"under the {keras.backend.backend()} backend use one process per "
+                        "host with keras.distribution.initialize(), or KERAS_BACKEND="
+                        "tensorflow")
+    devices = keras.distribution.list_devices()
+    if name == "default" or len(devices) < 2:
+        return None
+    return keras.distribution.DataParallel(devices=devices)
+
+
 def strategy_option(func=None, *, default: str = "auto"):
     """Click option ``--strategy auto|default|mirrored|multiworker`` (value: the name).
 
@@ -407,6 +437,6 @@ def strategy_option(func=None, *, default: str = "auto"):
 __all__ = [
     "STRATEGY_NAMES", "backup_callback", "backup_dir_for", "chief_artifact_dir",
     "get_strategy", "global_batch_size", "gpus_visible", "is_chief", "make_dataset",
-    "num_replicas", "read_tf_config", "remove_if_not_chief", "strategy_option",
+    "data_parallel", "num_replicas", "read_tf_config", "remove_if_not_chief", "strategy_option",
     "synchronized_batch_norm", "task_name", "written_by_chief",
 ]

@@ -85,11 +85,12 @@ def masked_copies(X, epochs: int, mask_rate: float, seed: int):
 
 
 def pretrain_masked_genes(model, X, *, epochs=30, mask_rate=0.15, batch_size=32,
-                          learning_rate=1e-3, seed=0, verbose=0) -> dict:
+                          learning_rate=1e-3, seed=0, verbose=0, multiple=1) -> dict:
     """Pre-train ``model``'s embedding and encoders in place on the rows of ``X`` (no
     labels); returns ``{"loss": [...], "baseline_loss": ...}``: the masked MSE per epoch, and
     that of predicting every hidden gene as 0 (the cohort mean), which pre-training must beat
-    to have learnt anything."""
+    to have learnt anything. ``multiple``: pad each epoch's rows with rows that hide nothing
+    (loss 0) to a multiple of it (the device count of a data-parallel distribution)."""
     import keras
 
     if not 0 < mask_rate < 1:
@@ -107,8 +108,13 @@ def pretrain_masked_genes(model, X, *, epochs=30, mask_rate=0.15, batch_size=32,
     losses = []
     for e in range(epochs):  # one fit per epoch: each epoch sees its own masks, shuffled
         part = slice(e * per_epoch, (e + 1) * per_epoch)
-        hist = recon.fit(inputs[part], targets[part], batch_size=batch_size, epochs=1,
-                         shuffle=True, verbose=verbose)
+        x_e, t_e = inputs[part], targets[part]
+        pad = (-len(x_e)) % multiple
+        if pad:
+            x_e = np.concatenate([x_e, np.zeros((pad, n), np.float32)])
+            t_e = np.concatenate([t_e, np.zeros((pad, 2 * n), np.float32)])
+        hist = recon.fit(x_e, t_e, batch_size=batch_size, epochs=1, shuffle=True,
+                         verbose=verbose)
         losses.append(float(hist.history["loss"][-1]))
     return {"loss": losses, "baseline_loss": baseline, "n_rows": int(len(X)),
             "mask_rate": float(mask_rate)}

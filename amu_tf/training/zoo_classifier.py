@@ -23,6 +23,7 @@ Saved without pickle: ``save(dir)`` writes ``model.keras`` and ``zoo_classifier.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -34,6 +35,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
 from amu_tf.errors import InputDataError
 from amu_tf.training._checks import check_binary_y, check_per_class, check_X
+from amu_tf.training.distribute import data_parallel, num_replicas
 from amu_tf.training.threshold import youden_threshold
 from amu_tf.training.upsampling import upsample_indices
 
@@ -63,6 +65,19 @@ def resolve_strategy(strategy):
     if strategy == "mirrored":
         return tf.distribute.MirroredStrategy()
     raise ValueError(f"unknown strategy {strategy!r}; use 'default', 'mirrored' or an instance")
+
+
+def _pad_rows(X, y, multiple: int, class_weight=None):
+    """``(X, y, sample_weight)`` with rows of weight 0 appended (copies of the first rows) so
+    that the row count is a multiple of ``multiple``; the other rows weigh 1, or their class's
+    ``class_weight``."""
+    pad = (-len(X)) % multiple
+    w = np.ones(len(X), dtype=np.float32)
+    if class_weight is not None:
+        w = np.asarray([class_weight[int(c)] for c in y], dtype=np.float32)
+    take = np.arange(pad) % max(len(X), 1)
+    return (np.concatenate([X, X[take]]), np.concatenate([y, y[take]]),
+            np.concatenate([w, np.zeros(pad, dtype=np.float32)]))
 
 
 def _progress_callback(epochs: int, desc: str):
@@ -274,7 +289,6 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         group on one side of the inner validation split; ``unlabeled`` (m, n_genes), used
         only with ``pretrain``, adds rows without labels to the pre-training."""
         import keras
-        import tensorflow as tf
 
         from amu_tf.models.zoo import build_model
 
@@ -298,20 +312,33 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             counts = np.bincount(y01[tr], minlength=2)
             class_weight = {c: len(tr) / (2.0 * counts[c]) for c in range(2)}
 
-        if self.verbose < 2:  # Keras's per-model retracing notes are noise here
-            tf.get_logger().setLevel("ERROR")
-        if self.deterministic:
-            tf.config.experimental.enable_op_determinism()
+        tensorflow = keras.backend.backend() == "tensorflow"
+        if tensorflow:
+            import tensorflow as tf
+
+            if self.verbose < 2:  # Keras's per-model retracing notes are noise here
+                tf.get_logger().setLevel("ERROR")
+            if self.deterministic:
+                tf.config.experimental.enable_op_determinism()
         keras.utils.set_random_seed(int(self.seed))
-        if str(self.model).startswith("amu") and keras.backend.backend() == "tensorflow":
+        if str(self.model).startswith("amu") and tensorflow:
             # build the attention kernel now (once per machine), not under the progress bar
             # (a TensorFlow op: never attempted under another Keras backend)
             from amu_tf.kernels import tiny_attention as attention_kernel
 
             attention_kernel.available()
         steps_per_epoch = math.ceil(len(tr_fit) / self._p("batch_size"))
-        strategy = resolve_strategy(self.strategy)
-        with strategy.scope():
+        # tf.distribute under TensorFlow; keras.distribution.DataParallel over the devices
+        # JAX sees under JAX (None: one device)
+        strategy = resolve_strategy(self.strategy) if tensorflow else None
+        distribution = None if tensorflow else data_parallel(self.strategy)
+        self.devices_ = (num_replicas(strategy) if tensorflow
+                         else len(distribution.device_mesh.devices.ravel()) if distribution
+                         else 1)
+        with contextlib.ExitStack() as scope:
+            scope.enter_context(strategy.scope() if tensorflow else
+                                distribution.scope() if distribution else
+                                contextlib.nullcontext())
             model = build_model(self.model, **(self.model_overrides or {}))
             model.compile(
                 optimizer=self._make_optimizer(steps_per_epoch * self._p("epochs")),
@@ -326,49 +353,13 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                     [X, check_X(unlabeled, X.shape[1], name="unlabeled")])
                 self.pretraining_ = pretrain_masked_genes(
                     model, rows, batch_size=self._p("batch_size"), seed=self.seed,
-                    **dict(self.pretrain))
-        callbacks = []
-        validation_data = None
-        if len(va):
-            validation_data = (X[va], y01[va])
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self._p("patience"),
-                    restore_best_weights=True,
-                )
-            )
-        if self.verbose == 1:
-            callbacks.append(_progress_callback(self._p("epochs"), f"train {self.model}"))
-        from amu_tf.training.distribute import (backup_callback, make_dataset, num_replicas,
-                                                synchronized_batch_norm)
-
-        if self.backup_dir is not None:  # resume a killed or preempted fit from its last epoch
-            callbacks.append(backup_callback(self.backup_dir, strategy))
-        replicas = num_replicas(strategy)
-        if replicas > 1:
-            # Several replicas (GPUs or workers): a tf.data pipeline sharded by the strategy.
-            # ``batch_size`` stays the global batch; every worker draws the same seeded order
-            # and keeps its share of each batch.
-            per_replica = max(1, self._p("batch_size") // replicas)
-            fit_data = dict(x=make_dataset(X[tr_fit], y01[tr_fit], per_replica, strategy,
-                                           shuffle=True, seed=self.seed), shuffle=False)
-            if validation_data is not None:
-                validation_data = make_dataset(*validation_data, per_replica, strategy)
-        else:
-            fit_data = dict(x=X[tr_fit], y=y01[tr_fit], batch_size=self._p("batch_size"),
-                            shuffle=True)
-        t0 = time.perf_counter()
-        # BatchNorm statistics over the global batch, so every replica ends identical
-        with synchronized_batch_norm(model, strategy):
-            hist = model.fit(
-                **fit_data,
-                validation_data=validation_data,
-                epochs=self._p("epochs"),
-                class_weight=class_weight,
-                callbacks=callbacks,
-                verbose=2 if self.verbose == 2 else 0,
-            )
-        self.fit_seconds_ = time.perf_counter() - t0
+                    multiple=self.devices_ if distribution else 1, **dict(self.pretrain))
+            if not tensorflow:  # the trainer of another backend runs under the distribution
+                hist, self.fit_seconds_ = self._fit_model(model, X, y01, tr_fit, va,
+                                                          class_weight, None)
+        if tensorflow:
+            hist, self.fit_seconds_ = self._fit_model(model, X, y01, tr_fit, va, class_weight,
+                                                      strategy)
         self.model_ = model
         self.params_used_ = {k: self._p(k) for k in (
             "epochs", "batch_size", "learning_rate", "optimizer", "weight_decay", "schedule",
@@ -389,6 +380,74 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             self.threshold_ = youden_threshold(y01[tr], self.predict_proba(X[tr])[:, 1])
             self.threshold_method_ = "youden_train"
         return self
+
+    def _fit_model(self, model, X, y01, tr_fit, va, class_weight, strategy):
+        """``model.fit`` on the inner train rows with early stopping on the inner validation
+        rows; ``strategy`` is the tf.distribute strategy (None under other backends)."""
+        import keras
+
+        callbacks = []
+        validation_data = None
+        if len(va):
+            validation_data = (X[va], y01[va])
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self._p("patience"),
+                    restore_best_weights=True,
+                )
+            )
+        if self.verbose == 1:
+            callbacks.append(_progress_callback(self._p("epochs"), f"train {self.model}"))
+        replicas = 1
+        sync_bn = contextlib.nullcontext()
+        if strategy is not None:
+            from amu_tf.training.distribute import (backup_callback, make_dataset,
+                                                    synchronized_batch_norm)
+
+            replicas = num_replicas(strategy)
+            sync_bn = synchronized_batch_norm(model, strategy)
+            if self.backup_dir is not None:  # resume a killed or preempted fit
+                callbacks.append(backup_callback(self.backup_dir, strategy))
+        elif self.backup_dir is not None:
+            callbacks.append(keras.callbacks.BackupAndRestore(backup_dir=str(self.backup_dir)))
+        if replicas > 1:
+            # Several replicas (GPUs or workers): a tf.data pipeline sharded by the strategy.
+            # ``batch_size`` stays the global batch; every worker draws the same seeded order
+            # and keeps its share of each batch.
+            per_replica = max(1, self._p("batch_size") // replicas)
+            fit_data = dict(x=make_dataset(X[tr_fit], y01[tr_fit], per_replica, strategy,
+                                           shuffle=True, seed=self.seed), shuffle=False)
+            if validation_data is not None:
+                validation_data = make_dataset(*validation_data, per_replica, strategy)
+        elif self.devices_ > 1:
+            # keras.distribution.DataParallel splits every batch evenly across the devices:
+            # the batch must divide, and the rows are padded to a multiple of the devices
+            # with rows of weight 0 (no gradient, no effect on the loss being compared)
+            m, batch = self.devices_, self._p("batch_size")
+            if batch % m:
+                raise ValueError(f"batch_size {batch} does not split evenly over {m} devices; "
+                                 f"use a multiple of {m}")
+            x_fit, y_fit, w_fit = _pad_rows(X[tr_fit], y01[tr_fit], m, class_weight)
+            class_weight = None
+            fit_data = dict(x=x_fit, y=y_fit, sample_weight=w_fit, batch_size=batch,
+                            shuffle=True)
+            if validation_data is not None:
+                validation_data = _pad_rows(*validation_data, m)
+        else:
+            fit_data = dict(x=X[tr_fit], y=y01[tr_fit], batch_size=self._p("batch_size"),
+                            shuffle=True)
+        t0 = time.perf_counter()
+        # BatchNorm statistics over the global batch, so every replica ends identical
+        with sync_bn:
+            hist = model.fit(
+                **fit_data,
+                validation_data=validation_data,
+                epochs=self._p("epochs"),
+                class_weight=class_weight,
+                callbacks=callbacks,
+                verbose=2 if self.verbose == 2 else 0,
+            )
+        return hist, time.perf_counter() - t0
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
