@@ -117,6 +117,28 @@ class Artifact:
         meta["uri"] = uri
         return cls(**meta)
 
+    def stale_inputs(self) -> list[str]:
+        """One line per recorded input that has changed since this artifact was made: an
+        input artifact rewritten at its folder (its content hash differs), or an input file
+        edited. Inputs no longer at their recorded path are not judged (runs move)."""
+        lines = []
+        for ref in self.inputs:
+            uri, recorded = Path(str(ref.get("uri", ""))), ref.get("content_hash")
+            if not recorded or not uri.exists():
+                continue
+            try:
+                if uri.is_dir():
+                    now = json.loads((uri / METADATA_FILE).read_text()).get("content_hash")
+                else:
+                    now = hash_path(uri)
+            except (OSError, ValueError):
+                continue
+            if now != recorded:
+                lines.append(f"{self.uri} is stale: its input {uri} ({ref.get('type')}) "
+                             f"changed since it was made (hash {recorded[:12]}, now "
+                             f"{str(now)[:12]}); run the steps after it again")
+        return lines
+
     @classmethod
     def for_file(cls, path: str | os.PathLike, type: str = "CohortSpec") -> "Artifact":
         """Record an external input file (not written by amu-tf) so its hash is traceable."""

@@ -108,6 +108,8 @@ def run_train(
 
     try:  # bad names and parameters fail before any work
         estimator = make_estimator(model, seed=seed, **estimator_params)
+        if hasattr(estimator, "check_params"):  # types and ranges of training parameters
+            estimator.check_params()
     except (ValueError, TypeError) as exc:
         raise SpecError(f"model {model!r}: {exc}") from None
     t0 = time.perf_counter()

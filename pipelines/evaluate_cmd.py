@@ -72,6 +72,9 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
         transform = transform or "reference_z"
         out = out or "runs/paper_table/evaluate"
     else:
+        from pipelines.option_checks import warn_if_stale
+
+        warn_if_stale(table)
         data = table
         models = split_list(models or DEFAULT_MODELS)
         protocols = split_list(protocols or "cv,loco")

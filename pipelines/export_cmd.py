@@ -30,7 +30,9 @@ def command(model_uri, name, base_dir, compiled_attention):
     order, input scale, transform, threshold, training cohorts and metrics. Prints the path.
     """
     from components.export import run_export
+    from pipelines.option_checks import warn_if_stale
 
+    warn_if_stale(model_uri)
     with click.progressbar(length=1, label="exporting SavedModel", file=click.get_text_stream("stderr")) as bar:
         art = run_export(model_uri, base_dir=base_dir, name=name,
                          compiled_attention=compiled_attention)

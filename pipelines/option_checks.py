@@ -5,17 +5,18 @@ from __future__ import annotations
 from amu_tf.errors import SpecError
 
 
-def check_models(models, interpret_models=None) -> None:
-    """Every name must be an estimator ``make_estimator`` knows (fails before the first fit)."""
+def check_models(models, interpret_models=None, option="--models") -> None:
+    """Every name must be an estimator ``make_estimator`` knows (fails before the first fit);
+    ``option`` names the command's option in the message."""
     from amu_tf.training import make_estimator
 
     if not models:
-        raise SpecError("--models: no model given")
+        raise SpecError(f"{option}: no model given")
     for m in models:
         try:
             make_estimator(m)
         except ValueError as exc:
-            raise SpecError(f"--models: {exc}") from None
+            raise SpecError(f"{option}: {exc}") from None
     bad = [m for m in interpret_models or [] if m not in models]
     if bad:
         raise SpecError(f"--interpret-models: {bad[0]!r} is not among the run's models "
@@ -62,3 +63,25 @@ def check_transform(transform, models, allow_gene_choice=True) -> None:
         raise SpecError(f"--transform {transform}: the zoo model {zoo[0]} reads the 160-gene "
                         "panel; gene_set/variable_genes apply to the baselines (logreg, svm, "
                         "rf, xgboost, adaboost)")
+
+
+def warn_if_stale(uri) -> list:
+    """Print a ``warning:`` line for every input of the artifact at ``uri`` that changed since
+    it was made (:meth:`Artifact.stale_inputs`); returns those lines. Not an artifact (a CSV
+    table, a SavedModel): nothing to check."""
+    import click
+
+    from amu_tf.artifacts import METADATA_FILE, Artifact
+    from amu_tf.errors import ArtifactError
+
+    from pathlib import Path
+
+    if not (Path(uri) / METADATA_FILE).is_file():
+        return []
+    try:
+        lines = Artifact.load(uri).stale_inputs()
+    except ArtifactError:
+        return []
+    for line in lines:
+        click.echo(f"warning: {line}", err=True)
+    return lines

@@ -36,9 +36,29 @@ def _read_input(path, data_root):
         raise InputDataError(f"cannot read {p} as CSV: {first}") from None
 
 
-def _check_out(out, input_path):
-    """Refuse an unusable ``--out`` before any work: a directory, the input itself (or a
-    path inside an input folder), or a place where no file can be created."""
+def _protected_paths(input_path, model_dir, data_root):
+    """``(label, path)`` of everything predict reads, which ``--out`` must not overwrite: the
+    input (a file or a table folder), the data files a spec input points to, the model."""
+    from pathlib import Path
+
+    out = [("the input", Path(input_path))]
+    if str(input_path).endswith(".toml") and Path(input_path).is_file():
+        try:
+            from amu_tf.data.cohort_spec import CohortSpec
+
+            spec = CohortSpec.from_toml(input_path, data_root=data_root)
+            out += [("a data file of the input spec", f) for f in spec.data_files()]
+        except Exception:  # noqa: BLE001 - a bad spec is reported when it is read
+            pass
+    if model_dir is not None:
+        out.append(("the model", Path(model_dir)))
+    return out
+
+
+def _check_out(out, input_path, model_dir=None, data_root=None):
+    """Refuse an unusable ``--out`` before any work: a directory, anything predict reads
+    (the input, a spec's data files, the model folder, or a path inside one of these
+    folders), or a place where no file can be created."""
     import os
     import tempfile
     from pathlib import Path
@@ -51,15 +71,17 @@ def _check_out(out, input_path):
                              f"{o / 'predictions.csv'}")
     if o.exists() and not o.is_file():
         raise InputDataError(f"--out {out} exists and is not a regular file")
-    inp = Path(input_path)
-    if inp.exists():
-        ro, ri = o.resolve(), inp.resolve()
-        if ro == ri:
-            raise InputDataError(f"--out {out} is the input {input_path}: writing the "
-                                 "predictions would overwrite it; choose another --out")
-        if inp.is_dir() and ri in ro.parents:
-            raise InputDataError(f"--out {out} lies inside the input folder {input_path}; "
-                                 "choose a path outside it")
+    ro = o.resolve()
+    for label, p in _protected_paths(input_path, model_dir, data_root):
+        if not p.exists():
+            continue
+        rp = p.resolve()
+        if ro == rp:
+            raise InputDataError(f"--out {out} is {label} ({p}): writing the predictions "
+                                 "would overwrite it; choose another --out")
+        if p.is_dir() and rp in ro.parents:
+            raise InputDataError(f"--out {out} lies inside {label} ({p}); choose a path "
+                                 "outside it")
     anc = o.absolute().parent
     while not anc.exists() and anc != anc.parent:
         anc = anc.parent
@@ -102,9 +124,12 @@ def command(model_dir, version, input_path, data_root, out):
         if version is not None:
             raise click.BadParameter("--version applies to exported models, not to a Model "
                                      "artifact", param_hint="--version")
-        _check_out(out, input_path)
+        _check_out(out, input_path, model_dir, data_root)
+        from pipelines.option_checks import warn_if_stale
+
+        warn_if_stale(model_dir)
         return _predict_with_artifact(model_dir, _read_input(input_path, data_root), out)
-    _check_out(out, input_path)
+    _check_out(out, input_path, model_dir, data_root)
     model = ExportedModel.load(model_dir, version=version)
     df = _read_input(input_path, data_root)
     table, report = model.panel_table(df)

@@ -313,10 +313,30 @@ def prepare_run_folder(out: Path, overwrite: bool, chief: bool = True) -> None:
     shutil.rmtree(out)
 
 
+def check_run_inputs(specs, data_root, export_dir, export_name) -> None:
+    """Everything ``amu run`` reads or writes outside its run folder is checked before any
+    work (and before ``--overwrite`` removes a previous run): every cohort spec parses and its
+    files exist, ``--export-dir`` is not a file, ``--export-name`` is a plain folder name."""
+    import re
+
+    from amu_tf.data.cohort_spec import CohortSpec
+    from amu_tf.errors import SpecError
+
+    for spec in specs:
+        CohortSpec.from_toml(spec, data_root=data_root).check_files()
+    if export_dir is not None and Path(export_dir).is_file():
+        raise SpecError(f"--export-dir {export_dir} is a file; give a folder for the exports")
+    if export_name is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", export_name)
+                                    or ".." in export_name):
+        raise SpecError(f"--export-name {export_name!r}: use letters, digits, '_', '-' and "
+                        "'.' only (it is one folder under --export-dir)")
+
+
 def write_run_record(out: Path, options: dict, specs, data_root, status: str,
-                     timings=None) -> None:
+                     timings=None, error=None) -> None:
     """``run.json``: the run's configuration and whether it completed (``running`` until the
-    last step is done: a run folder whose record says ``running`` was interrupted)."""
+    last step is done, ``failed`` with the error when a step raised: a folder whose record
+    still says ``running`` was killed)."""
     import json
     import os
 
@@ -327,6 +347,8 @@ def write_run_record(out: Path, options: dict, specs, data_root, status: str,
     record = {"status": status, "amu_tf_version": __version__, "specs": [str(s) for s in specs],
               "data_root": str(data_root) if data_root else None, "options": options,
               "timings_seconds": timings or {}}
+    if error is not None:
+        record["error"] = error
     tmp = out / f".{RUN_RECORD}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(to_jsonable(record), indent=2, default=str) + "\n")
     os.replace(tmp, out / RUN_RECORD)
@@ -447,6 +469,7 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         opts["data_note"] = ("Synthetic default cohorts (amu_tf.data.synthetic, seed "
                              f"{seed}, response signal {'planted' if signal else 'absent'}); "
                              "the planted module is listed in data/synthetic_truth.json.")
+    check_run_inputs(list(cohorts), data_root, export_dir, export_name)
     from amu_tf.training.distribute import is_chief, written_by_chief
 
     prepare_run_folder(Path(out), overwrite, is_chief())
@@ -459,7 +482,12 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
                          data_root=data_root, specs_given=bool(cohorts))
         write_run_record(ctx.out, opts, list(cohorts), data_root, "running")
         t0 = time.perf_counter()
-        run_pipeline(ctx)
+        try:
+            run_pipeline(ctx)
+        except BaseException as exc:  # the record says the run did not complete, and why
+            write_run_record(ctx.out, opts, list(cohorts), data_root, "failed",
+                             timings=ctx.timings, error=f"{type(exc).__name__}: {exc}")
+            raise
         total = time.perf_counter() - t0
         write_run_record(ctx.out, opts, list(cohorts), data_root, "complete",
                          timings=ctx.timings)

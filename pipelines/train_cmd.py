@@ -50,7 +50,7 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
     from pipelines.option_checks import check_counts, check_models, check_transform
 
     est_params = _parse_params(params)
-    check_models([model_name])
+    check_models([model_name], option="--model")
     check_transform(transform, [model_name])
     check_counts(epochs=epochs)
     kind = estimator_kind(model_name)

@@ -9,30 +9,52 @@ from amu_tf.errors import ArtifactError
 from amu_tf.serving import read_metadata
 
 
-def test_threshold_comes_from_the_estimator_when_model_info_is_gone(tmp_path):
+def test_a_model_artifact_without_model_info_is_refused_not_invented(tmp_path):
+    """Without model_info.json the export would invent the name, genes and cohorts (and
+    once the threshold): refused, with nothing written."""
     from amu_tf.data.synthetic import make_synthetic_table
     from components.export import run_export
     from components.train import run_train
 
     table, _ = make_synthetic_table(seed=0, n_per_cohort=20)
     art = run_train(table, tmp_path / "model", model="cnn:paper", epochs=2, patience=1)
-    frozen = json.loads((tmp_path / "model" / "model_info.json").read_text())["threshold"]
-    assert frozen != 0.5
     (tmp_path / "model" / "model_info.json").unlink()
-    pushed = run_export(art.uri, base_dir=tmp_path / "sm", name="cnn")
-    assert read_metadata(pushed.properties["path"])["threshold"] == pytest.approx(frozen)
+    with pytest.raises(ArtifactError, match="has no model_info.json"):
+        run_export(art.uri, base_dir=tmp_path / "sm", name="cnn")
+    assert not (tmp_path / "sm" / "cnn").exists() or not any((tmp_path / "sm" / "cnn").iterdir())
 
 
-def test_a_model_without_any_threshold_is_refused(tmp_path):
+def test_a_model_without_any_threshold_or_a_damaged_one_is_refused(tmp_path):
     from test_export import make_model_artifact
 
     from components.export import run_export
 
     make_model_artifact(tmp_path / "bare", model="cnn:paper")
-    (tmp_path / "bare" / "model_info.json").unlink()
+    info_file = tmp_path / "bare" / "model_info.json"
+    info = json.loads(info_file.read_text())
+    info.pop("threshold", None)
+    info_file.write_text(json.dumps(info))
     with pytest.raises(ArtifactError, match="records no decision threshold"):
         run_export(tmp_path / "bare", base_dir=tmp_path / "sm", name="cnn")
+    info_file.write_text(json.dumps({**info, "threshold": "abc"}))
+    with pytest.raises(ArtifactError, match="is not a probability"):
+        run_export(tmp_path / "bare", base_dir=tmp_path / "sm", name="cnn")
     assert not (tmp_path / "sm" / "cnn").exists() or not any((tmp_path / "sm" / "cnn").iterdir())
+
+
+@pytest.mark.parametrize("damaged", ["model.keras", "model.joblib"])
+def test_a_damaged_model_file_is_one_line_not_a_traceback(tmp_path, damaged):
+    from amu_tf.data.synthetic import make_synthetic_table
+    from amu_tf.training.model_bundle import ModelBundle
+    from components.train import run_train
+
+    table, _ = make_synthetic_table(seed=0, n_per_cohort=20)
+    model = "amu:tiny" if damaged == "model.keras" else "logreg"
+    params = {"epochs": 1, "patience": 1} if damaged == "model.keras" else {}
+    art = run_train(table, tmp_path / "m", model=model, **params)
+    (tmp_path / "m" / damaged).write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(ArtifactError, match=f"{damaged} cannot be read.*damaged"):
+        ModelBundle.load(art.uri)
 
 
 @pytest.mark.parametrize("model", ["cd8a", "gep18", "impres", "logreg", "recipe:consensus",

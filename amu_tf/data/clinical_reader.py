@@ -42,11 +42,22 @@ def _event(series: pd.Series, means: str, where: str) -> pd.Series:
     return 1.0 - v if means == "censored" else v
 
 
+#: cell texts read as missing (pandas' defaults), except in the sample-id column
+MISSING_WORDS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan",
+                           "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None",
+                           "n/a", "nan", "null"})
+
+
 def read_clinical(spec) -> pd.DataFrame:
     """The clinical file as metadata columns indexed by sample id (unique)."""
     where = f"cohort {spec.name}: clinical file {spec.clinical_file.name}"
     df = read_delimited(spec.clinical_file, spec.clinical_sep, "clinical", dtype=str,
-                        keep_default_na=True)
+                        keep_default_na=False)
+    # missing-value words mean "missing" in every column but the sample id, where "NA" (or
+    # "None") can be a real id
+    for c in df.columns:
+        if str(c).strip() != spec.sample_column:
+            df[c] = df[c].where(~df[c].str.strip().isin(MISSING_WORDS))
     return clinical_meta(df, spec, where)
 
 

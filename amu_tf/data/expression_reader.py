@@ -360,6 +360,11 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
     arr = np.asarray(arr, dtype=np.float64)
     gene_ids = [str(g).strip() for g in gene_ids]
     samples = [str(s) for s in samples]
+    # HTSeq-count's summary rows (__no_feature, __ambiguous, __alignment_not_unique, ...) are
+    # reads that no gene got: not genes, and not part of any library size
+    keep = [i for i, g in enumerate(gene_ids) if not g.startswith("__")]
+    if len(keep) < len(gene_ids):
+        arr, gene_ids = arr[keep], [gene_ids[i] for i in keep]
     bad = ~np.isfinite(arr)
     if bad.any():
         r, c = np.argwhere(bad)[0]

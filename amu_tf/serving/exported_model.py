@@ -111,15 +111,28 @@ class ExportedModel:
         self.loaded = loaded
         self.metadata = metadata
         self.signature = loaded.signatures[SIGNATURE_KEY]
-        genes = metadata.get("genes") or []
-        self.symbols = [str(g["symbol"]) for g in genes]
-        self.entrez_ids = [str(g.get("entrez_id", "")) for g in genes]
-        self.n_genes = int(metadata.get("n_genes", len(self.symbols)))
-        #: the signature's input width: the genes, or the features a Python-side transform
-        #: makes of them (e.g. seven signature scores)
-        self.n_inputs = int(metadata.get("n_inputs", self.n_genes))
-        self.threshold = float(metadata.get("threshold", 0.5))
-        self.transform_info = metadata.get("transform") or {}
+        where = f"{self.path / 'assets' / 'amu_metadata.json'}"
+        try:
+            genes = metadata.get("genes") or []
+            self.symbols = [str(g["symbol"]) for g in genes]
+            self.entrez_ids = [str(g.get("entrez_id", "")) for g in genes]
+            self.n_genes = int(metadata.get("n_genes", len(self.symbols)))
+            #: the signature's input width: the genes, or the features a Python-side
+            #: transform makes of them (e.g. seven signature scores)
+            self.n_inputs = int(metadata.get("n_inputs", self.n_genes))
+            t = metadata["threshold"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
+                raise ValueError(f"threshold {t!r} is not a probability")
+            # the graph's predicted_class uses its own frozen copy; this one is reported
+            self.threshold = float(t)
+            self.transform_info = metadata.get("transform") or {}
+            if not isinstance(self.transform_info, dict):
+                raise ValueError("transform is not an object")
+        except KeyError as exc:
+            raise ArtifactError(f"{where} is damaged: no {exc.args[0]!r}; export the model "
+                                "again") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ArtifactError(f"{where} is damaged ({exc}); export the model again") from None
 
     @property
     def version(self) -> int | None:

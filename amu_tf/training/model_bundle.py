@@ -43,12 +43,26 @@ def _threshold_from_info(info: dict) -> float:
     t = info.get("threshold")
     if isinstance(t, dict):
         t = t.get("value")
+    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
+                          or not 0 <= t <= 1):
+        raise ArtifactError(f"the Model artifact's threshold {t!r} is not a probability in "
+                            f"[0, 1]; its {MODEL_INFO_FILE} is damaged")
     if t is None:
         raise ArtifactError("the Model artifact records no decision threshold (no "
                             f"{MODEL_INFO_FILE} and no {'zoo_classifier.json'}): train it "
                             "again with `amu train`, or add \"threshold\" to its "
                             f"{MODEL_INFO_FILE}")
     return float(t)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}") from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path} does not hold a JSON object")
+    return data
 
 
 class ModelBundle:
@@ -89,28 +103,50 @@ class ModelBundle:
         uri = Path(uri)
         art = Artifact.load(uri, expected_type="Model")
         info_file = uri / MODEL_INFO_FILE
-        info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+        if not info_file.is_file():
+            # without it the model's name, genes, transform, cohorts and threshold are unknown:
+            # an export or a prediction would have to invent them
+            raise ArtifactError(f"{uri} has no {MODEL_INFO_FILE} (the model's name, genes, "
+                                "transform and threshold): it is not a complete Model "
+                                "artifact; train it again with `amu train`")
+        info = _read_json(info_file)
         summary_file = uri / TRAINING_SUMMARY_FILE
-        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        summary = _read_json(summary_file) if summary_file.is_file() else {}
 
         from amu_tf.training.zoo_classifier import STATE_FILE, ZooClassifier
 
         if (uri / KERAS_FILE).is_file() and (uri / STATE_FILE).is_file():
-            estimator = ZooClassifier.load(uri)
+            what, load = uri / KERAS_FILE, lambda: ZooClassifier.load(uri)
         elif (uri / KERAS_FILE).is_file():
-            estimator = cls._wrap_bare_keras(uri / KERAS_FILE, info)
+            what, load = uri / KERAS_FILE, lambda: cls._wrap_bare_keras(uri / KERAS_FILE, info)
         elif (uri / JOBLIB_FILE).is_file():
             import joblib
 
-            estimator = joblib.load(uri / JOBLIB_FILE)
+            what, load = uri / JOBLIB_FILE, lambda: joblib.load(uri / JOBLIB_FILE)
         else:
             raise ArtifactError(f"{uri} holds neither {KERAS_FILE} nor {JOBLIB_FILE}")
+        try:
+            estimator = load()
+        except ArtifactError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any reader's failure on a damaged file
+            raise ArtifactError(f"{what} cannot be read ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0][:160] if str(exc) else '-'}): "
+                                "the file is damaged or not what amu train wrote; train the "
+                                "model again") from None
 
         transform = None
         if (uri / TRANSFORM_DIR).is_dir():
             from amu_tf.data.transforms import load_transform
 
-            transform = load_transform(uri / TRANSFORM_DIR)
+            try:
+                transform = load_transform(uri / TRANSFORM_DIR)
+            except ArtifactError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise ArtifactError(f"{uri / TRANSFORM_DIR} cannot be read "
+                                    f"({type(exc).__name__}): the fitted transform is "
+                                    "damaged; train the model again") from None
         return cls(estimator, transform, info, artifact=art, training_summary=summary)
 
     @staticmethod

@@ -206,7 +206,26 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         config.update(self.model_overrides or {})
         return config
 
+    def check_params(self):
+        """Raise ValueError naming the first training parameter of the wrong type or range
+        (the CLI calls it before any work; ``fit`` calls it first)."""
+        self._check_params()
+
     def _check_params(self):
+        def number(name, low, low_ok, integer):
+            v = self._p(name)
+            ok_type = (isinstance(v, int) if integer else isinstance(v, (int, float)))
+            if isinstance(v, bool) or not ok_type or not (v >= low if low_ok else v > low):
+                kind = "an integer" if integer else "a number"
+                bound = f">= {low}" if low_ok else f"> {low}"
+                raise ValueError(f"{name} must be {kind} {bound}, got {v!r}")
+
+        number("epochs", 1, True, True)
+        number("batch_size", 1, True, True)
+        number("patience", 0, True, True)
+        number("learning_rate", 0, False, False)
+        if self._p("weight_decay") is not None:
+            number("weight_decay", 0, True, False)
         optimizer, schedule, balance = (self._p(k) for k in ("optimizer", "schedule", "balance"))
         if optimizer not in ("adam", "adamw"):
             raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
@@ -217,7 +236,8 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                 f"balance must be 'upsample', 'class_weight' or None, got {balance!r}"
             )
         frac = self._p("validation_fraction")
-        if not (frac is None or 0 <= frac < 1):
+        if not (frac is None or (isinstance(frac, (int, float)) and not isinstance(frac, bool)
+                                 and 0 <= frac < 1)):
             raise ValueError("validation_fraction must be in [0, 1)")
         if self.pretrain is not None:
             unknown = set(dict(self.pretrain)) - PRETRAIN_OPTIONS
@@ -237,9 +257,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
 
         from amu_tf.training.schedules import TwoStepDecay
 
-        lr = self._p("learning_rate")
+        lr = float(self._p("learning_rate"))
         if self._p("schedule") == "two_step":
-            lr = TwoStepDecay.for_training(self._p("learning_rate"), total_steps)
+            lr = TwoStepDecay.for_training(float(self._p("learning_rate")), total_steps)
         if self._p("optimizer") == "adamw":
             wd = 1e-4 if self._p("weight_decay") is None else self._p("weight_decay")
             return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
