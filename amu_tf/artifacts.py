@@ -182,6 +182,15 @@ def _foreign(uri: Path, looks: int = 3) -> str | None:
     return "a folder that is not an artifact"
 
 
+def make_private_dir_shared(path: Path) -> None:
+    """``tempfile.mkdtemp`` makes its folder ``0700``; a finished artifact or SavedModel
+    takes the mode any new folder gets (``0777`` less the umask), so another user (a TF
+    Serving process) can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o777 & ~mask)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` still runs (on this machine)."""
     try:
@@ -310,6 +319,7 @@ class ArtifactWriter:
                 created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             )
             (self.path / METADATA_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
+            make_private_dir_shared(self.path)
             _move_into_place(self.path, self.uri)
         except BaseException:
             shutil.rmtree(self.path, ignore_errors=True)

@@ -82,3 +82,13 @@ def test_unwritable_out_is_one_line_for_ingest(tmp_path, out):
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.startswith("Error")]
     assert len(lines) == 1 and "Traceback" not in res.output
+
+
+def test_finished_artifacts_are_not_private_to_their_writer(tmp_path):
+    import stat
+
+    art = _write(tmp_path / "a", "v")
+    mode = stat.S_IMODE(os.stat(art.uri).st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o777 & ~mask  # not mkdtemp's 0700

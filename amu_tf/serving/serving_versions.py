@@ -91,6 +91,9 @@ class VersionWriter:
         self.path = Path(
             tempfile.mkdtemp(prefix=f".tmp-{self.version}-", dir=self.model_dir)
         )
+        from amu_tf.artifacts import make_private_dir_shared
+
+        make_private_dir_shared(self.path)  # readable by TF Serving running as another user
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
