@@ -131,6 +131,8 @@ def write_saved_model(path: str | os.PathLike, keras_model, metadata: dict,
         check_compiled_attention(keras_model)
     metadata = dict(metadata)
     metadata["custom_ops"] = custom_ops_for(compiled_attention)
+    # the graph's predicted_class uses ``threshold``: the metadata reports that same value
+    metadata["threshold"] = float(threshold)
     tracing = kernels.inference_kernels() if compiled_attention else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="amu-meta-") as tmp, tracing:
         meta_file = Path(tmp) / METADATA_FILE
