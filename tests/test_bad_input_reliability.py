@@ -180,3 +180,26 @@ def test_a_run_that_fails_says_so_in_its_record(tmp_path, monkeypatch):
     assert record["status"] == "failed" and "a step failed" in record["error"]
     r = _amu(["run", "--quick", "--out", str(out)])  # refuses, and says how to replace it
     assert r.exit_code == 2 and "--overwrite" in r.output
+
+
+def test_a_sample_annotation_among_the_genes_is_refused_and_featurecounts_columns_dropped(
+        tmp_path):
+    from amu_tf.errors import InputDataError
+    from components.ingest import ingest_cohort
+
+    specs = generate_default_cohorts(tmp_path / "syn", n_per_cohort=12)
+    expr = next((tmp_path / "syn" / "SYN_TPM_A").glob("log2_tpm*"))
+    df = pd.read_csv(expr, sep="\t", index_col=0)
+    want, _ = ingest_cohort(specs[1])
+    annotated = pd.concat([df, pd.DataFrame([np.arange(df.shape[1]) % 3 + 1],
+                                            index=["batch"], columns=df.columns)])
+    annotated.to_csv(expr, sep="\t", index_label=df.index.name)
+    with pytest.raises(InputDataError, match="'batch' is not a known gene symbol"):
+        ingest_cohort(specs[1])
+    # featureCounts' Chr/Start/End/Strand/Length columns are annotation, not samples
+    fc = df.copy()
+    for i, c in enumerate(["Chr", "Start", "End", "Strand", "Length"]):
+        fc.insert(i, c, 1000 + i)
+    fc.to_csv(expr, sep="\t", index_label=df.index.name)
+    got, _ = ingest_cohort(specs[1])
+    assert list(got["sample"]) == list(want["sample"])

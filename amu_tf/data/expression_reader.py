@@ -297,6 +297,35 @@ def to_log2_scale(values: np.ndarray, units: str) -> np.ndarray:
     raise ValueError(f"unknown units {units!r}")
 
 
+#: featureCounts' gene annotation columns (not samples) in a genes x samples file
+FEATURECOUNTS_COLUMNS = ("Chr", "Start", "End", "Strand", "Length")
+
+
+def check_no_annotation_rows(values: pd.DataFrame, where: str) -> None:
+    """Refuse a "gene" that is a sample annotation (``batch``, ``sex``, ``stage`` coded as
+    small integers beside the genes): not a known gene symbol, and every value one of 2-5
+    whole numbers, which no TPM/FPKM/log2 expression of a real gene looks like. (Raw counts
+    are whole numbers anyway and are not judged.)"""
+    from amu_tf.data.gene_ids import known_symbols
+
+    arr = values.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        whole = np.all((arr == np.round(arr)) | ~np.isfinite(arr), axis=1)
+    known = None
+    for i in np.flatnonzero(whole):  # few rows: only those of whole numbers are looked at
+        gene, row = values.index[i], arr[i]
+        distinct = np.unique(row[np.isfinite(row)])
+        if not 2 <= len(distinct) <= 5 or not np.all(distinct == np.round(distinct)):
+            continue
+        known = known_symbols() if known is None else known
+        if str(gene) not in known:
+            shown = ", ".join(f"{v:g}" for v in distinct)
+            raise InputDataError(
+                f"{where}: {gene!r} is not a known gene symbol and holds only the values "
+                f"{shown}: a sample annotation (batch, sex, ...) among the genes? Remove it "
+                "from the expression file (annotations belong in the clinical file)")
+
+
 def read_expression(spec) -> tuple[pd.DataFrame, dict]:
     """Read ``spec``'s expression file.
 
@@ -315,10 +344,12 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
         id_col = spec.gene_column or df.columns[0]
         if id_col not in df.columns:
             raise InputDataError(f"{where}: no gene column {id_col!r}")
+        # featureCounts writes gene annotation columns between the id and the samples
+        annotation = [c for c in FEATURECOUNTS_COLUMNS if c in df.columns and c != id_col]
         pos = list(df.columns).index(id_col)
-        samples = [h for i, h in enumerate(header) if i != pos]
+        samples = [h for i, h in enumerate(header) if i != pos and h not in annotation]
         gene_ids = df[id_col].astype(str).str.strip().tolist()
-        values = df.drop(columns=[id_col])
+        values = df.drop(columns=[id_col, *annotation])
     else:
         id_col = df.columns[0]
         ids = read_delimited(path, sep, "expression", header=0, usecols=[0], dtype=str,
@@ -341,6 +372,8 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
         raise InputDataError(f"{where}: a sample has an empty id")
     values.index = gene_ids
     values = _numeric(values, where)
+    if spec.gene_id == "symbol" and spec.units != "counts":
+        check_no_annotation_rows(values, where)
     ens = read_ensembl_map(spec.ensembl_map) if spec.gene_id == "ensembl" else None
     return expression_matrix(values.to_numpy(), gene_ids, samples, spec.units, spec.gene_id,
                              ens, where)

@@ -114,6 +114,17 @@ def _gene_reference():
     return by_entrez, by_ensembl
 
 
+def known_symbols() -> frozenset:
+    """Every gene symbol amu-tf knows: the panel's, tidepy's HGNC reference, and the old
+    names of :data:`~amu_tf.biomarkers.biomarker_presets.GENE_ALIASES`."""
+    from amu_tf.biomarkers.biomarker_presets import GENE_ALIASES
+
+    by_entrez, _ = _gene_reference()
+    names = set(by_entrez.values()) | set(load_panel()["symbol"])
+    names |= {n for new, olds in GENE_ALIASES.items() for n in (new, *olds)}
+    return frozenset(names)
+
+
 def map_to_symbols(ids, id_type: str, ensembl_map: dict[str, str] | None = None,
                    where: str = ""):
     """Map every id to a gene symbol (or None when unknown): panel genes to their panel
