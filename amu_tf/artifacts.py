@@ -257,7 +257,39 @@ def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
                         "kept replacing it")
 
 
-class ArtifactWriter:
+class StagedFolder:
+    """Base of the writers (:class:`ArtifactWriter`, ``serving_versions.VersionWriter``): the
+    output is built in ``self.path``, a hidden sibling ``.<name>.tmp-<pid>-<random>`` of its
+    destination (readable like any new folder), and :meth:`_publish` moves it into place on a
+    clean exit; on any failure the folder is removed. Leftovers of writers killed mid-write
+    (their pid is gone) are removed when the next writer stages."""
+
+    path: Path | None = None
+
+    def _stage(self, parent: Path, name: str) -> Path:
+        parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(parent / name)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent))
+        make_private_dir_shared(self.path)
+        return self.path
+
+    def _publish(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        assert self.path is not None
+        if exc_type is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return False
+        try:
+            self._publish()
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        return False
+
+
+class ArtifactWriter(StagedFolder):
     """Context manager that writes an artifact atomically.
 
     Inside the ``with`` block, write files into ``writer.path`` (a temporary folder). On a
@@ -295,34 +327,21 @@ class ArtifactWriter:
             raise ArtifactError(f"{self.uri} exists and is {what}; it is not replaced: "
                                 "choose another --out or remove it")
         try:
-            self.uri.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(self.uri)
-            self.path = Path(tempfile.mkdtemp(prefix=f".{self.uri.name}.tmp-{os.getpid()}-",
-                                              dir=self.uri.parent))
+            self._stage(self.uri.parent, self.uri.name)
         except OSError as exc:
             raise ArtifactError(f"cannot write {self.uri}: {exc.strerror or exc}") from None
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self.path is not None
-        if exc_type is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
-            return False
-        try:
-            art = Artifact(
-                type=self.type,
-                uri=self.uri,
-                parameters=to_jsonable(self.parameters),
-                inputs=self.inputs,
-                content_hash=hash_path(self.path),
-                properties=to_jsonable(self.properties),
-                created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            )
-            (self.path / METADATA_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
-            make_private_dir_shared(self.path)
-            _move_into_place(self.path, self.uri)
-        except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)
-            raise
+    def _publish(self) -> None:
+        art = Artifact(
+            type=self.type,
+            uri=self.uri,
+            parameters=to_jsonable(self.parameters),
+            inputs=self.inputs,
+            content_hash=hash_path(self.path),
+            properties=to_jsonable(self.properties),
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        (self.path / METADATA_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
+        _move_into_place(self.path, self.uri)
         self.artifact = art
-        return False

@@ -92,3 +92,20 @@ def test_finished_artifacts_are_not_private_to_their_writer(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert mode == 0o777 & ~mask  # not mkdtemp's 0700
+
+
+def test_a_killed_exports_hidden_version_folder_is_removed_by_the_next_export(tmp_path):
+    from amu_tf.serving.serving_versions import VersionWriter
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    model_dir = tmp_path / "sm" / "amu"
+    (model_dir / f".version.tmp-{dead}-abc").mkdir(parents=True)
+    with VersionWriter(model_dir) as w:
+        (w.path / "saved_model.pb").write_text("x")
+    assert w.version == 1 and w.final_path == model_dir / "1"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1"]
+    with pytest.raises(RuntimeError):
+        with VersionWriter(model_dir) as w:
+            raise RuntimeError("export failed")
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1"]  # nothing half-written

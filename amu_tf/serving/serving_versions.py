@@ -1,7 +1,7 @@
 """TF Serving's model layout: ``<base>/<name>/<version>/`` with integer versions that only grow.
 
 TF Serving watches ``<base>/<name>`` and serves the highest all-digit sub-folder. A new
-version is written into a hidden temporary sibling (``.tmp-<version>-XXXX``, which TF Serving
+version is written into a hidden temporary folder (``.version.tmp-<pid>-XXXX``, which TF Serving
 ignores because its name is not a number) and renamed into place only when complete, so a
 half-written export is never visible and an existing version is never overwritten.
 
@@ -13,10 +13,9 @@ half-written export is never visible and an existing version is never overwritte
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from amu_tf.artifacts import StagedFolder
 from amu_tf.errors import ArtifactError
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -70,13 +69,15 @@ def resolve_version_dir(model: str | os.PathLike, version: int | None = None) ->
     return path
 
 
-class VersionWriter:
+class VersionWriter(StagedFolder):
     """Context manager that writes the next version of ``model_dir`` atomically.
 
-    Inside the ``with`` block, write into ``writer.path`` (a hidden temporary sibling of the
-    final folder). On a clean exit it is renamed to ``model_dir/<version>``; if that version
-    appeared meanwhile (another export), the next free number is taken instead: nothing is
-    ever overwritten. On an exception the temporary folder is removed.
+    Inside the ``with`` block, write into ``writer.path`` (a hidden temporary folder
+    ``.version.tmp-<pid>-*`` in ``model_dir``, which TF Serving ignores). On a clean exit it
+    is renamed to ``model_dir/<version>``; if that version appeared meanwhile (another
+    export), the next free number is taken instead: nothing is ever overwritten. On an
+    exception the temporary folder is removed; one left by a killed export is removed by the
+    next export.
     """
 
     def __init__(self, model_dir: str | os.PathLike):
@@ -86,29 +87,14 @@ class VersionWriter:
         self.final_path: Path | None = None
 
     def __enter__(self) -> "VersionWriter":
-        self.model_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._stage(self.model_dir, "version")
+        except OSError as exc:
+            raise ArtifactError(f"cannot write {self.model_dir}: {exc.strerror or exc}") from None
         self.version = next_version(self.model_dir)
-        self.path = Path(
-            tempfile.mkdtemp(prefix=f".tmp-{self.version}-", dir=self.model_dir)
-        )
-        from amu_tf.artifacts import make_private_dir_shared
-
-        make_private_dir_shared(self.path)  # readable by TF Serving running as another user
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        assert self.path is not None
-        if exc_type is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
-            return False
-        try:
-            self.final_path = self._publish()
-        except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)
-            raise
-        return False
-
-    def _publish(self) -> Path:
+    def _publish(self) -> None:
         for _ in range(1000):
             target = self.model_dir / str(self.version)
             if not target.exists():
@@ -116,7 +102,8 @@ class VersionWriter:
                     # os.rename onto an existing non-empty folder fails, so a version that
                     # appears between the check and the rename is not clobbered either.
                     os.rename(self.path, target)
-                    return target
+                    self.final_path = target
+                    return
                 except OSError:
                     if not target.exists():
                         raise
