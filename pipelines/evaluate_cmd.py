@@ -7,28 +7,9 @@ from pathlib import Path
 
 import click
 
-DEFAULT_MODELS = "amu:small,logreg,svm,rf,xgboost"
-#: the published biomarkers `amu run` adds by default (TIDE needs a whole transcriptome: real
-#: cohorts only, not the synthetic default cohorts)
-RUN_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres,tide"
-SYNTHETIC_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres"
-#: the transfer recipes `amu run` adds (benchmarks/bench_generalisation.py: recipe:consensus
-#: has the best pooled leave-one-cohort-out AUC over seeds, recipe:stack-direction the best
-#: per-cohort AUCs of the trained models)
-RUN_RECIPES = "recipe:consensus,recipe:stack-direction"
-PAPER_TABLE_MODELS = "logreg,rf,xgboost"
-
-
-def split_list(value) -> list[str]:
-    return [v.strip() for v in str(value).split(",") if v.strip()]
-
-
-def keras_params(models, epochs, patience) -> dict:
-    """Estimator params: epochs/patience for the zoo models, nothing for the baselines."""
-    from amu_tf.training import estimator_kind
-
-    return {m: {"epochs": epochs, "patience": patience}
-            for m in models if estimator_kind(m) == "keras"}
+from pipelines.defaults import (DEFAULT_MODELS, EPOCHS, PAPER_TABLE_MODELS,  # noqa: F401
+                               PATIENCE, RUN_BIOMARKERS, RUN_RECIPES, SYNTHETIC_BIOMARKERS,
+                               keras_params, split_list)
 
 
 @click.command("evaluate")
@@ -51,8 +32,9 @@ def keras_params(models, epochs, patience) -> dict:
 @click.option("--folds", default=5, show_default=True, help="cv folds.")
 @click.option("--repeats", default=1, show_default=True, help="cv repeats (paper: random splits).")
 @click.option("--n-boot", default=1000, show_default=True, help="Bootstrap resamples for the CIs.")
-@click.option("--epochs", default=60, show_default=True, help="Max epochs of zoo models.")
-@click.option("--patience", default=8, show_default=True, help="Early-stopping patience.")
+@click.option("--epochs", default=EPOCHS, show_default=True, help="Max epochs of zoo models.")
+@click.option("--patience", default=PATIENCE, show_default=True,
+              help="Early-stopping patience.")
 @click.option("--seed", default=0, show_default=True)
 def command(table, paper_table, out, models, protocols, transform, train_cohorts, test_cohorts,
             folds, repeats, n_boot, epochs, patience, seed):

@@ -27,8 +27,8 @@ from pathlib import Path
 import click
 
 from amu_tf.training.distribute import strategy_option
-from pipelines.evaluate_cmd import (DEFAULT_MODELS, RUN_BIOMARKERS, RUN_RECIPES,
-                                    SYNTHETIC_BIOMARKERS, keras_params, split_list)
+from pipelines.defaults import (DEFAULT_MODELS, EPOCHS, PATIENCE, RUN_BIOMARKERS,
+                               RUN_RECIPES, SYNTHETIC_BIOMARKERS, keras_params, split_list)
 
 QUICK = {"models": "amu:tiny,logreg,cd8a,cxcl9", "epochs": 8, "patience": 3, "folds": 3, "n_boot": 200,
          "n_per_cohort": 40, "n_explain": 40, "n_perm": 200}
@@ -440,8 +440,8 @@ def command(more_specs, cohorts, data_root, out, models, protocols, transform, t
         "folds": folds if folds is not None else q.get("folds", 5),
         "repeats": repeats,
         "n_boot": n_boot if n_boot is not None else q.get("n_boot", 1000),
-        "epochs": epochs if epochs is not None else q.get("epochs", 40),
-        "patience": patience if patience is not None else q.get("patience", 5),
+        "epochs": epochs if epochs is not None else q.get("epochs", EPOCHS),
+        "patience": patience if patience is not None else q.get("patience", PATIENCE),
         "n_jobs": n_jobs,
         "allow_leaks": allow_leaks,
         "signal": signal,

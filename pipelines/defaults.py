@@ -1,0 +1,31 @@
+"""The defaults the `amu` commands share (so `amu run` and `amu evaluate` cannot drift apart),
+and the small helpers both use for model lists."""
+
+from __future__ import annotations
+
+DEFAULT_MODELS = "amu:small,logreg,svm,rf,xgboost"
+#: the published biomarkers `amu run` adds by default (TIDE needs a whole transcriptome: real
+#: cohorts only, not the synthetic default cohorts)
+RUN_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres,tide"
+SYNTHETIC_BIOMARKERS = "cd274,cd8a,cxcl9,cytolytic,ifng6,gep18,impres"
+#: the transfer recipes `amu run` adds (benchmarks/bench_generalisation.py: recipe:consensus
+#: has the best pooled leave-one-cohort-out AUC over seeds, recipe:stack-direction the best
+#: per-cohort AUCs of the trained models)
+RUN_RECIPES = "recipe:consensus,recipe:stack-direction"
+PAPER_TABLE_MODELS = "logreg,rf,xgboost"
+#: zoo models under the protocols: maximum epochs and early-stopping patience
+EPOCHS = 40
+PATIENCE = 5
+
+
+def split_list(value) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def keras_params(models, epochs, patience) -> dict:
+    """Estimator params: epochs/patience for the zoo models, nothing for the baselines."""
+    from amu_tf.training import estimator_kind
+
+    return {m: {"epochs": epochs, "patience": patience}
+            for m in models if estimator_kind(m) == "keras"}
