@@ -203,3 +203,15 @@ def test_a_sample_annotation_among_the_genes_is_refused_and_featurecounts_column
     fc.to_csv(expr, sep="\t", index_label=df.index.name)
     got, _ = ingest_cohort(specs[1])
     assert list(got["sample"]) == list(want["sample"])
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "true", "2"])
+def test_transform_parameters_out_of_range_are_one_line(tmp_path, value):
+    from components.ingest import run_ingest
+
+    specs = generate_default_cohorts(tmp_path / "syn", n_per_cohort=10)
+    run_ingest([str(s) for s in specs], tmp_path / "cohort")
+    r = _amu(["transform", str(tmp_path / "cohort"), "--param",
+              f"max_missing_fraction={value}", "--out", str(tmp_path / "t")])
+    assert r.exit_code == 2 and "max_missing_fraction must be a fraction in [0, 1]" in r.output
+    assert not (tmp_path / "t").exists()

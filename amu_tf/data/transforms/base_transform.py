@@ -147,8 +147,18 @@ class BaseTransform:
                                                          "per_gene": {}}))
 
     # -- fit / transform ------------------------------------------------------------------
+    def _check_params(self) -> None:
+        """The shared parameters' types and ranges, checked before any work."""
+        f = self.max_missing_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f <= 1:
+            raise InputDataError(f"max_missing_fraction must be a fraction in [0, 1], got {f!r}")
+        if not isinstance(self.impute_all_missing, bool):
+            raise InputDataError("impute_all_missing must be true or false, got "
+                                 f"{self.impute_all_missing!r}")
+
     def fit(self, table, y=None) -> "BaseTransform":
         """Learn from the rows of ``table`` (training rows only; labels are never used)."""
+        self._check_params()
         x = self._matrix(table)
         if len(x) == 0:
             raise InputDataError(f"cannot fit the {self.name!r} transform on zero rows")
