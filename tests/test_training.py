@@ -15,7 +15,7 @@ from amu_tf.training import (
     upsample_indices,
     youden_threshold,
 )
-from amu_tf.training.schedules import TwoStepDecay
+from amu_tf.training.schedules import two_step_decay
 
 FAST_ZOO = dict(epochs=6, patience=3, batch_size=16, learning_rate=3e-3)
 
@@ -66,13 +66,14 @@ def test_upsample_indices_balance_and_stay_inside_rows():
 def test_two_step_decay_values_and_config_round_trip():
     import keras
 
-    sched = TwoStepDecay(1e-3, boundaries=(10, 20), factor=0.1)
-    vals = [float(sched(s)) for s in (0, 9, 10, 19, 20, 100)]
-    assert vals == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
+    sched = two_step_decay(1e-3, 40, fractions=(0.25, 0.5), factor=0.1)  # boundaries 10, 20
+    vals = [float(sched(s)) for s in (0, 9, 10, 11, 20, 21, 100)]
+    # PiecewiseConstantDecay: a boundary step still has the earlier rate
+    assert vals == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
     ser = keras.optimizers.schedules.serialize(sched)
     back = keras.optimizers.schedules.deserialize(ser)
-    assert isinstance(back, TwoStepDecay) and back.get_config() == sched.get_config()
-    assert TwoStepDecay.for_training(1e-3, 100).boundaries == [50, 75]
+    assert [float(back(s)) for s in (0, 11, 21)] == pytest.approx([1e-3, 1e-4, 1e-5])
+    assert two_step_decay(1e-3, 100).boundaries == [50, 75]
 
 
 # ------------------------------------------------------------------ make_estimator

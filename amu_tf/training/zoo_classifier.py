@@ -80,27 +80,6 @@ def _pad_rows(X, y, multiple: int, class_weight=None):
             np.concatenate([w, np.zeros(pad, dtype=np.float32)]))
 
 
-def _progress_callback(epochs: int, desc: str):
-    """A Keras callback showing one tqdm bar over epochs with the latest losses."""
-    import keras
-    from tqdm.auto import tqdm
-
-    class _TqdmEpochs(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.bar = tqdm(total=epochs, desc=desc, unit="epoch", leave=False)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            self.bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()
-                                  if k in ("loss", "val_loss")})
-            self.bar.update(1)
-
-        def on_train_end(self, logs=None):
-            self.bar.close()
-
-    return _TqdmEpochs()
-
-
 PRETRAIN_OPTIONS = frozenset({"epochs", "mask_rate", "learning_rate"})
 
 
@@ -255,11 +234,11 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
     def _make_optimizer(self, total_steps: int):
         import keras
 
-        from amu_tf.training.schedules import TwoStepDecay
+        from amu_tf.training.schedules import two_step_decay
 
         lr = float(self._p("learning_rate"))
         if self._p("schedule") == "two_step":
-            lr = TwoStepDecay.for_training(float(self._p("learning_rate")), total_steps)
+            lr = two_step_decay(float(self._p("learning_rate")), total_steps)
         if self._p("optimizer") == "adamw":
             wd = 1e-4 if self._p("weight_decay") is None else self._p("weight_decay")
             return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
@@ -417,7 +396,10 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                 )
             )
         if self.verbose == 1:
-            callbacks.append(_progress_callback(self._p("epochs"), f"train {self.model}"))
+            from tqdm.keras import TqdmCallback  # one bar over the epochs, with the losses
+
+            callbacks.append(TqdmCallback(epochs=self._p("epochs"), verbose=0,
+                                          desc=f"train {self.model}", leave=False))
         replicas = 1
         sync_bn = contextlib.nullcontext()
         if strategy is not None:
