@@ -104,10 +104,9 @@ def _proba1(estimator, X):
     if hasattr(estimator, "predict_proba"):
         return np.asarray(estimator.predict_proba(X))[:, 1]
     m = _keras_of(estimator)
-    z = np.asarray(m.predict(X, verbose=0), dtype=float)
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(1, keepdims=True))[:, 1]
+    from scipy.special import softmax
+
+    return softmax(np.asarray(m.predict(X, verbose=0), dtype=float), axis=1)[:, 1]
 
 
 def _threshold(estimator, info):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from amu_tf.biomarkers import BIOMARKERS, is_biomarker
-from amu_tf.evaluation.metrics import _auc_rows, stratified_bootstrap_indices
+from amu_tf.evaluation.metrics import auc_rows, stratified_bootstrap_indices
 
 
 def _block(pm: pd.DataFrame):
@@ -26,8 +26,8 @@ def _block(pm: pd.DataFrame):
 
 def _mean_auc(y, P, idx=None):
     if idx is None:
-        return float(np.mean(_auc_rows(y[None, :], P)))
-    return np.mean([_auc_rows(y[idx], P[r][idx]) for r in range(len(P))], axis=0)
+        return float(np.mean(auc_rows(y[None, :], P)))
+    return np.mean([auc_rows(y[idx], P[r][idx]) for r in range(len(P))], axis=0)
 
 
 def compare_with_biomarkers(result, n_boot: int = 1000, seed: int = 0,

@@ -85,8 +85,9 @@ def sklearn_metrics(y, p, pred) -> dict:
 
 
 # ---------------------------------------------------------------- vectorised (bootstrap)
-def _auc_rows(y, p):
-    """ROC AUC of each row of (B, n) arrays (Mann-Whitney with average ranks for ties)."""
+def auc_rows(y, p):
+    """ROC AUC of each row of (B, n) arrays (Mann-Whitney with average ranks for ties): the
+    project's one vectorised AUC (bootstraps, paired comparisons, permutation tests)."""
     from scipy.stats import rankdata
 
     r = rankdata(p, axis=1)
@@ -152,7 +153,7 @@ def fast_metrics(y, p, pred) -> dict:
     y = np.atleast_2d(np.asarray(y, dtype=int))
     p = np.atleast_2d(np.asarray(p, dtype=float))
     pred = np.atleast_2d(np.asarray(pred, dtype=int))
-    out = {"roc_auc": _auc_rows(y, p)}
+    out = {"roc_auc": auc_rows(y, p)}
     ap1 = _ap_rows(y, p)
     ap0 = _ap_rows(1 - y, 1 - p)
     out["ap_responder"], out["map_paper"] = ap1, (ap0 + ap1) / 2

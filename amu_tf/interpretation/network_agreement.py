@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from amu_tf.errors import InputDataError
 
@@ -90,11 +89,11 @@ def read_string_network(path, mapping=None, min_score=0, keep=None,
 
 
 def _auroc(scores, labels):
-    """Mann-Whitney AUROC (ties count half)."""
-    n_pos = labels.sum()
-    n_neg = len(labels) - n_pos
-    r = rankdata(scores)
-    return (r[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    """AUROC of ``scores`` for the pairs with ``labels`` (ties count half)."""
+    from amu_tf.evaluation.metrics import auc_rows
+
+    return float(auc_rows(np.asarray(labels, dtype=float)[None, :],
+                          np.asarray(scores, dtype=float)[None, :])[0])
 
 
 def network_auroc(similarity: pd.DataFrame, edges: pd.DataFrame, n_perm=1000, seed=0,

@@ -470,10 +470,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Softmax of the logits, (n, 2), columns in ``classes_`` order."""
-        z = self.decision_logits(X).astype(np.float64)
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        from scipy.special import softmax
+
+        return softmax(self.decision_logits(X).astype(np.float64), axis=1)
 
     def predict(self, X) -> np.ndarray:
         """Class labels at the frozen ``threshold_`` on the positive-class probability."""
