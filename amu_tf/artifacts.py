@@ -146,6 +146,14 @@ class Artifact:
         return cls(type=type, uri=path, content_hash=hash_path(path))
 
 
+def safe_name(name: str, sep: str = "_") -> str:
+    """``name`` as one file or folder name: runs of characters other than letters, digits,
+    ``_``, ``.`` and ``-`` become ``sep`` (``amu:small`` -> ``amu_small``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", sep, str(name)).strip(sep) or "model"
+
+
 def to_jsonable(obj: Any) -> Any:
     """Plain JSON types from dicts/lists of numpy scalars and arrays, paths and floats;
     non-finite floats become ``None`` (JSON has no NaN)."""

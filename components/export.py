@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from amu_tf import __version__
-from amu_tf.artifacts import METADATA_FILE as ARTIFACT_FILE, Artifact, hash_path
+from amu_tf.artifacts import METADATA_FILE as ARTIFACT_FILE, Artifact, hash_path, safe_name
 from amu_tf.errors import ArtifactError
 from amu_tf.panel import panel_entrez, panel_symbols
 from amu_tf.serving.exported_model import TRANSFORM_ASSET
@@ -34,7 +34,8 @@ from amu_tf.serving.saved_model_export import (INPUT_NAME, OUTPUT_NAMES, SIGNATU
 from amu_tf.serving.serving_versions import VersionWriter
 
 MODEL_INFO_FILE = "model_info.json"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: a served model name: one plain folder name under the base dir
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 RAW_SCALE = ("log2 panel expression as in the cohort table (counts -> log2 CPM, TPM/FPKM -> "
              "log2(x+1)), genes in the order of 'genes'")
@@ -179,8 +180,8 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
         info = dict(info, graph=how, transform=getattr(own, "name", None))
     model_name = str(info.get("model") or info.get("model_name") or keras_model.name)
     if name is None:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", model_name.partition(":")[0]) or "model"
-    if not _NAME_RE.match(name):
+        name = safe_name(model_name.partition(":")[0], sep="-")
+    if not NAME_PATTERN.match(name):
         raise ArtifactError(f"invalid model name {name!r}: use letters, digits, '_', '-', '.'")
     n_genes = int(keras_model.input_shape[-1])
     layer, imputes = _preprocess_layer(transform, n_genes)

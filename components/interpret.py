@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import click
 import numpy as np
 import pandas as pd
 
-from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.artifacts import Artifact, ArtifactWriter, safe_name, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.interpretation import embedding_analysis as emb
@@ -53,10 +52,6 @@ SUMMARY_FILE = "summary.json"
 def _say(msg, quiet=False):
     if not quiet:
         click.echo(msg, err=True)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "model"
 
 
 # ------------------------------------------------------------------ loading
@@ -216,7 +211,7 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
         res = shp.explain(est, X[ex_idx], X[bg_idx], genes, n_background=n_background, seed=seed)
         imp = res.importance()
         importances[name] = imp
-        f = _safe(name)
+        f = safe_name(name)
         imp.to_csv(out / "shap" / f"{f}_importance.csv", index=False)
         pd.DataFrame(res.values, columns=genes,
                      index=table["sample"].iloc[ex_idx] if "sample" in table else None
@@ -238,7 +233,7 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
     if not emb_models:
         skip("embedding", "no model with a gene embedding (an AMU Keras model) was given")
     for name, E in emb_models.items():
-        d = out / "embedding" / _safe(name)
+        d = out / "embedding" / safe_name(name)
         d.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(E, index=pd.Index(genes, name="gene"),
                      columns=[f"e{i}" for i in range(E.shape[1])]).to_csv(d / "embedding.csv")
@@ -311,7 +306,7 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
         for name in models:
             try:
                 km = surv.kaplan_meier(sf, pd.Series(preds[name]).loc[sf.index],
-                                       out / "survival" / f"km_{_safe(name)}.png",
+                                       out / "survival" / f"km_{safe_name(name)}.png",
                                        title=f"{name}: overall survival by predicted response")
                 summary["survival"]["km"][name] = km
             except InputDataError as exc:
@@ -330,27 +325,15 @@ def interpret_models(models: dict, table: pd.DataFrame, out_dir, *, string=None,
             summary["enrichment"] = {"file": str(gmt), "n_sets": len(sets), "top": {}}
             for name, imp in importances.items():
                 res = gse.enrichment(imp["gene"].head(top_k), sets, genes)
-                res.to_csv(out / "enrichment" / f"{_safe(name)}_enrichment.csv", index=False)
+                res.to_csv(out / "enrichment" / f"{safe_name(name)}_enrichment.csv", index=False)
                 summary["enrichment"]["top"][name] = res.head(5).to_dict("records")
         except InputDataError as exc:
             summary.pop("enrichment", None)
             skip("enrichment", str(exc))
 
-    (out / SUMMARY_FILE).write_text(json.dumps(_jsonable(summary), indent=2, default=str) + "\n")
+    (out / SUMMARY_FILE).write_text(json.dumps(to_jsonable(summary), indent=2, default=str) + "\n")
     (out / MARKDOWN_FILE).write_text(interpretation_markdown(summary, out))
     return summary
-
-
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, (np.floating, float)):
-        return None if not np.isfinite(o) else float(o)
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
 
 
 def interpretation_markdown(summary: dict, out: Path, prefix="") -> str:
@@ -371,12 +354,12 @@ def interpretation_markdown(summary: dict, out: Path, prefix="") -> str:
         if len(ov):
             L += ["Overlap of the top lists:", "", _df_md(ov), ""]
     for n in summary["models"]:
-        f = _safe(n)
+        f = safe_name(n)
         L.append(f"![{n} SHAP summary]({prefix}shap/{f}_summary.png)")
     L.append("")
     for n, m in summary["models"].items():
         if "embedding" in m:
-            f = _safe(n)
+            f = safe_name(n)
             L += [f"### Gene embedding ({n}, {m['embedding']['shape'][0]} x {m['embedding']['shape'][1]})", "",
                   f"![t-SNE]({prefix}embedding/{f}/tsne.png)",
                   f"![dendrogram]({prefix}embedding/{f}/dendrogram.png)",
@@ -397,7 +380,7 @@ def interpretation_markdown(summary: dict, out: Path, prefix="") -> str:
         cox = pd.read_csv(out / "survival" / "cox.csv")
         L += [_df_md(cox[["covariate", "hr", "ci_low", "ci_high", "p", "fdr"]]), ""]
         for n, km in s["km"].items():
-            L.append(f"![KM {n}]({prefix}survival/km_{_safe(n)}.png) log-rank p = {km['logrank_p']:.3g}")
+            L.append(f"![KM {n}]({prefix}survival/km_{safe_name(n)}.png) log-rank p = {km['logrank_p']:.3g}")
         L.append("")
     if "enrichment" in summary:
         L += ["### Gene-set enrichment", "", f"Top {k} genes vs the 160-gene panel, "

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipelines.defaults import (DEFAULT_MODELS, EPOCHS, PAPER_TABLE_MODELS,  # noqa: F401
-                               PATIENCE, RUN_BIOMARKERS, RUN_RECIPES, SYNTHETIC_BIOMARKERS,
+from pipelines.defaults import (DEFAULT_MODELS, EPOCHS, PAPER_TABLE_MODELS, PATIENCE,
                                keras_params, split_list)
 
 

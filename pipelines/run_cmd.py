@@ -19,13 +19,13 @@ metrics of the evaluation.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 
+from amu_tf.artifacts import safe_name
 from amu_tf.training.distribute import strategy_option
 from pipelines.defaults import (DEFAULT_MODELS, EPOCHS, PATIENCE, RUN_BIOMARKERS,
                                RUN_RECIPES, SYNTHETIC_BIOMARKERS, keras_params, split_list)
@@ -132,7 +132,7 @@ def step_train(ctx: RunContext):
     zoo = _zoo_models(o["models"])
     models = {}
     for m in o["models"]:
-        safe = m.replace(":", "_")
+        safe = safe_name(m)
         p = dict(params.get(m, {}))
         if m in zoo:  # show its progress bar over epochs
             p["verbose"] = 1
@@ -241,7 +241,7 @@ def honest_metrics(results, blessing, model: str, evaluation_uri=None) -> dict:
 def default_export_name(model: str, synthetic_default: bool) -> str:
     if synthetic_default:
         return "amu_default"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model).strip("_") or "model"
+    return safe_name(model)
 
 
 #: the recipe recommended for a new cohort (docs/generalisation.md): exported beside the zoo
@@ -317,8 +317,6 @@ def check_run_inputs(specs, data_root, export_dir, export_name) -> None:
     """Everything ``amu run`` reads or writes outside its run folder is checked before any
     work (and before ``--overwrite`` removes a previous run): every cohort spec parses and its
     files exist, ``--export-dir`` is not a file, ``--export-name`` is a plain folder name."""
-    import re
-
     from amu_tf.data.cohort_spec import CohortSpec
     from amu_tf.errors import SpecError
 
@@ -326,8 +324,9 @@ def check_run_inputs(specs, data_root, export_dir, export_name) -> None:
         CohortSpec.from_toml(spec, data_root=data_root).check_files()
     if export_dir is not None and Path(export_dir).is_file():
         raise SpecError(f"--export-dir {export_dir} is a file; give a folder for the exports")
-    if export_name is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", export_name)
-                                    or ".." in export_name):
+    from components.export import NAME_PATTERN
+
+    if export_name is not None and (not NAME_PATTERN.match(export_name) or ".." in export_name):
         raise SpecError(f"--export-name {export_name!r}: use letters, digits, '_', '-' and "
                         "'.' only (it is one folder under --export-dir)")
 

@@ -5,7 +5,6 @@ a previous run or does any work."""
 
 import gzip
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

@@ -154,7 +154,6 @@ class ModelBundle:
         import keras
 
         import amu_tf.models  # noqa: F401  (registers the zoo classes)
-        import amu_tf.training.schedules  # noqa: F401
         from amu_tf.training.zoo_classifier import ZooClassifier
 
         est = ZooClassifier(model=str(info.get("model", "amu:small")),

@@ -517,7 +517,6 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         import keras
 
         import amu_tf.models  # noqa: F401  (registers the zoo classes)
-        import amu_tf.training.schedules  # noqa: F401
 
         from amu_tf.errors import ArtifactError
 
