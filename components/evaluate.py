@@ -142,8 +142,10 @@ def load_paper_table(path) -> tuple[pd.DataFrame, str]:
     x = raw[genes].to_numpy(dtype=float)
     if not np.isfinite(x).all():
         raise InputDataError(f"{path} holds NaN/inf values")
-    is_log = (x > 1).any()  # -ln(ratio) values; ratios are all <= 1
-    ratio = np.where(x == 0, 0.0, np.exp(-x)) if is_log else x
+    from amu_tf.evaluation.audit import paper_table_scale, to_linear
+
+    is_log = paper_table_scale(x) == "-ln ratio"
+    ratio = to_linear(x, paper_table_scale(x))
     values = np.log2(1e6 * ratio + 1)
     key = pd.Series([r.tobytes() for r in np.round(x, 12)]).factorize()[0]
     n_dup = int(len(key) - len(np.unique(key)))

@@ -137,21 +137,27 @@ def detect_format(df: pd.DataFrame) -> str:
     return COHORT_TABLE
 
 
-def _value_scale(x: np.ndarray, table_format: str) -> str:
-    if table_format == COHORT_TABLE:
-        return "log2"
+def paper_table_scale(x: np.ndarray) -> str:
+    """The scale of the paper authors' table: ``"ratio"`` (each gene's share of the panel,
+    all values in [0, 1]) or ``"-ln ratio"`` (their log file; a value above 1 is a ratio
+    below 0.37, which 160 shares summing to 1 must have). The one rule used by the audit and
+    by ``components.evaluate.load_paper_table``."""
     finite = x[np.isfinite(x)]
-    sums = np.nansum(x, axis=1)
-    if finite.size and finite.min() >= 0 and finite.max() <= 1 and np.allclose(sums, 1, atol=0.01):
+    if finite.size and finite.min() >= 0 and finite.max() <= 1:
         return "ratio"
     return "-ln ratio"
+
+
+def _value_scale(x: np.ndarray, table_format: str) -> str:
+    return "log2" if table_format == COHORT_TABLE else paper_table_scale(x)
 
 
 LINEAR_TEXT = {"log2": "2**x - 1", "ratio": "the ratios", "-ln ratio": "exp(-x), 0 kept 0"}
 
 
-def _linear(x: np.ndarray, scale: str) -> np.ndarray:
-    """The values on a linear scale (library size = their row sum)."""
+def to_linear(x: np.ndarray, scale: str) -> np.ndarray:
+    """The values on a linear scale (library size = their row sum); for the paper's table
+    the ratios (-ln undone, a 0 of the log file kept as a zero ratio)."""
     if scale == "log2":
         return np.clip(np.power(2.0, x) - 1.0, 0, None)
     if scale == "ratio":
@@ -237,7 +243,7 @@ class LeakageAudit:
             stats = {
                 "row_sum": ("row sum of the values as given", np.nansum(x, axis=1)),
                 "library_size": (f"sum of linear values ({LINEAR_TEXT[scale]})",
-                                 np.nansum(_linear(x, scale), axis=1)),
+                                 np.nansum(to_linear(x, scale), axis=1)),
                 "zero_count": ("number of genes exactly 0", (x == 0).sum(axis=1).astype(float)),
                 "missing_count": ("number of missing (NaN) genes",
                                   np.isnan(x).sum(axis=1).astype(float)),
