@@ -143,16 +143,9 @@ def _sample(mask, n, seed):
 
 
 def _df_md(df: pd.DataFrame, floatfmt=".3g", max_rows=20) -> str:
-    df = df.head(max_rows)
-    cols = list(df.columns)
-    out = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            cells.append(format(v, floatfmt) if isinstance(v, (float, np.floating)) else str(v))
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+    from amu_tf.evaluation.tables import to_markdown
+
+    return to_markdown(df.head(max_rows), index=False, floatfmt=floatfmt)
 
 
 # ------------------------------------------------------------------ the work

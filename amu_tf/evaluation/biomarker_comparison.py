@@ -84,14 +84,15 @@ def comparison_markdown(table: pd.DataFrame) -> list[str]:
              "the highest ROC AUC there, and each trained model's AUC minus it, with a paired "
              "95% bootstrap CI (the same resampled rows for both). Picking the best biomarker "
              "on the scored rows favours the biomarker.", ""]
+    from amu_tf.evaluation.tables import to_markdown
+
     for protocol, t in table.groupby("protocol", sort=False):
-        lines += [f"### {protocol}", "",
-                  "| scope | model | best biomarker | AUC model | AUC biomarker | "
-                  "difference (95% CI) | verdict |", "|---|---|---|---|---|---|---|"]
-        for _, r in t.iterrows():
-            lines.append(f"| {r['scope']} | {r['model']} | {r['best_biomarker']} | "
-                         f"{r['auc_model']:.3f} | {r['auc_biomarker']:.3f} | "
-                         f"{r['auc_difference']:+.3f} ({r['ci_low']:+.3f} to "
-                         f"{r['ci_high']:+.3f}) | {r['verdict']} |")
-        lines.append("")
+        shown = pd.DataFrame({
+            "scope": t["scope"], "model": t["model"], "best biomarker": t["best_biomarker"],
+            "AUC model": t["auc_model"].map("{:.3f}".format),
+            "AUC biomarker": t["auc_biomarker"].map("{:.3f}".format),
+            "difference (95% CI)": [f"{d:+.3f} ({lo:+.3f} to {hi:+.3f})" for d, lo, hi in
+                                    zip(t["auc_difference"], t["ci_low"], t["ci_high"])],
+            "verdict": t["verdict"]})
+        lines += [f"### {protocol}", "", to_markdown(shown, index=False), ""]
     return lines

@@ -47,12 +47,20 @@ def paper_style_table(metrics: pd.DataFrame, metrics_shown=TABLE_METRICS) -> pd.
     return df
 
 
-def to_markdown(df: pd.DataFrame) -> str:
-    """A DataFrame (index included) as a GitHub Markdown table."""
-    header = [df.index.name or ""] + [str(c) for c in df.columns]
+def to_markdown(df: pd.DataFrame, index: bool = True, floatfmt: str | None = None) -> str:
+    """A DataFrame as a GitHub Markdown table (the project's one writer of them): with its
+    index as the first column unless ``index=False``; floats through ``floatfmt`` when given;
+    ``|`` inside a cell shown as ``/``."""
+    def cell(v):
+        if floatfmt is not None and isinstance(v, (float, np.floating)):
+            return format(v, floatfmt)
+        return str(v).replace("|", "/")
+
+    header = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for idx, row in df.iterrows():
-        lines.append("| " + " | ".join([str(idx)] + [str(v) for v in row.tolist()]) + " |")
+        cells = ([str(idx)] if index else []) + [cell(v) for v in row.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
