@@ -65,6 +65,12 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
 
+    def __sklearn_tags__(self):
+        # binary only (responder vs not): scikit-learn's multi-class checks do not apply
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
     def fit(self, X, y, groups=None):
         """Search, refit and choose the threshold on ``X``, ``y`` only; ``groups`` (e.g.
         patient ids) keeps each group inside one inner fold."""
