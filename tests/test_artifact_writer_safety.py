@@ -109,3 +109,57 @@ def test_a_killed_exports_hidden_version_folder_is_removed_by_the_next_export(tm
         with VersionWriter(model_dir) as w:
             raise RuntimeError("export failed")
     assert sorted(p.name for p in model_dir.iterdir()) == ["1"]  # nothing half-written
+
+
+def test_concurrent_exports_get_distinct_complete_versions(tmp_path):
+    from amu_tf.serving.serving_versions import VersionWriter
+
+    model_dir, done, errors = tmp_path / "sm" / "amu", [], []
+
+    def export(i):
+        try:
+            with VersionWriter(model_dir) as w:
+                (w.path / "saved_model.pb").write_text(str(i))
+            done.append(w.version)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and sorted(done) == list(range(1, 11))
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(map(str, range(1, 11)))
+    assert all((model_dir / str(v) / "saved_model.pb").is_file() for v in done)
+
+
+KILLED_WRITER = """
+import sys, time
+from amu_tf.artifacts import ArtifactWriter
+with ArtifactWriter(sys.argv[1], "CohortTable") as w:
+    (w.path / "part.txt").write_text("half")
+    print("writing", flush=True)
+    time.sleep(60)  # killed here, mid-write
+"""
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_visible_and_the_rerun_cleans_up(tmp_path):
+    import signal
+
+    uri = tmp_path / "cohort"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(uri)], cwd=root,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "writing"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert not uri.exists()  # nothing half-written is visible
+    assert [q.name for q in tmp_path.iterdir() if q.name.startswith(".cohort.tmp-")]
+    _write(uri, "complete")  # the rerun succeeds and removes the killed writer's leftovers
+    assert (uri / "v.txt").read_text() == "complete"
+    assert not [q for q in tmp_path.iterdir() if q.name.startswith(".")]
