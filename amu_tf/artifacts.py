@@ -14,12 +14,13 @@ a half-written artifact that a later step could mistake for a finished one.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import errno
+import hashlib
 import json
 import os
 import random
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -190,13 +191,31 @@ def _foreign(uri: Path, looks: int = 3) -> str | None:
     return "a folder that is not an artifact"
 
 
+def _process_umask() -> int:
+    """The process umask, read without changing it (``/proc``), else by the set-and-restore
+    trick once at import, while the process is still single-threaded."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _process_umask()
+#: this machine, in the names of hidden staging folders: only its own dead writers' leftovers
+#: are removed (a model folder on a shared volume may have writers on other hosts)
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def make_private_dir_shared(path: Path) -> None:
     """``tempfile.mkdtemp`` makes its folder ``0700``; a finished artifact or SavedModel
     takes the mode any new folder gets (``0777`` less the umask), so another user (a TF
     Serving process) can read it."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o777 & ~mask)
+    os.chmod(path, 0o777 & ~_UMASK)
 
 
 def pid_alive(pid: int) -> bool:
@@ -211,15 +230,20 @@ def pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(uri: Path) -> int:
-    """Remove the ``.<name>.tmp-<pid>-*`` and ``.<name>.old-<pid>`` folders that writers of
-    ``uri`` killed mid-write left beside it (their process is gone). Returns how many."""
+    """Remove the ``.<name>.tmp-<pid>@<host>-*`` and ``.<name>.old-<pid>-*`` folders that
+    writers of ``uri`` on this machine left beside it when killed mid-write (their process is
+    gone). A folder of another host is never touched: its pid means nothing here. Returns
+    how many were removed."""
     gone = 0
     for p in Path(uri).parent.glob(f".{Path(uri).name}.*"):
         kind, _, rest = p.name[len(Path(uri).name) + 2:].partition("-")
         if kind not in ("tmp", "old"):
             continue
+        pid_text, _, host = rest.split("-")[0].partition("@")
+        if host and host != _HOST:
+            continue
         try:
-            pid = int(rest.split("-")[0])
+            pid = int(pid_text)
         except ValueError:
             continue
         if not pid_alive(pid):
@@ -234,7 +258,7 @@ def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
     for _ in range(tries):
         old = None
         if uri.exists():
-            old = uri.with_name(f".{uri.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+            old = uri.with_name(f".{uri.name}.old-{os.getpid()}@{_HOST}-{uuid.uuid4().hex[:8]}")
             try:
                 os.replace(uri, old)
             except FileNotFoundError:  # another writer moved it first
@@ -267,7 +291,7 @@ def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
 
 class StagedFolder:
     """Base of the writers (:class:`ArtifactWriter`, ``serving_versions.VersionWriter``): the
-    output is built in ``self.path``, a hidden sibling ``.<name>.tmp-<pid>-<random>`` of its
+    output is built in ``self.path``, a hidden sibling ``.<name>.tmp-<pid>@<host>-*`` of its
     destination (readable like any new folder), and :meth:`_publish` moves it into place on a
     clean exit; on any failure the folder is removed. Leftovers of writers killed mid-write
     (their pid is gone) are removed when the next writer stages."""
@@ -277,7 +301,8 @@ class StagedFolder:
     def _stage(self, parent: Path, name: str) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(parent / name)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=parent))
+        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}@{_HOST}-",
+                                          dir=parent))
         make_private_dir_shared(self.path)
         return self.path
 

@@ -50,7 +50,7 @@ def main(argv=None):
     from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
     from amu_tf.evaluation.protocols import run_protocol
     from amu_tf.kernels.build import cpu_model
-    from amu_tf.training import TRANSFER_RECIPES, estimator_kind
+    from pipelines.defaults import trains_a_zoo_model
 
     t0 = time.perf_counter()
     table_dir = a.table
@@ -65,9 +65,7 @@ def main(argv=None):
     models = BIOMARKERS + trained
     zoo = {"epochs": a.epochs, "patience": a.patience}
     # epochs/patience for the zoo models and the recipes that train one
-    params = {m: dict(zoo) for m in trained
-              if estimator_kind(m) == "keras" or (m.startswith("recipe:") and TRANSFER_RECIPES[
-                  m.partition(":")[2]]["estimator"].startswith("amu"))}
+    params = {m: dict(zoo) for m in trained if trains_a_zoo_model(m)}
 
     runs = {}
     for seed in a.seeds:

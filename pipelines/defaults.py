@@ -23,9 +23,18 @@ def split_list(value) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-def keras_params(models, epochs, patience) -> dict:
-    """Estimator params: epochs/patience for the zoo models, nothing for the baselines."""
-    from amu_tf.training import estimator_kind
+def trains_a_zoo_model(model: str) -> bool:
+    """A zoo model, or a recipe whose estimator is one (``recipe:amu-pretrained``, ...)."""
+    from amu_tf.training import TRANSFER_RECIPES, estimator_kind
 
+    if estimator_kind(model) == "keras":
+        return True
+    recipe = TRANSFER_RECIPES.get(model.partition(":")[2]) if model.startswith("recipe:") else None
+    return bool(recipe) and str(recipe["estimator"]).startswith(("amu", "cnn"))
+
+
+def keras_params(models, epochs, patience) -> dict:
+    """Estimator params: epochs/patience for the zoo models and the recipes that train one,
+    nothing for the baselines."""
     return {m: {"epochs": epochs, "patience": patience}
-            for m in models if estimator_kind(m) == "keras"}
+            for m in models if trains_a_zoo_model(m)}

@@ -65,12 +65,17 @@ def test_loco_gives_pretraining_the_scored_rows_expression_never_their_labels(ta
         return recs[-1]
 
     r = run_protocol(table, "loco", {"rec": make}, n_boot=0, progress=False)
-    labeled = table[table["response"].notna()]
+    from amu_tf.data.transforms import get_transform
+
+    labeled = table[table["response"].notna()].reset_index(drop=True)
     for rec, fold in zip(recs, r.folds):
-        n_test = fold["n_test"]
-        assert rec.seen_["unlabeled"].shape == (n_test, 160)  # expression only
+        test = labeled[labeled["cohort"].astype(str).isin(fold["test_cohorts"])]
+        train = labeled[~labeled.index.isin(test.index)]
+        want = get_transform("cohort_z").fit(train).transform(test.reset_index(drop=True))
+        # the scored rows' transformed expression, nothing else (no label column reaches it)
+        np.testing.assert_allclose(rec.seen_["unlabeled"], want, atol=1e-5)
         assert set(rec.seen_["cohorts"]) == set(fold["train_cohorts"])
-        assert rec.seen_["n"] + n_test == len(labeled)
+        assert rec.seen_["n"] + len(test) == len(labeled)
     assert any("transductive" in n for n in r.notes)
 
 
@@ -175,3 +180,27 @@ def test_zoo_classifier_pretrains_only_when_asked_and_only_amu(table):
         make_estimator("amu:tiny", pretrain={"epoch": 2}).fit(X, y)
     with pytest.raises(ValueError, match="needs a gene embedding"):
         make_estimator("cnn:paper", pretrain={"epochs": 2}).fit(X, y)
+
+
+def test_amu_train_pretrains_on_the_tables_unlabeled_rows(table, tmp_path):
+    import json
+
+    from components.train import run_train
+
+    n_unlabeled = int(table["response"].isna().sum())
+    assert n_unlabeled > 0
+    run_train(table, tmp_path / "m", model="recipe:amu-pretrained", epochs=1, patience=1)
+    info = json.loads((tmp_path / "m" / "model_info.json").read_text())
+    assert info["n_pretraining_unlabeled"] == n_unlabeled
+    run_train(table, tmp_path / "s", model="recipe:stack")  # no pre-training: none read
+    assert json.loads((tmp_path / "s" / "model_info.json").read_text())[
+        "n_pretraining_unlabeled"] == 0
+
+
+def test_loco_recipes_fall_back_when_a_training_cohort_has_one_class(table):
+    est = make_estimator("recipe:stack-loco", seed=0)
+    X, y, cohorts = _xy(est, table)
+    y = y.copy()
+    y[cohorts == cohorts[0]] = 1  # that cohort: responders only
+    est.fit(X, y, cohorts=cohorts)
+    assert est.selection_used_ == "stratified"

@@ -302,10 +302,11 @@ FEATURECOUNTS_COLUMNS = ("Chr", "Start", "End", "Strand", "Length")
 
 
 def check_no_annotation_rows(values: pd.DataFrame, where: str) -> None:
-    """Refuse a "gene" that is a sample annotation (``batch``, ``sex``, ``stage`` coded as
-    small integers beside the genes): not a known gene symbol, and every value one of 2-5
-    whole numbers, which no TPM/FPKM/log2 expression of a real gene looks like. (Raw counts
-    are whole numbers anyway and are not judged.)"""
+    """Refuse a "gene" that is a sample annotation (``batch``, ``sex``, ``Stage`` coded as
+    small integers beside the genes): a name with lower-case letters (human gene symbols are
+    upper case) that is no known gene symbol, and every value one of 2-5 whole numbers, which
+    no TPM/FPKM/log2 expression of a real gene looks like. (Raw counts are whole numbers
+    anyway and are not judged.)"""
     from amu_tf.data.gene_ids import known_symbols
 
     arr = values.to_numpy(dtype=np.float64)
@@ -317,6 +318,8 @@ def check_no_annotation_rows(values: pd.DataFrame, where: str) -> None:
         distinct = np.unique(row[np.isfinite(row)])
         if not 2 <= len(distinct) <= 5 or not np.all(distinct == np.round(distinct)):
             continue
+        if str(gene).upper() == str(gene):
+            continue  # upper-case ids are gene-like (new HGNC names, clone ids): not judged
         known = known_symbols() if known is None else known
         if str(gene) not in known:
             shown = ", ".join(f"{v:g}" for v in distinct)

@@ -19,9 +19,9 @@ Names (``--strategy`` on the CLI, ``ZooClassifier(strategy=...)``):
 - ``multiworker``: ``MultiWorkerMirroredStrategy`` configured from the standard
   ``TF_CONFIG`` environment variable (one process per worker, the same command on each).
 
-Under another Keras backend (JAX, PyTorch) there is no tf.distribute: :func:`data_parallel`
-gives ``ZooClassifier`` a ``keras.distribution.DataParallel`` over the devices that backend
-sees (``auto``/``mirrored``), or one device (``default``).
+Under another Keras backend there is no tf.distribute: under JAX :func:`data_parallel` gives
+``ZooClassifier`` a ``keras.distribution.DataParallel`` over the devices JAX sees
+(``auto``/``mirrored``), or one device (``default``); PyTorch trains on one device.
 
 ``multiworker`` must be created before TensorFlow runs anything else in the process (a
 TensorFlow rule for collective ops), so a command creates it first thing; the instance is
@@ -407,8 +407,10 @@ def data_parallel(name="auto"):
                         f"under the {keras.backend.backend()} backend use one process per "
                         "host with keras.distribution.initialize(), or KERAS_BACKEND="
                         "tensorflow")
+    if name == "default" or keras.backend.backend() != "jax":
+        return None  # Keras's distribution API is JAX's; PyTorch trains on one device
     devices = keras.distribution.list_devices()
-    if name == "default" or len(devices) < 2:
+    if len(devices) < 2:
         return None
     return keras.distribution.DataParallel(devices=devices)
 

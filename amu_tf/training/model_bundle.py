@@ -129,6 +129,10 @@ class ModelBundle:
             estimator = load()
         except ArtifactError:
             raise
+        except ImportError as exc:  # the model needs a package this environment lacks
+            raise ArtifactError(f"{what} needs the package {exc.name or exc}, which is not "
+                                "installed here: install it (pip install ...) to load this "
+                                "model") from None
         except Exception as exc:  # noqa: BLE001 - any reader's failure on a damaged file
             raise ArtifactError(f"{what} cannot be read ({type(exc).__name__}: "
                                 f"{str(exc).splitlines()[0][:160] if str(exc) else '-'}): "

@@ -60,13 +60,16 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
 
         return get_transform({"panel_rank": "rank", "panel_z": "cohort_z"}[kind])
 
-    def _inner_groups(self, groups, cohorts):
+    def _inner_groups(self, groups, cohorts, y):
         """``(groups, n_splits or None, selection)`` of the inner splits: the training
-        cohorts under ``selection="loco"`` when there are two or more, else the patients."""
+        cohorts under ``selection="loco"`` when there are two or more and each holds both
+        classes (a one-class cohort cannot score a held-out AUC), else the patients."""
         if self._spec().get("selection") == "loco" and cohorts is not None:
-            n = len(np.unique(np.asarray(cohorts)))
-            if n >= 2:
-                return np.asarray(cohorts).astype(str), n, "loco"
+            cohorts = np.asarray(cohorts).astype(str)
+            names = np.unique(cohorts)
+            both = all(len(np.unique(y[cohorts == c])) == 2 for c in names)
+            if len(names) >= 2 and both:
+                return cohorts, len(names), "loco"
         return groups, None, "stratified"
 
     def fit(self, X, y, groups=None, cohorts=None, unlabeled=None):
@@ -79,7 +82,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = X.shape[1]
         name = spec["estimator"]
-        inner_groups, n_splits, self.selection_used_ = self._inner_groups(groups, cohorts)
+        inner_groups, n_splits, self.selection_used_ = self._inner_groups(groups, cohorts, y)
         self.direction_ = None
         if name == "mean":
             self.estimator_ = BiomarkerClassifier("consensus").fit(X.mean(axis=1,
@@ -91,7 +94,9 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             self.linear_ = GroupDROLogisticRegression().fit(X, y, cohorts=cohorts)
             w = self.linear_.coef_[0]
         elif name == "logreg":
-            extra = {} if n_splits is None else {"inner_cv": n_splits}
+            extra = dict(self.estimator_params or {})
+            if n_splits is not None:
+                extra["inner_cv"] = n_splits
             self.linear_ = make_estimator("logreg", seed=self.seed, **extra).fit(
                 X, y, groups=inner_groups)
             pipe = self.linear_.best_estimator_
@@ -124,14 +129,16 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         direction), or None when the recipe's score is not a fixed weighted sum of them."""
         if self._spec()["estimator"] == "mean":
             return np.full(self.n_features_in_, 1.0 / self.n_features_in_)
-        return None if self.direction_ is None else np.asarray(self.direction_)
+        direction = getattr(self, "direction_", None)  # absent in older artifacts
+        return None if direction is None else np.asarray(direction)
 
     def _inner_input(self, X):
         X = np.asarray(X, dtype=np.float32)
         if self._spec()["estimator"] == "mean":
             return X.mean(axis=1, keepdims=True)
-        if self.direction_ is not None:
-            return X @ self.direction_[:, None]
+        direction = getattr(self, "direction_", None)  # absent in older artifacts
+        if direction is not None:
+            return X @ direction[:, None]
         return X
 
     def predict_proba(self, X):

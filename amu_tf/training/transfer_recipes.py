@@ -34,8 +34,9 @@ cross-validation on the training rows and freeze their threshold there.
   regularisation chosen by inner leave-one-cohort-out: a larger gene set chosen without labels.
 - ``amu-pretrained``: ``amu:small`` on the panel (``cohort_z``) whose gene embedding and
   encoders are first pre-trained by masked-gene reconstruction on the expression of every row
-  it may read without labels (the training rows and, under ``loco``, the held-out cohort's
-  expression as ``cohort_z`` reads it; the report says so), then fine-tuned on the labels.
+  it may read without labels (the training rows and, under the protocols, the scored rows'
+  expression as ``cohort_z`` reads it; the report says so; under ``amu train`` the table's
+  unlabeled rows), then fine-tuned on the labels.
 - ``amu-cohort-val``: ``amu:small`` on the panel, early stopping and threshold on one whole
   training cohort held out (inner leave-one-cohort-out) instead of a random 20% of the rows.
 

@@ -334,6 +334,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.devices_ = (num_replicas(strategy) if tensorflow
                          else len(distribution.device_mesh.devices.ravel()) if distribution
                          else 1)
+        if distribution is not None and self._p("batch_size") % self.devices_:
+            raise ValueError(f"batch_size {self._p('batch_size')} does not split evenly over "
+                             f"{self.devices_} devices; use a multiple of {self.devices_}")
         with contextlib.ExitStack() as scope:
             scope.enter_context(strategy.scope() if tensorflow else
                                 distribution.scope() if distribution else
@@ -424,11 +427,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         elif self.devices_ > 1:
             # keras.distribution.DataParallel splits every batch evenly across the devices:
             # the batch must divide, and the rows are padded to a multiple of the devices
-            # with rows of weight 0 (no gradient, no effect on the loss being compared)
+            # with rows of weight 0 (no gradient of their own; the batch holding them has its
+            # loss divided by its padded size, so its step is a little smaller)
             m, batch = self.devices_, self._p("batch_size")
-            if batch % m:
-                raise ValueError(f"batch_size {batch} does not split evenly over {m} devices; "
-                                 f"use a multiple of {m}")
             x_fit, y_fit, w_fit = _pad_rows(X[tr_fit], y01[tr_fit], m, class_weight)
             class_weight = None
             fit_data = dict(x=x_fit, y=y_fit, sample_weight=w_fit, batch_size=batch,
