@@ -19,6 +19,15 @@ def _write(uri, value):
     return w.artifact
 
 
+def _in_threads(target, n):
+    """Run ``target(i)`` for i in 0..n-1 in n threads at once and wait for all."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_an_existing_file_or_foreign_folder_is_never_replaced(tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("mine")
@@ -62,11 +71,7 @@ def test_concurrent_writers_of_one_folder_all_succeed(tmp_path):
         except Exception as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(work, 8)
     assert not errors, errors[:3]
     assert Artifact.load(uri).type == "CohortTable"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -124,11 +129,7 @@ def test_concurrent_exports_get_distinct_complete_versions(tmp_path):
         except Exception as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 
-    threads = [threading.Thread(target=export, args=(i,)) for i in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _in_threads(export, 10)
     assert not errors and sorted(done) == list(range(1, 11))
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(map(str, range(1, 11)))
     assert all((model_dir / str(v) / "saved_model.pb").is_file() for v in done)

@@ -111,6 +111,8 @@ class ExportedModel:
         self.loaded = loaded
         self.metadata = metadata
         self.signature = loaded.signatures[SIGNATURE_KEY]
+        from amu_tf.training.threshold import is_probability
+
         where = f"{self.path / 'assets' / 'amu_metadata.json'}"
         try:
             genes = metadata.get("genes") or []
@@ -121,7 +123,7 @@ class ExportedModel:
             #: transform makes of them (e.g. seven signature scores)
             self.n_inputs = int(metadata.get("n_inputs", self.n_genes))
             t = metadata["threshold"]
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
+            if not is_probability(t):
                 raise ValueError(f"threshold {t!r} is not a probability")
             # the graph's predicted_class uses its own frozen copy; this one is reported
             self.threshold = float(t)

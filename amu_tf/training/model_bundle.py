@@ -43,8 +43,9 @@ def _threshold_from_info(info: dict) -> float:
     t = info.get("threshold")
     if isinstance(t, dict):
         t = t.get("value")
-    if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float))
-                          or not 0 <= t <= 1):
+    from amu_tf.training.threshold import is_probability
+
+    if t is not None and not is_probability(t):
         raise ArtifactError(f"the Model artifact's threshold {t!r} is not a probability in "
                             f"[0, 1]; its {MODEL_INFO_FILE} is damaged")
     if t is None:

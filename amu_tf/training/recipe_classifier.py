@@ -114,8 +114,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             if n_splits is not None:  # early stopping on one whole training cohort
                 params["validation_fraction"] = 1.0 / n_splits
             self.estimator_ = make_estimator(name, seed=self.seed, **params)
-            self.estimator_.fit(X, y, groups=inner_groups,
-                                **({"unlabeled": unlabeled} if "pretrain" in spec else {}))
+            self.estimator_.fit(X, y, groups=inner_groups, unlabeled=unlabeled)
         if name in ("group_dro", "logreg") and (spec.get("direction") or name == "group_dro"):
             self.direction_ = w / max(float(np.abs(w).sum()), 1e-12)
             self.estimator_ = BiomarkerClassifier(self.recipe).fit(

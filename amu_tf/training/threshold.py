@@ -23,6 +23,12 @@ THRESHOLD_METHODS = {
 }
 
 
+def is_probability(value) -> bool:
+    """Whether ``value`` is a number in [0, 1] (a stored decision threshold must be one)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and 0 <= value <= 1)
+
+
 def youden_threshold(y_true, scores) -> float:
     """The score threshold maximising Youden's J = TPR - FPR (predict positive if ``>=``).
 
