@@ -40,8 +40,9 @@ ARTIFACT_TYPES = (
     "AuditReport",  # audit: findings and verdict
     "TransformGraph",  # transform: a fitted transform
     "Model",  # train: model, transform, threshold, summary
-    "ModelEvaluation",  # evaluate: metrics, tables, figures, report, blessing
+    "ModelEvaluation",  # evaluate: metrics, tables, figures, blessing, its own report
     "Interpretation",  # interpret: SHAP, embeddings, survival, enrichment
+    "Report",  # report: the run's report.md, rendered from the artifacts above
     "PushedModel",  # export: a TF Serving version folder
 )
 
@@ -145,6 +146,20 @@ class Artifact:
         """Record an external input file (not written by amu-tf) so its hash is traceable."""
         path = Path(path)
         return cls(type=type, uri=path, content_hash=hash_path(path))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a single file aside (``.<name>.tmp-<pid>``) and rename it into place, so a reader
+    never sees half of it (the file-sized sibling of :class:`StagedFolder`)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def safe_name(name: str, sep: str = "_") -> str:

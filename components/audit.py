@@ -91,8 +91,8 @@ def run_audit(table_uri_or_df, output_uri: str | os.PathLike | None = None, data
         return None, result
     with ArtifactWriter(output_uri, "AuditReport", inputs=inputs,
                         parameters=audit.get_params()) as w:
-        (w.path / REPORT_JSON).write_text(json.dumps(result.to_json(), indent=2,
-                                                     default=float) + "\n")
+        (w.path / REPORT_JSON).write_text(json.dumps(dict(result.to_json(), lines=result.lines()),
+                                                     indent=2, default=float) + "\n")
         (w.path / REPORT_MD).write_text(result.to_markdown())
         w.properties = {"has_leak": result.has_leak, "n_leaks": len(result.leaks),
                         "n_warnings": len(result.warnings), "verdict": result.verdict(),
@@ -104,3 +104,12 @@ def load_audit_report(uri) -> dict:
     """The ``report.json`` of an AuditReport artifact."""
     art = Artifact.load(uri, expected_type="AuditReport")
     return json.loads((art.path / REPORT_JSON).read_text())
+
+
+def audit_summary(uri) -> dict:
+    """What a report shows of an AuditReport artifact: verdict, the findings' lines, where
+    it is."""
+    report = load_audit_report(uri)
+    lines = report.get("lines") or [report.get("verdict", "")]
+    return {"has_leak": bool(report.get("has_leak")), "summary": "\n".join(lines),
+            "uri": str(uri)}

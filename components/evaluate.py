@@ -11,11 +11,15 @@ not scored on rows they were trained on.
 
 Artifact layout:
 
-* ``report.md``: data, audit, protocols, results with CIs, figures, blessing;
+* ``report.md``: data, audit, protocols, results with CIs, figures, blessing (rendered from
+  the files below by :mod:`amu_tf.evaluation.report`; a run's report, with the
+  interpretation, is the ``report`` component's);
 * ``metrics.csv``, ``metrics_per_cohort.csv`` (loco/external), ``table_<protocol>[_<cohort>].{csv,md}``
   (the paper's Tables 2-4 shape);
 * ``figures/roc_pr_<protocol>.png``;
-* ``predictions.csv.gz``; ``blessing.json``; ``evaluation.json`` (parameters, folds, notes).
+* ``predictions.csv.gz``; ``blessing.json``; ``biomarker_comparison.csv``;
+  ``evaluation.json`` (parameters, protocols with folds and notes, the audit's verdict, and
+  what the report renders).
 
 Every output of the ``paper`` protocol is labelled ``paper (LEAKY)``.
 """
@@ -27,13 +31,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from amu_tf.artifacts import ArtifactWriter, to_jsonable
+from amu_tf.artifacts import Artifact, ArtifactWriter, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.blessing import bless
 from amu_tf.evaluation.figures import plot_curves
 from amu_tf.evaluation.protocols import PROTOCOLS, run_protocol
-from amu_tf.evaluation.report import write_report
+from amu_tf.evaluation.report import (BLESSING_JSON, COMPARISON_CSV, EVALUATION_JSON,
+                                      data_summary, write_report)
 from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
 from amu_tf.evaluation.tables import write_tables
 
@@ -43,14 +48,14 @@ REPORT_FILE = "report.md"
 def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("cv", "loco"), *,
                  transform="cohort_z", seed: int = 0, n_splits: int = 5, n_repeats: int = 1,
                  paper_repeats: int = 1, n_boot: int = 1000, estimator_params=None,
-                 train_cohorts=None, test_cohorts=None, audit: dict | None = None,
+                 train_cohorts=None, test_cohorts=None, audit_uri=None,
                  input_artifacts=(), data_note: str | None = None, progress: bool = True,
-                 extra_sections=None, paper_duplicate: bool = True):
+                 paper_duplicate: bool = True):
     """Run every protocol for every model and write a ModelEvaluation artifact.
 
-    ``audit`` is a dict for the report (``has_leak``, ``allowed``, ``summary``, ``uri``);
-    ``input_artifacts`` (e.g. AuditReport, Model artifacts) are recorded as inputs.
-    Returns ``(artifact, [ProtocolResult], blessing)``.
+    ``audit_uri``: the AuditReport artifact of the table (recorded as an input; its verdict
+    goes into the report); ``input_artifacts`` (e.g. the Model artifacts) are recorded as
+    inputs too. Returns ``(artifact, [ProtocolResult], blessing)``.
     """
     df, table_art = load_cohort_table(table)
     protocols = list(protocols)
@@ -77,6 +82,12 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                   "train_cohorts": train_cohorts, "test_cohorts": test_cohorts,
                   "estimator_params": estimator_params or {}}
     inputs = ([table_art] if table_art is not None else []) + list(input_artifacts)
+    audit = None
+    if audit_uri is not None:
+        from components.audit import audit_summary
+
+        inputs.insert(1, Artifact.load(audit_uri, expected_type="AuditReport"))
+        audit = audit_summary(audit_uri)
     with ArtifactWriter(output_uri, "ModelEvaluation", inputs=inputs,
                         parameters=parameters) as w:
         out = Path(w.path)
@@ -85,23 +96,27 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                 for r in results}
         pd.concat([r.predictions for r in results], ignore_index=True).to_csv(
             out / "predictions.csv.gz", index=False, float_format="%.6g")
-        (out / "blessing.json").write_text(json.dumps(to_jsonable(blessing), indent=2) + "\n")
-        (out / "evaluation.json").write_text(json.dumps(to_jsonable({
-            "parameters": parameters,
-            "protocols": {r.label: {"description": r.description, "leaky": r.leaky,
-                                    "notes": r.notes, "folds": r.folds} for r in results},
-            "audit": audit,
-        }), indent=2, default=str) + "\n")
+        (out / BLESSING_JSON).write_text(json.dumps(to_jsonable(blessing), indent=2) + "\n")
         comparison = pd.concat([compare_with_biomarkers(r, n_boot=n_boot, seed=seed)
                                 for r in results], ignore_index=True)
         if not comparison.empty:
-            comparison.to_csv(out / "biomarker_comparison.csv", index=False,
-                              float_format="%.6g")
-        write_report(out / REPORT_FILE, table=df, results=results, table_files=files,
-                     figure_files=figs, blessing=blessing, audit=audit, data_note=data_note,
-                     transform=str(transform_name), seed=seed, n_boot=n_boot,
-                     extra_sections=extra_sections, comparison=comparison)
-        # the report links files by relative path; the folder is renamed into place whole
+            comparison.to_csv(out / COMPARISON_CSV, index=False, float_format="%.6g")
+        (out / EVALUATION_JSON).write_text(json.dumps(to_jsonable({
+            "parameters": parameters,
+            "protocols": {r.label: {"protocol": r.protocol, "description": r.description,
+                                    "leaky": r.leaky, "notes": r.notes, "folds": r.folds}
+                          for r in results},
+            "audit": audit,
+            # what the report renders beside the files above (amu_tf.evaluation.report)
+            "report": {"data_summary": data_summary(df), "data_note": data_note,
+                       "tables": [[t, Path(md).relative_to(out).as_posix()]
+                                  for t, md, _ in files["tables"]],
+                       "figures": {p: Path(f).relative_to(out).as_posix()
+                                   for p, f in figs.items() if f}},
+        }), indent=2, default=str) + "\n")
+        # the evaluation's own report (the run's, with the interpretation, is the report
+        # component's); links are relative, and the folder is renamed into place whole
+        write_report(out / REPORT_FILE, out, audit=audit)
         w.properties.update(
             blessed=[m for m, b in blessing.items() if b["blessed"]],
             roc_auc={r.label: {row["model"]: round(float(row["roc_auc"]), 4)

@@ -11,12 +11,19 @@ and renamed, see :mod:`amu_tf.serving.serving_versions`) holding the SavedModel 
 :mod:`amu_tf.serving.saved_model_export`), ``assets/amu_metadata.json``, the fitted transform
 in ``assets/transform/`` (for what must run in Python) and ``artifact.json`` (a PushedModel
 artifact recording name, version and path). TF Serving ignores the extra files.
+
+Like TFX's Pusher it pushes a blessed model: given the run's ModelEvaluation
+(``evaluation_uri``), it copies the model's honest metrics (every non-LEAKY protocol's AUC,
+AP and F1 with 95% CIs) and blessing into the metadata, records the evaluation among its
+inputs, and refuses a model the evaluation did not bless unless ``force``. A model exported
+without an evaluation says so in its metadata (``metrics.source``).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+from dataclasses import replace
 import os
 import re
 import shutil
@@ -27,62 +34,17 @@ import numpy as np
 from amu_tf import __version__
 from amu_tf.artifacts import METADATA_FILE as ARTIFACT_FILE, Artifact, hash_path, safe_name
 from amu_tf.errors import ArtifactError
-from amu_tf.panel import panel_entrez, panel_symbols
+from amu_tf.training.model_info import ModelInfo
 from amu_tf.serving.exported_model import TRANSFORM_ASSET
 from amu_tf.serving.saved_model_export import (INPUT_NAME, OUTPUT_NAMES, SIGNATURE_KEY,
                                                custom_ops_for, write_saved_model)
 from amu_tf.serving.serving_versions import VersionWriter
 
-MODEL_INFO_FILE = "model_info.json"
 #: a served model name: one plain folder name under the base dir
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 RAW_SCALE = ("log2 panel expression as in the cohort table (counts -> log2 CPM, TPM/FPKM -> "
              "log2(x+1)), genes in the order of 'genes'")
-
-
-def load_model_parts(model_uri: str | os.PathLike, bundle=None):
-    """``(keras_model, transform, info, artifact)`` of a Model artifact, read through
-    :class:`~amu_tf.training.model_bundle.ModelBundle` (``bundle``: one loaded already). A
-    Model artifact without ``model_info.json`` gets the estimator's own frozen threshold."""
-    from amu_tf.training.model_bundle import ModelBundle
-
-    bundle = bundle or ModelBundle.load(model_uri)
-    info = dict(bundle.info or {})
-    if "threshold" not in info:
-        info["threshold"] = bundle.threshold
-        info.setdefault("threshold_method", getattr(bundle.estimator, "threshold_method_", None))
-    return bundle.keras_model, bundle.transform, info, bundle.artifact
-
-
-def _genes(info: dict) -> list[dict]:
-    """Gene order with symbols and Entrez ids, from model_info.json or the panel."""
-    g = info.get("genes")
-    symbols, entrez = None, None
-    if isinstance(g, dict):
-        symbols = g.get("symbols") or g.get("symbol")
-        entrez = g.get("entrez_ids") or g.get("entrez") or g.get("entrez_id")
-    elif isinstance(g, list) and g and isinstance(g[0], dict):
-        symbols = [x.get("symbol") for x in g]
-        entrez = [x.get("entrez_id", x.get("entrez")) for x in g]
-    elif isinstance(g, list) and g:
-        symbols = g
-    if not symbols:
-        symbols = panel_symbols()
-    if not entrez or len(entrez) != len(symbols):
-        lookup = dict(zip(panel_symbols(), panel_entrez()))
-        entrez = [lookup.get(s, "") for s in symbols]
-    return [{"index": i, "symbol": str(s), "entrez_id": str(e)}
-            for i, (s, e) in enumerate(zip(symbols, entrez))]
-
-
-def _threshold(info: dict) -> tuple[float, object]:
-    t = info.get("threshold", 0.5)
-    how = info.get("threshold_method") or info.get("threshold_how")
-    if isinstance(t, dict):
-        how = t.get("method", t.get("how", how))
-        t = t.get("value", t.get("threshold", 0.5))
-    return float(t), how
 
 
 def _preprocess_layer(transform, n_genes: int):
@@ -97,16 +59,16 @@ def _preprocess_layer(transform, n_genes: int):
     return layer, bool(np.isfinite(probe).all())
 
 
-def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_name: str,
-                   name: str, model_art: Artifact, n_inputs: int | None = None) -> dict:
+def build_metadata(info: ModelInfo, transform, in_graph: bool, imputes: bool, name: str,
+                   model_art: Artifact, n_inputs: int | None = None, graph: str | None = None
+                   ) -> dict:
     """The serving metadata; ``n_inputs``: the signature's input width when it is not the
-    number of genes (a transform that turns the genes into fewer features before the graph)."""
-    genes = _genes(info)
+    number of genes (a transform that turns the genes into fewer features before the graph);
+    ``graph``: how a model that is a few multiply-adds was written as a graph."""
+    genes = [{"index": i, "symbol": s, "entrez_id": e}
+             for i, (s, e) in enumerate(zip(info.genes, info.entrez_ids))]
     n_inputs = len(genes) if n_inputs is None else int(n_inputs)
-    threshold, how = _threshold(info)
-    tname = getattr(transform, "name", None) or info.get("transform")
-    if isinstance(tname, dict):
-        tname = tname.get("name")
+    tname = getattr(transform, "name", None) or info.transform
     if in_graph or tname in (None, "", "identity", "none"):
         scale = RAW_SCALE + (f"; the per-sample {tname!r} transform runs inside the graph"
                              if in_graph else "; no transform")
@@ -117,7 +79,7 @@ def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_n
                  "before calling the signature")
     return {
         "format": "amu-tf serving metadata v1",
-        "model_name": model_name,
+        "model_name": info.model,
         "served_name": name,
         "signature": {
             "key": SIGNATURE_KEY,
@@ -144,52 +106,112 @@ def build_metadata(info: dict, transform, in_graph: bool, imputes: bool, model_n
                        if imputes else
                        "NaN not accepted by the signature; `amu predict` imputes in Python"
                        if tname and not in_graph else "NaN not accepted"),
-        "threshold": threshold,
-        "threshold_method": how,
-        "training_cohorts": info.get("training_cohorts", info.get("cohorts")),
-        "n_train": info.get("n_train"),
-        "metrics": info.get("metrics"),
-        "model_info": info,
+        "threshold": info.threshold,
+        "threshold_method": info.threshold_method,
+        "training_cohorts": info.training_cohorts,
+        "n_train": info.n_train,
+        "model_info": dict(info.to_json(), **({"graph": graph} if graph else {})),
         "source_model": model_art.ref(),
         "amu_tf_version": __version__,
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "saved_models",
-               name: str | None = None, metrics: dict | None = None,
-               compiled_attention: bool = False) -> Artifact:
-    """Export a Model artifact to ``<base_dir>/<name>/<next version>/``; returns the
-    PushedModel artifact (``properties``: name, version, path, model).
+NO_EVALUATION = {"source": "none: exported without a ModelEvaluation; no honest metrics and "
+                          "no blessing (export with --evaluation, or from a run folder)",
+                 "protocols": {}, "blessed": None, "blessing_reason": None}
 
-    ``metrics``: the model's honest metrics from an evaluation (e.g. ``amu run`` passes each
-    honest protocol's AUC with its 95% CI and n); they replace model_info.json's ``metrics``
-    in ``assets/amu_metadata.json``. ``compiled_attention``: trace AMU attention with the
-    compiled CPU op (faster, not portable: see :mod:`amu_tf.serving.saved_model_export`)."""
+
+def honest_metrics(evaluation: Artifact, model: str) -> dict:
+    """The honest protocols' metrics of ``model`` (AUC, AP and F1 with 95% CIs, n) and its
+    blessing, read from a ModelEvaluation artifact; LEAKY protocols are left out."""
+    import pandas as pd
+
+    from amu_tf.evaluation.report import BLESSING_JSON, EVALUATION_JSON
+
+    folder = evaluation.path
+    try:
+        metrics = pd.read_csv(folder / "metrics.csv")
+        blessing = json.loads((folder / BLESSING_JSON).read_text())
+        protocols = json.loads((folder / EVALUATION_JSON).read_text())["protocols"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArtifactError(f"the evaluation {folder} cannot be read: {exc}") from None
+    if model not in blessing:
+        raise ArtifactError(f"{model!r} was not evaluated in {folder} (it evaluated "
+                            f"{', '.join(blessing)}); export it without --evaluation, or "
+                            "evaluate it")
+    per = {}
+    for _, row in metrics[(metrics["model"] == model) & ~metrics["leaky"].astype(bool)].iterrows():
+        label = row["protocol_label"]
+        per[label] = {"description": protocols.get(label, {}).get("description"),
+                      "n": int(row["n"]), "n_responders": int(row["n_responders"])}
+        for k in ("roc_auc", "ap_responder", "f1_weighted"):
+            per[label][k] = {"value": round(float(row[k]), 4),
+                             "ci95": [round(float(row[f"{k}_ci_low"]), 4),
+                                      round(float(row[f"{k}_ci_high"]), 4)]}
+    return {
+        "source": f"ModelEvaluation artifact {folder}",
+        "note": "Estimated by refitting the transform and the model inside every split of each "
+                "honest protocol; the exported model is the same recipe fitted on all labeled "
+                "rows. 95% CIs: stratified bootstrap, percentile.",
+        "protocols": per,
+        "blessed": bool(blessing[model]["blessed"]),
+        "blessing_reason": blessing[model]["reason"],
+    }
+
+
+class NotBlessedError(ArtifactError):
+    """The evaluation did not bless the model and ``force`` was not given."""
+
+
+def check_blessed(metrics: dict, model: str, force: bool) -> None:
+    """Refuse a model its evaluation did not bless, unless ``force``."""
+    if metrics["blessed"] is False and not force:
+        raise NotBlessedError(f"{model!r} was not blessed by its evaluation "
+                            f"({metrics['blessing_reason']}); it is not exported. Pass "
+                            "--force to export it anyway (its metadata will say so)")
+
+
+def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "saved_models",
+               name: str | None = None, evaluation_uri: str | os.PathLike | None = None,
+               force: bool = False, compiled_attention: bool = False) -> Artifact:
+    """Export a Model artifact to ``<base_dir>/<name>/<next version>/``; returns the
+    PushedModel artifact (``properties``: name, version, path, model, blessed).
+
+    ``evaluation_uri``: the ModelEvaluation that evaluated this model's recipe; its honest
+    metrics and blessing go into ``assets/amu_metadata.json`` and an unblessed model is
+    refused unless ``force``. ``compiled_attention``: trace AMU attention with the compiled
+    CPU op (faster, not portable: see :mod:`amu_tf.serving.saved_model_export`)."""
     from amu_tf.training.model_bundle import ModelBundle
 
     bundle = ModelBundle.load(model_uri)
-    keras_model, transform, info, model_art = load_model_parts(model_uri, bundle)
+    keras_model, transform, info = bundle.keras_model, bundle.transform, bundle.model_info
+    model_art = bundle.artifact
+    evaluation, metrics = None, dict(NO_EVALUATION)
+    if evaluation_uri is not None:
+        evaluation = Artifact.load(evaluation_uri, expected_type="ModelEvaluation")
+        metrics = honest_metrics(evaluation, info.model)
+        check_blessed(metrics, info.model, force)
+        metrics["forced"] = bool(force and metrics["blessed"] is False)
     copy_transform = True  # a zoo model: its Model artifact's transform/ goes into assets/
+    graph = None
     if keras_model is None:  # a biomarker, logreg or a recipe: a few multiply-adds
         from amu_tf.serving.linear_export import serving_model
 
-        keras_model, own, _, how = serving_model(bundle)
+        keras_model, own, _, graph = serving_model(bundle)
         copy_transform = False  # the transform the graph expects is saved as it is
         transform = own
-        info = dict(info, graph=how, transform=getattr(own, "name", None))
-    model_name = str(info.get("model") or info.get("model_name") or keras_model.name)
+        info = replace(info, transform=getattr(own, "name", None))
     if name is None:
-        name = safe_name(model_name.partition(":")[0], sep="-")
+        name = safe_name(info.model.partition(":")[0], sep="-")
     if not NAME_PATTERN.match(name):
         raise ArtifactError(f"invalid model name {name!r}: use letters, digits, '_', '-', '.'")
     n_genes = int(keras_model.input_shape[-1])
     layer, imputes = _preprocess_layer(transform, n_genes)
     n_features = len(getattr(transform, "biomarkers", ()) or ()) or None  # signature scores
-    metadata = build_metadata(info, transform, layer is not None, imputes, model_name, name,
-                              model_art, n_inputs=n_features)
-    if metrics is not None:
-        metadata["metrics"] = metrics
+    metadata = build_metadata(info, transform, layer is not None, imputes, name, model_art,
+                              n_inputs=n_features, graph=graph)
+    metadata["metrics"] = metrics
     if metadata["n_inputs"] != n_genes:
         raise ArtifactError(f"model_info.json describes {metadata['n_inputs']} inputs but the "
                             f"model takes {n_genes}")
@@ -208,12 +230,13 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
             type="PushedModel",
             uri=model_dir / str(w.version),
             parameters={"base_dir": str(base_dir), "name": name},
-            inputs=[model_art.ref()],
+            inputs=[model_art.ref()] + ([evaluation.ref()] if evaluation else []),
             content_hash=hash_path(w.path),
             properties={"name": name, "version": w.version,
-                        "path": str(model_dir / str(w.version)), "model": model_name,
+                        "path": str(model_dir / str(w.version)), "model": info.model,
                         "signature": SIGNATURE_KEY, "outputs": list(OUTPUT_NAMES),
-                        "custom_ops": custom_ops_for(compiled_attention)},
+                        "custom_ops": custom_ops_for(compiled_attention),
+                        "blessed": metrics["blessed"], "forced": metrics.get("forced", False)},
             created=metadata["exported_at"],
         )
         (w.path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")

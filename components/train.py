@@ -27,12 +27,8 @@ from amu_tf.artifacts import Artifact, ArtifactWriter, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError, SpecError
 from amu_tf.panel import panel_entrez, panel_symbols
-from amu_tf.training.model_bundle import (
-    JOBLIB_FILE,
-    MODEL_INFO_FILE,
-    TRAINING_SUMMARY_FILE,
-    TRANSFORM_DIR,
-)
+from amu_tf.training.model_bundle import JOBLIB_FILE, TRAINING_SUMMARY_FILE, TRANSFORM_DIR
+from amu_tf.training.model_info import ModelInfo
 from amu_tf.training.threshold import THRESHOLD_METHODS
 
 INPUT_SCALE = ("cohort-table panel genes on a common log2 scale (counts -> log2 CPM, "
@@ -91,11 +87,17 @@ def run_train(
     transform: str = "cohort_z",
     train_cohorts=None,
     seed: int = 0,
+    transform_uri=None,
     **estimator_params,
 ) -> Artifact:
     """Fit ``transform`` then estimator ``model`` on the labeled rows of ``train_cohorts``
     and write a Model artifact at ``output_uri``. ``estimator_params`` go to
-    ``make_estimator`` (e.g. ``epochs``, ``verbose``, ``inner_cv``)."""
+    ``make_estimator`` (e.g. ``epochs``, ``verbose``, ``inner_cv``).
+
+    ``transform_uri``: a TransformGraph artifact fitted on exactly these training rows (the
+    transform step of `amu run`); its fitted transform is used instead of fitting
+    ``transform`` again, and it is recorded among the Model's inputs. A biomarker reads its
+    own genes and ignores it."""
     from amu_tf.data.transforms import get_transform
     from amu_tf.training import estimator_kind, make_estimator
     from amu_tf.training.fit_estimator import fit_estimator, wants_unlabeled
@@ -114,8 +116,13 @@ def run_train(
         raise SpecError(f"model {model!r}: {exc}") from None
     t0 = time.perf_counter()
     own_input = getattr(estimator, "make_input_transform", None)  # a biomarker's own genes
-    tf_ = own_input() if own_input is not None else get_transform(transform)
-    tf_.fit(train)
+    graph = None
+    if own_input is not None:
+        tf_ = own_input().fit(train)
+    elif transform_uri is not None:
+        graph, tf_ = load_transform_graph(transform_uri, train, transform)
+    else:
+        tf_ = get_transform(transform).fit(train)
     X = np.asarray(tf_.transform(train), dtype=np.float32)
     transform_seconds = time.perf_counter() - t0
 
@@ -134,29 +141,20 @@ def run_train(
 
     params = {k: v for k, v in estimator.get_params(deep=False).items()
               if isinstance(v, (str, int, float, bool, type(None), list, dict, tuple))}
-    info = {
-        "model": model,
-        "kind": kind,
-        "threshold": float(estimator.threshold_),
-        "threshold_method": estimator.threshold_method_,
-        "threshold_method_description": THRESHOLD_METHODS.get(estimator.threshold_method_, ""),
-        "genes": _genes_read(tf_),
-        "n_genes": len(_genes_read(tf_)["symbols"]),
-        "input_scale": INPUT_SCALE,
-        "transform": getattr(tf_, "name", transform),
-        "transform_per_sample": bool(getattr(tf_, "per_sample", False)),
-        "training_cohorts": cohorts_used,
-        "n_train": int(len(y)),
-        "n_responders": int(y.sum()),
-        "seed": int(seed),
-        "amu_tf_version": __version__,
-        "library_versions": _library_versions(kind),
-        "keras_backend": _keras_backend(kind),  # a .keras file loads under any backend
-        "params": params,
-        "positive_class": "responder (CR/PR) = 1",
-        # rows whose expression (no label) self-supervised pre-training read
-        "n_pretraining_unlabeled": int(len(unlabeled)) if unlabeled is not None else 0,
-    }
+    genes = _genes_read(tf_)
+    info = ModelInfo(
+        model=model, kind=kind, threshold=float(estimator.threshold_),
+        threshold_method=estimator.threshold_method_,
+        threshold_method_description=THRESHOLD_METHODS.get(estimator.threshold_method_, ""),
+        genes=genes["symbols"], entrez_ids=genes["entrez_ids"], input_scale=INPUT_SCALE,
+        transform=getattr(tf_, "name", transform),
+        transform_per_sample=bool(getattr(tf_, "per_sample", False)),
+        training_cohorts=cohorts_used, n_train=int(len(y)), n_responders=int(y.sum()),
+        seed=int(seed), amu_tf_version=__version__, library_versions=_library_versions(kind),
+        keras_backend=_keras_backend(kind),  # a .keras file loads under any backend
+        params=params,
+        n_pretraining_unlabeled=int(len(unlabeled)) if unlabeled is not None else 0,
+    )
     summary = {
         "model": model,
         "kind": kind,
@@ -175,8 +173,8 @@ def run_train(
         if str(model).startswith("amu"):  # which attention path trained it (same masks)
             from amu_tf.kernels import tiny_attention as attention_kernel
 
-            summary["attention"] = (attention_kernel.status() if info["keras_backend"] ==
-                                    "tensorflow" else f"{info['keras_backend']} backend: "
+            summary["attention"] = (attention_kernel.status() if info.keras_backend ==
+                                    "tensorflow" else f"{info.keras_backend} backend: "
                                     "Keras-ops attention (the compiled kernel is TensorFlow's)")
     elif kind == "biomarker":
         summary.update(biomarker=estimator.biomarker, missing_genes=tf_.missing_genes_,
@@ -198,8 +196,8 @@ def run_train(
 
     parameters = {"model": model, "transform": transform, "train_cohorts": cohorts_used,
                   "seed": seed, "estimator_params": estimator_params}
-    inputs = [table_art] if table_art is not None else []
-    from amu_tf.training.distribute import written_by_chief
+    inputs = ([table_art] if table_art is not None else []) + ([graph] if graph else [])
+    from amu_tf.training.chief_output import written_by_chief
 
     # Under MultiWorkerMirroredStrategy every worker runs this; only the chief's copy stays.
     with written_by_chief(output_uri) as target, \
@@ -212,14 +210,33 @@ def run_train(
             joblib.dump(estimator, w.path / JOBLIB_FILE)
         tf_.save(w.path / TRANSFORM_DIR)
         summary["timings_seconds"]["total"] = round(time.perf_counter() - t_start, 3)
-        (w.path / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        info.write(w.path)
         (w.path / TRAINING_SUMMARY_FILE).write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
         w.properties.update(
-            model=model, kind=kind, threshold=info["threshold"],
-            threshold_method=info["threshold_method"], n_train=info["n_train"],
-            n_responders=info["n_responders"], training_cohorts=cohorts_used,
+            model=model, kind=kind, threshold=info.threshold,
+            threshold_method=info.threshold_method, n_train=info.n_train,
+            n_responders=info.n_responders, training_cohorts=cohorts_used,
         )
     return w.artifact
+
+
+def load_transform_graph(uri, train: pd.DataFrame, name: str):
+    """``(artifact, fitted transform)`` of a TransformGraph, checked to be transform ``name``
+    fitted on exactly the rows of ``train`` (same sample ids, same order)."""
+    from amu_tf.data.transforms import get_transform, load_transform
+    from components.transform import FIT_SAMPLES_FILE
+
+    art = Artifact.load(uri, expected_type="TransformGraph")
+    fitted = art.properties.get("transform")
+    if fitted != get_transform(name).name:
+        raise InputDataError(f"the TransformGraph {uri} holds {fitted!r}, not the {name!r} "
+                             "transform asked for")
+    fit_ids = (art.path / FIT_SAMPLES_FILE).read_text().split()
+    if fit_ids != train["sample"].astype(str).tolist():
+        raise InputDataError(f"the TransformGraph {uri} was fitted on other rows than the "
+                             f"{len(train)} training rows; fit it on them (amu run does) or "
+                             "leave it out")
+    return art, load_transform(art.path)
 
 
 def _genes_read(tf_) -> dict:
@@ -250,26 +267,26 @@ def _library_versions(kind: str) -> dict:
 def format_summary(art: Artifact) -> str:
     """A one-screen summary of a Model artifact."""
     uri = Path(art.uri)
-    info = json.loads((uri / MODEL_INFO_FILE).read_text())
+    info = ModelInfo.read(uri)
     summ = json.loads((uri / TRAINING_SUMMARY_FILE).read_text())
     lines = [
         f"Model artifact: {uri}",
-        f"  model:      {info['model']} ({info['kind']}), seed {info['seed']}",
-        f"  transform:  {info['transform']}"
-        + (" (per sample)" if info.get("transform_per_sample") else " (fitted on training rows)"),
-        f"  trained on: {info['n_train']} labeled samples ({info['n_responders']} responders) "
-        f"of {', '.join(info['training_cohorts'])}",
-        f"  threshold:  {info['threshold']:.4f} ({info['threshold_method']}: "
-        f"{info.get('threshold_method_description', '')})",
+        f"  model:      {info.model} ({info.kind}), seed {info.seed}",
+        f"  transform:  {info.transform}"
+        + (" (per sample)" if info.transform_per_sample else " (fitted on training rows)"),
+        f"  trained on: {info.n_train} labeled samples ({info.n_responders} responders) "
+        f"of {', '.join(info.training_cohorts)}",
+        f"  threshold:  {info.threshold:.4f} ({info.threshold_method}: "
+        f"{info.threshold_method_description})",
     ]
-    if info["kind"] == "recipe":
+    if info.kind == "recipe":
         lines.append(f"  recipe:     {summ.get('recipe')} ({summ.get('inner_estimator')}"
                      + (f", best {summ['best_params']}" if summ.get("best_params") else "")
-                     + f"); {info['n_genes']} input genes")
-    elif info["kind"] == "biomarker":
-        lines.append(f"  biomarker:  training-free; {info['n_genes']} genes read"
+                     + f"); {info.n_genes} input genes")
+    elif info.kind == "biomarker":
+        lines.append(f"  biomarker:  training-free; {info.n_genes} genes read"
                      + (f", missing {summ['missing_genes']}" if summ.get("missing_genes") else ""))
-    elif info["kind"] == "keras":
+    elif info.kind == "keras":
         h = summ.get("history", {})
         vl = h.get("val_loss")
         best = summ.get("best_epoch")

@@ -62,13 +62,18 @@ def select_fit_rows(df: pd.DataFrame, train_samples=None, train_cohorts=None) ->
 
 def run_transform(table_uri, output_uri: str | os.PathLike, name: str = "cohort_z",
                   train_samples=None, train_cohorts=None, params: dict | None = None,
-                  write_transformed: bool = True) -> Artifact:
-    """Fit transform ``name`` on the training rows of ``table_uri`` and write a
-    TransformGraph artifact at ``output_uri``. Returns the artifact."""
+                  write_transformed: bool = True, labeled_only: bool = False) -> Artifact:
+    """Fit transform ``name`` on the training rows of ``table_uri`` (``labeled_only``: only
+    those with a label, the rows the train step fits a model on) and write a TransformGraph
+    artifact at ``output_uri``. Returns the artifact."""
     from amu_tf.data.transforms import get_transform
 
     df, table_art = load_cohort_table(table_uri)
     fit_rows = select_fit_rows(df, train_samples, train_cohorts)
+    if labeled_only:
+        fit_rows = fit_rows[fit_rows["response"].notna()].reset_index(drop=True)
+        if fit_rows.empty:
+            raise InputDataError("no labeled rows to fit the transform on")
     t = get_transform(name, **(params or {})).fit(fit_rows)
     fit_imp = t.fit_imputation_
     out = t.transform(df) if write_transformed else None
@@ -76,7 +81,8 @@ def run_transform(table_uri, output_uri: str | os.PathLike, name: str = "cohort_
 
     parameters = {"name": name, "params": t.get_params(),
                   "train_samples": None if train_samples is None else len(list(train_samples)),
-                  "train_cohorts": list(train_cohorts) if train_cohorts else None}
+                  "train_cohorts": list(train_cohorts) if train_cohorts else None,
+                  "labeled_only": labeled_only}
     with ArtifactWriter(output_uri, "TransformGraph",
                         inputs=[table_art] if table_art else [], parameters=parameters) as w:
         t.save(w.path)
@@ -94,7 +100,9 @@ def run_transform(table_uri, output_uri: str | os.PathLike, name: str = "cohort_
             "per_sample": t.per_sample,
             "n_fit_rows": int(len(fit_rows)),
             "n_table_rows": int(len(df)),
+            # every row a model could be scored on (all labeled rows count as all)
             "fit_on_all_rows": train_samples is None and not train_cohorts,
+            "labeled_only": labeled_only,
             "fit_cohorts": (sorted(fit_rows["cohort"].astype(str).unique())
                             if "cohort" in fit_rows.columns else []),
             "all_missing_genes": list(t.all_missing_genes_),

@@ -64,11 +64,11 @@ def _import_tensorflow_quietly():
 
 def _register():
     from pipelines import (audit_cmd, doctor_cmd, evaluate_cmd, export_cmd, ingest_cmd,
-                           interpret_cmd, predict_cmd, run_cmd, synth_cmd, train_cmd,
-                           transform_cmd, zoo_cmd)
+                           interpret_cmd, predict_cmd, report_cmd, run_cmd, synth_cmd,
+                           train_cmd, transform_cmd, zoo_cmd)
 
-    for module in (zoo_cmd, doctor_cmd, run_cmd, ingest_cmd, synth_cmd, export_cmd, predict_cmd, train_cmd,
-                   interpret_cmd, transform_cmd, audit_cmd, evaluate_cmd):
+    for module in (zoo_cmd, doctor_cmd, run_cmd, ingest_cmd, synth_cmd, export_cmd, predict_cmd,
+                   train_cmd, interpret_cmd, transform_cmd, audit_cmd, evaluate_cmd, report_cmd):
         amu.add_command(module.command)
 
 

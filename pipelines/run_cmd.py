@@ -4,17 +4,14 @@ the run folder (``runs/default/<step>/``).
     amu run                                   # synthetic default cohorts, seeded
     amu run --cohorts examples/cohorts/*.toml --data-root ../shared/data
     amu run --quick                           # a small, fast smoke run
+    amu run --config runs/default/run_config.toml --out runs/again   # repeat a run
 
-The steps are the list ``STEPS``: ``(name, function(ctx))``. A step reads what earlier steps
-left in ``ctx`` (``ctx.artifacts[name]``, ``ctx.table_uri``...), writes its artifact at
-``ctx.step_dir(name)`` and records it in ``ctx.artifacts``. Adding a step is a function and
-one entry in ``STEPS`` (or ``STEPS.insert``).
-
-Order: ingest, audit, transform, train, interpret, evaluate, export. Interpret runs before
-evaluate so that evaluate writes the one final ``report.md`` with the interpretation section
-inside (artifacts are immutable: no step edits a finished artifact's files, whose content
-hash would then lie); export runs last so the exported model's metadata carries the honest
-metrics of the evaluation.
+The steps are the list ``STEPS``: ``(name, function(ctx))``, in the order ingest -> audit ->
+transform -> train -> evaluate -> interpret -> report -> export. A step reads only the
+artifacts earlier steps wrote (``ctx.artifacts[name]``, each a folder plus
+``artifact.json``) and the run's :class:`~pipelines.run_config.RunConfig`, and records its
+own artifact in ``ctx.artifacts``; nothing else passes between steps, so `amu report RUN_DIR`
+and `amu export RUN_DIR` redo the last two steps from the folder alone.
 """
 
 from __future__ import annotations
@@ -26,12 +23,10 @@ from pathlib import Path
 import click
 
 from amu_tf.artifacts import safe_name
-from amu_tf.training.distribute import strategy_option
-from pipelines.defaults import (DEFAULT_MODELS, EPOCHS, PATIENCE, RUN_BIOMARKERS,
-                               RUN_RECIPES, SYNTHETIC_BIOMARKERS, keras_params, split_list)
-
-QUICK = {"models": "amu:tiny,logreg,cd8a,cxcl9", "epochs": 8, "patience": 3, "folds": 3, "n_boot": 200,
-         "n_per_cohort": 40, "n_explain": 40, "n_perm": 200}
+from pipelines.strategy_option import strategy_option
+from pipelines.defaults import keras_params, split_list
+from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
+from pipelines.run_folder import RECOMMENDED, RUN_RECORD, export_run, zoo_models
 
 #: Baselines explained beside the zoo model by default (the paper's three: SVM, XGBoost, AMU).
 INTERPRET_BASELINES = ("xgboost", "svm")
@@ -39,22 +34,20 @@ INTERPRET_BASELINES = ("xgboost", "svm")
 
 @dataclass
 class RunContext:
-    """What the steps share: options, the run folder, and the artifacts written so far."""
+    """What the steps share: the configuration, the run folder, and the artifacts written so
+    far (by step name; ``train`` maps model names to Model artifacts)."""
 
     out: Path
-    options: dict
-    specs: list = field(default_factory=list)
-    data_root: str | None = None
+    config: RunConfig
     artifacts: dict = field(default_factory=dict)
-    table_uri: Path | None = None
-    audit: dict | None = None
     timings: dict = field(default_factory=dict)
-    specs_given: bool = False
-    results: list | None = None
-    blessing: dict | None = None
 
     def step_dir(self, name: str) -> Path:
         return self.out / name
+
+    @property
+    def table_uri(self) -> Path:
+        return Path(self.artifacts["ingest"].uri)
 
     def say(self, msg: str):
         click.echo(msg)
@@ -64,21 +57,20 @@ class RunContext:
 def step_ingest(ctx: RunContext):
     from components.ingest import format_summary, run_ingest
 
-    if not ctx.specs:  # the embedded default: generate the synthetic cohorts, seeded
+    c = ctx.config
+    specs = list(c.cohorts)
+    if not specs:  # the embedded default: generate the synthetic cohorts, seeded
         from amu_tf.data.synthetic import generate_default_cohorts
 
         data_dir = ctx.out / "data"
-        ctx.specs = generate_default_cohorts(
-            data_dir, seed=ctx.options["seed"], signal=ctx.options["signal"],
-            n_per_cohort=ctx.options.get("n_per_cohort"))
-        ctx.say(f"synthetic default cohorts (seed {ctx.options['seed']}, signal "
-                f"{'on' if ctx.options['signal'] else 'off'}) written to {data_dir}")
-    art = run_ingest([str(s) for s in ctx.specs], ctx.step_dir("ingest"),
-                     data_root=ctx.data_root)
+        specs = generate_default_cohorts(data_dir, seed=c.seed, signal=c.signal,
+                                         n_per_cohort=c.n_per_cohort)
+        ctx.say(f"synthetic default cohorts (seed {c.seed}, signal "
+                f"{'on' if c.signal else 'off'}) written to {data_dir}")
+    art = run_ingest([str(s) for s in specs], ctx.step_dir("ingest"), data_root=c.data_root)
     for s in art.properties.get("cohorts", {}).values():
         ctx.say("  " + format_summary(s))
     ctx.artifacts["ingest"] = art
-    ctx.table_uri = Path(art.uri)
 
 
 def step_audit(ctx: RunContext):
@@ -89,21 +81,19 @@ def step_audit(ctx: RunContext):
     ctx.artifacts["audit"] = art
     for line in result.lines():
         ctx.say("  " + line)
-    ctx.audit = {"has_leak": result.has_leak, "allowed": ctx.options["allow_leaks"],
-                 "summary": "\n".join(result.lines()), "uri": str(art.uri)}
-    if result.has_leak and not ctx.options["allow_leaks"]:
+    if result.has_leak and not ctx.config.allow_leaks:
         raise LeakageError(f"the leakage audit found {len(result.leaks)} leak(s) in the "
                            f"table (see {art.uri}/report.md); rerun with --allow-leaks to "
                            "continue anyway")
 
 
 def step_transform(ctx: RunContext):
-    """A TransformGraph of the chosen transform on all labeled rows, for inspection and
-    export; train and evaluate refit it on their own training rows."""
+    """The chosen transform fitted on the labeled rows: the TransformGraph the train step's
+    final models use (evaluate refits it inside every split)."""
     from components.transform import run_transform
 
     ctx.artifacts["transform"] = run_transform(ctx.table_uri, ctx.step_dir("transform"),
-                                               ctx.options["transform"])
+                                               ctx.config.transform, labeled_only=True)
 
 
 #: Searched baselines slow enough to gain from a parallel hyper-parameter search (the search's
@@ -111,42 +101,53 @@ def step_transform(ctx: RunContext):
 PARALLEL_SEARCH = ("rf", "xgboost", "adaboost")
 
 
-def estimator_params(o: dict) -> dict:
+def estimator_params(c: RunConfig) -> dict:
     """Per-model params of the run: epochs/patience for the zoo models, the search's
     ``n_jobs`` for the slow searched baselines."""
-    params = keras_params(o["models"], o["epochs"], o["patience"])
-    if o.get("strategy", "default") != "default":  # tf.distribute for the zoo models
+    params = keras_params(c.models, c.epochs, c.patience)
+    if c.strategy != "default":  # tf.distribute for the zoo models
         for p in params.values():
-            p["strategy"] = o["strategy"]
-    if o.get("n_jobs", 1) != 1:
-        params.update({m: {"n_jobs": o["n_jobs"]} for m in o["models"] if m in PARALLEL_SEARCH})
+            p["strategy"] = c.strategy
+    if c.n_jobs != 1:
+        params.update({m: {"n_jobs": c.n_jobs} for m in c.models if m in PARALLEL_SEARCH})
     return params
 
 
 def step_train(ctx: RunContext):
-    """The final models: each fitted on every labeled row (Model artifacts)."""
+    """The final models: each fitted on every labeled row (Model artifacts), on the
+    TransformGraph's fitted transform."""
     from components.train import run_train
 
-    o = ctx.options
-    params = estimator_params(o)
-    zoo = _zoo_models(o["models"])
+    c = ctx.config
+    params = estimator_params(c)
+    zoo = zoo_models(c.models)
     models = {}
-    for m in o["models"]:
-        safe = safe_name(m)
+    for m in c.models:
         p = dict(params.get(m, {}))
         if m in zoo:  # show its progress bar over epochs
             p["verbose"] = 1
-        models[m] = run_train(ctx.table_uri, ctx.step_dir("train") / safe, model=m,
-                              transform=o["transform"], seed=o["seed"], **p)
+        models[m] = run_train(ctx.table_uri, ctx.step_dir("train") / safe_name(m), model=m,
+                              transform=c.transform, seed=c.seed,
+                              transform_uri=ctx.artifacts["transform"].uri, **p)
         ctx.say(f"  {m}: threshold {models[m].properties.get('threshold', float('nan')):.3f} "
                 f"-> {models[m].uri}")
     ctx.artifacts["train"] = models
 
 
-def _zoo_models(models) -> list[str]:
-    from amu_tf.training import estimator_kind
+def step_evaluate(ctx: RunContext):
+    from components.evaluate import format_results, run_evaluate
 
-    return [m for m in models if estimator_kind(m) == "keras"]
+    c = ctx.config
+    art, results, blessing = run_evaluate(
+        ctx.table_uri, ctx.step_dir("evaluate"), c.models, c.protocols,
+        transform=c.transform, seed=c.seed, n_splits=c.folds, n_repeats=c.repeats,
+        n_boot=c.n_boot, estimator_params=estimator_params(c),
+        train_cohorts=c.train_cohorts, test_cohorts=c.test_cohorts,
+        audit_uri=ctx.artifacts["audit"].uri if "audit" in ctx.artifacts else None,
+        input_artifacts=list(ctx.artifacts.get("train", {}).values()),
+        data_note=c.data_note)
+    ctx.artifacts["evaluate"] = art
+    ctx.say(format_results(results, blessing))
 
 
 def interpret_models(models, chosen=None) -> list[str]:
@@ -160,24 +161,24 @@ def interpret_models(models, chosen=None) -> list[str]:
             raise InputDataError(f"--interpret-models: {bad[0]!r} is not among the run's models "
                                  f"({', '.join(models)})")
         return list(chosen)
-    return _zoo_models(models)[:1] + [m for m in INTERPRET_BASELINES if m in models]
+    return zoo_models(models)[:1] + [m for m in INTERPRET_BASELINES if m in models]
 
 
 def step_interpret(ctx: RunContext):
     """SHAP (and, for the zoo model, the gene-embedding analysis, survival, enrichment) of the
-    final models; the Interpretation artifact's section goes into evaluate's report."""
+    final models: an Interpretation artifact."""
     from components.interpret import run_interpret
 
-    o = ctx.options
-    names = interpret_models(o["models"], o.get("interpret_models"))
+    c = ctx.config
+    names = interpret_models(c.models, c.interpret_models)
     if not names:
         ctx.say("  no model to interpret (none of the zoo models, xgboost, svm were trained)")
         return
     trained = ctx.artifacts["train"]
     ctx.artifacts["interpret"] = art = run_interpret(
         [trained[m].uri for m in names], ctx.table_uri, ctx.step_dir("interpret"),
-        string=o.get("string"), gmt=o.get("gmt"), seed=o["seed"],
-        n_explain=o["n_explain"], n_background=o["n_background"], n_perm=o["n_perm"])
+        string=c.string, gmt=c.gmt, seed=c.seed,
+        n_explain=c.n_explain, n_background=c.n_background, n_perm=c.n_perm)
     for name, expl in art.properties.get("explainers", {}).items():
         ctx.say(f"  {name}: {expl}")
     for part, why in art.properties.get("skipped", {}).items():
@@ -185,110 +186,37 @@ def step_interpret(ctx: RunContext):
     ctx.say(f"  -> {art.uri}")
 
 
-def step_evaluate(ctx: RunContext):
-    from components.evaluate import format_results, run_evaluate
+def step_report(ctx: RunContext):
+    """The run's report.md, rendered from the evaluation, audit and interpretation
+    artifacts (a Report artifact)."""
+    from components.report import run_report
 
-    o = ctx.options
-    inputs = [a for a in [ctx.artifacts.get("audit")] if a is not None]
-    inputs += list(ctx.artifacts.get("train", {}).values())
-    extra = []
     interp = ctx.artifacts.get("interpret")
-    if interp is not None:
-        from components.interpret import report_section
-
-        inputs.append(interp)
-        # links relative to the report's final folder (the artifact is renamed into place)
-        extra.append(report_section(interp.uri, relative_to=ctx.step_dir("evaluate")))
-    art, results, blessing = run_evaluate(
-        ctx.table_uri, ctx.step_dir("evaluate"), o["models"], o["protocols"],
-        transform=o["transform"], seed=o["seed"], n_splits=o["folds"], n_repeats=o["repeats"],
-        n_boot=o["n_boot"], estimator_params=estimator_params(o),
-        train_cohorts=o.get("train_cohorts"), test_cohorts=o.get("test_cohorts"),
-        audit=ctx.audit, input_artifacts=inputs, data_note=o.get("data_note"),
-        extra_sections=extra)
-    ctx.artifacts["evaluate"] = art
-    ctx.results, ctx.blessing = results, blessing
-    ctx.say(format_results(results, blessing))
-
-
-def honest_metrics(results, blessing, model: str, evaluation_uri=None) -> dict:
-    """The honest protocols' metrics of ``model`` (AUC with 95% CI, AP, F1, n) for the export
-    metadata; LEAKY protocols are left out."""
-    per = {}
-    for r in results:
-        if r.leaky:
-            continue
-        row = r.metrics.set_index("model").loc[model]
-        per[r.label] = {"description": r.description, "n": int(row["n"]),
-                        "n_responders": int(row["n_responders"])}
-        for k in ("roc_auc", "ap_responder", "f1_weighted"):
-            per[r.label][k] = {"value": round(float(row[k]), 4),
-                               "ci95": [round(float(row[f"{k}_ci_low"]), 4),
-                                        round(float(row[f"{k}_ci_high"]), 4)]}
-    b = (blessing or {}).get(model, {})
-    return {
-        "source": "amu run: evaluate step (ModelEvaluation artifact"
-                  + (f" {evaluation_uri}" if evaluation_uri else "") + ")",
-        "note": "Estimated by refitting the transform and the model inside every split of each "
-                "honest protocol; the exported model is the same recipe fitted on all labeled "
-                "rows. 95% CIs: stratified bootstrap, percentile.",
-        "protocols": per,
-        "blessed": b.get("blessed"),
-        "blessing_reason": b.get("reason"),
-    }
-
-
-def default_export_name(model: str, synthetic_default: bool) -> str:
-    if synthetic_default:
-        return "amu_default"
-    return safe_name(model)
-
-
-#: the recipe recommended for a new cohort (docs/generalisation.md): exported beside the zoo
-#: model when a run on real cohorts trained it
-RECOMMENDED = "recipe:consensus"
+    ctx.artifacts["report"] = run_report(
+        ctx.artifacts["evaluate"].uri, ctx.step_dir("report"),
+        audit_uri=ctx.artifacts["audit"].uri if "audit" in ctx.artifacts else None,
+        interpretation_uri=interp.uri if interp is not None else None)
 
 
 def step_export(ctx: RunContext):
-    """The first zoo model of the run as a TF Serving version folder under --export-dir; on
-    real cohorts also the recommended cross-cohort recipe (``recipe_consensus``)."""
-    from components.export import run_export
-
-    o = ctx.options
-    zoo = _zoo_models(o["models"])
-    ev = ctx.artifacts.get("evaluate")
-    chosen = zoo[:1]
-    if ctx.specs_given and RECOMMENDED in o["models"]:
-        chosen.append(RECOMMENDED)
-    if not chosen:
-        ctx.say("  nothing to export: no zoo (Keras) model among the run's models")
-        return
-    for model in chosen:
-        metrics = (honest_metrics(ctx.results, ctx.blessing, model, ev.uri if ev else None)
-                   if ctx.results else None)
-        name = (default_export_name(model, False) if model == RECOMMENDED
-                else o.get("export_name") or default_export_name(model, not ctx.specs_given))
-        art = run_export(ctx.artifacts["train"][model].uri, base_dir=o["export_dir"],
-                         name=name, metrics=metrics)
-        ctx.artifacts["export" if model == chosen[0] else "export_recommended"] = art
-        why = " (recommended for a new cohort)" if model == RECOMMENDED else ""
-        ctx.say(f"  {model} exported as {art.properties['name']!r} version "
-                f"{art.properties['version']}{why}: {art.properties['path']}")
+    """The first zoo model (and, on real cohorts, the recommended cross-cohort recipe) as TF
+    Serving version folders under --export-dir, when the evaluation blessed them."""
+    for model, art in export_run(ctx.out, ctx.config, ctx.artifacts["evaluate"].uri,
+                                 say=ctx.say).items():
+        ctx.artifacts["export" if model != RECOMMENDED else "export_recommended"] = art
 
 
-#: The pipeline, in order (interpret before evaluate: see the module docstring).
+#: The pipeline, in order.
 STEPS = [
     ("ingest", step_ingest),
     ("audit", step_audit),
     ("transform", step_transform),
     ("train", step_train),
-    ("interpret", step_interpret),
     ("evaluate", step_evaluate),
+    ("interpret", step_interpret),
+    ("report", step_report),
     ("export", step_export),
 ]
-
-
-RUN_RECORD = "run.json"
 
 
 def prepare_run_folder(out: Path, overwrite: bool, chief: bool = True) -> None:
@@ -313,44 +241,54 @@ def prepare_run_folder(out: Path, overwrite: bool, chief: bool = True) -> None:
     shutil.rmtree(out)
 
 
-def check_run_inputs(specs, data_root, export_dir, export_name) -> None:
-    """Everything ``amu run`` reads or writes outside its run folder is checked before any
-    work (and before ``--overwrite`` removes a previous run): every cohort spec parses and its
-    files exist, ``--export-dir`` is not a file, ``--export-name`` is a plain folder name."""
+def check_run_inputs(c: RunConfig) -> None:
+    """What ``amu run`` reads or writes outside its run folder, and its option values, are
+    checked before any work (and before ``--overwrite`` removes a previous run): every cohort
+    spec parses and its files exist, ``--export-dir`` is not a file, ``--export-name`` is a
+    plain folder name, models, protocols, transform and counts are valid."""
     from amu_tf.data.cohort_spec import CohortSpec
     from amu_tf.errors import SpecError
-
-    for spec in specs:
-        CohortSpec.from_toml(spec, data_root=data_root).check_files()
-    if export_dir is not None and Path(export_dir).is_file():
-        raise SpecError(f"--export-dir {export_dir} is a file; give a folder for the exports")
     from components.export import NAME_PATTERN
+    from pipelines.option_checks import (check_counts, check_models, check_protocols,
+                                         check_transform)
 
-    if export_name is not None and (not NAME_PATTERN.match(export_name) or ".." in export_name):
-        raise SpecError(f"--export-name {export_name!r}: use letters, digits, '_', '-' and "
+    check_models(c.models, c.interpret_models)
+    check_protocols(c.protocols)
+    check_transform(c.transform, c.models, allow_gene_choice=False)
+    check_counts(folds=c.folds, repeats=c.repeats, n_boot=c.n_boot, epochs=c.epochs,
+                 patience=c.patience)
+    for path in (c.string, c.gmt):
+        if path is not None and not Path(path).is_file():
+            raise SpecError(f"{path} does not exist")
+    for spec in c.cohorts:
+        CohortSpec.from_toml(spec, data_root=c.data_root).check_files()
+    if Path(c.export_dir).is_file():
+        raise SpecError(f"--export-dir {c.export_dir} is a file; give a folder for the exports")
+    if c.export_name is not None and (not NAME_PATTERN.match(c.export_name)
+                                      or ".." in c.export_name):
+        raise SpecError(f"--export-name {c.export_name!r}: use letters, digits, '_', '-' and "
                         "'.' only (it is one folder under --export-dir)")
 
 
-def write_run_record(out: Path, options: dict, specs, data_root, status: str,
-                     timings=None, error=None) -> None:
-    """``run.json``: the run's configuration and whether it completed (``running`` until the
-    last step is done, ``failed`` with the error when a step raised: a folder whose record
-    still says ``running`` was killed)."""
+def write_run_record(out: Path, config: RunConfig, status: str, timings=None,
+                     error=None) -> None:
+    """``run.json``: whether the run completed (``running`` until the last step is done,
+    ``failed`` with the error when a step raised: a folder whose record still says
+    ``running`` was killed), the step timings, and the configuration (also in
+    ``run_config.toml``, the file `amu run --config` reads)."""
     import json
-    import os
+    from dataclasses import asdict
 
     from amu_tf import __version__
-    from amu_tf.artifacts import to_jsonable
+    from amu_tf.artifacts import to_jsonable, write_text_atomic
 
     out.mkdir(parents=True, exist_ok=True)
-    record = {"status": status, "amu_tf_version": __version__, "specs": [str(s) for s in specs],
-              "data_root": str(data_root) if data_root else None, "options": options,
-              "timings_seconds": timings or {}}
+    record = {"status": status, "amu_tf_version": __version__, "config": RUN_CONFIG_FILE,
+              "options": asdict(config), "timings_seconds": timings or {}}
     if error is not None:
         record["error"] = error
-    tmp = out / f".{RUN_RECORD}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(to_jsonable(record), indent=2, default=str) + "\n")
-    os.replace(tmp, out / RUN_RECORD)
+    write_text_atomic(out / RUN_RECORD,
+                      json.dumps(to_jsonable(record), indent=2, default=str) + "\n")
 
 
 def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
@@ -364,8 +302,33 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
     return ctx
 
 
+#: options whose click value is a comma-separated string and a list in the RunConfig
+_LIST_OPTIONS = ("models", "protocols", "train_cohorts", "test_cohorts", "interpret_models")
+
+
+def _given_options(click_ctx, params: dict) -> dict:
+    """The options given on the command line (not left at their click default), as
+    RunConfig fields."""
+    from click.core import ParameterSource
+
+    given = {}
+    for name, value in params.items():
+        source = click_ctx.get_parameter_source(name)
+        if source not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            continue
+        given[name] = split_list(value) if name in _LIST_OPTIONS and value is not None else value
+    return given
+
+
+_D = RunConfig()
+
+
 @click.command("run")
 @click.argument("more_specs", nargs=-1, type=click.Path())
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="A run configuration (TOML; every option below by its name with '_', "
+                   "e.g. n_boot = 200). Options given here override it. Each run writes its "
+                   f"own as RUN_DIR/{RUN_CONFIG_FILE}.")
 @click.option("--cohorts", "cohorts", multiple=True, type=click.Path(),
               help="Cohort spec TOML files; a shell glob works (--cohorts dir/*.toml) "
                    "[synthetic default].")
@@ -374,22 +337,23 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
 @click.option("--out", "out", default="runs/default", show_default=True, type=click.Path(),
               help="Run folder; each step writes <out>/<step>/.")
 @click.option("--models", default=None,
-              help=f"Comma-separated estimators [{DEFAULT_MODELS}, and the biomarkers "
-                   f"{RUN_BIOMARKERS} (synthetic default cohorts: without tide), and the "
-                   f"recipes {RUN_RECIPES}].")
-@click.option("--protocols", default="cv,loco", show_default=True,
+              help="Comma-separated estimators [the default set: `amu zoo`; TIDE on real "
+                   "cohorts only].")
+@click.option("--protocols", default=",".join(_D.protocols), show_default=True,
               help="Comma-separated: cv, loco, external, paper (LEAKY).")
-@click.option("--transform", default="cohort_z", show_default=True,
+@click.option("--transform", default=_D.transform, show_default=True,
               help="Transform fitted per split: cohort_z, rank, paper, reference_z (all on the "
                    "160-gene panel).")
 @click.option("--train-cohorts", default=None, help="external: comma-separated training cohorts.")
 @click.option("--test-cohorts", default=None, help="external: cohorts to score [the others].")
-@click.option("--folds", default=None, type=int, help="cv folds [5].")
-@click.option("--repeats", default=1, show_default=True, help="cv repeats.")
-@click.option("--n-boot", default=None, type=int, help="Bootstrap resamples for CIs [1000].")
-@click.option("--epochs", default=None, type=int, help="Max epochs of zoo models [40].")
-@click.option("--patience", default=None, type=int, help="Early-stopping patience [5].")
-@click.option("--n-jobs", default=2, show_default=True,
+@click.option("--folds", default=_D.folds, show_default=True, help="cv folds.")
+@click.option("--repeats", default=_D.repeats, show_default=True, help="cv repeats.")
+@click.option("--n-boot", default=_D.n_boot, show_default=True,
+              help="Bootstrap resamples for CIs.")
+@click.option("--epochs", default=_D.epochs, show_default=True, help="Max epochs of zoo models.")
+@click.option("--patience", default=_D.patience, show_default=True,
+              help="Early-stopping patience.")
+@click.option("--n-jobs", default=_D.n_jobs, show_default=True,
               help="Parallel jobs of the rf/xgboost/adaboost hyper-parameter searches.")
 @click.option("--allow-leaks", is_flag=True, help="Continue when the leakage audit finds a leak.")
 @click.option("--signal/--no-signal", default=True, show_default=True,
@@ -403,99 +367,64 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
               help="Interaction file in STRING format for the network-agreement test.")
 @click.option("--gmt", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Gene sets (GMT) for enrichment of the top genes.")
-@click.option("--n-explain", default=None, type=int,
-              help="Rows explained by SHAP (a seeded sample) [100].")
-@click.option("--export-dir", default="saved_models", show_default=True, type=click.Path(),
+@click.option("--n-explain", default=_D.n_explain, show_default=True,
+              help="Rows explained by SHAP (a seeded sample).")
+@click.option("--export-dir", default=_D.export_dir, show_default=True, type=click.Path(),
               help="TF Serving base folder: the export is <export-dir>/<name>/<version>/.")
 @click.option("--export-name", default=None,
               help="Served model name [amu_default on the synthetic default, else the model "
                    "name, e.g. amu_small].")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=_D.seed, show_default=True)
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing run folder --out (removed first, as a whole).")
 @strategy_option
-def command(more_specs, cohorts, data_root, out, models, protocols, transform, train_cohorts,
-            test_cohorts, folds, repeats, n_boot, epochs, patience, allow_leaks, signal, quick,
-            n_jobs, interpret_models, string, gmt, n_explain, export_dir, export_name, seed,
-            overwrite, strategy):
-    """Run ingest -> audit -> transform -> train -> interpret -> evaluate -> export, print
-    where the report is and the exported version folder.
+@click.pass_context
+def command(click_ctx, more_specs, config_file, out, overwrite, **options):
+    """Run ingest -> audit -> transform -> train -> evaluate -> interpret -> report ->
+    export, print where the report is and the exported version folder.
 
     Without cohort specs it runs on the synthetic default cohorts it generates (seeded).
-    Interpret runs before evaluate so the one report.md includes the interpretation."""
-    cohorts = list(cohorts) + list(more_specs)  # `--cohorts a.toml b.toml` after a shell glob
-    if strategy == "multiworker":
-        from amu_tf.training.distribute import get_strategy
+    Only a model the evaluation blessed is exported (`amu export RUN_DIR --force` exports
+    it anyway)."""
+    given = _given_options(click_ctx, options)
+    cohorts = list(options["cohorts"]) + list(more_specs)  # `--cohorts a.toml b.toml` (glob)
+    if cohorts:
+        given["cohorts"] = cohorts
+    config = RunConfig.build(config_file, **given)
+    if config.strategy == "multiworker":
+        from amu_tf.training.distribution_strategy import get_strategy
 
-        get_strategy(strategy)  # must exist before any other TensorFlow work
-    q = QUICK if quick else {}
-    opts = {
-        "models": split_list(models or q.get("models") or ",".join(
-            [DEFAULT_MODELS, RUN_RECIPES, RUN_BIOMARKERS if cohorts else SYNTHETIC_BIOMARKERS])),
-        "protocols": split_list(protocols),
-        "transform": transform,
-        "train_cohorts": split_list(train_cohorts) if train_cohorts else None,
-        "test_cohorts": split_list(test_cohorts) if test_cohorts else None,
-        "folds": folds if folds is not None else q.get("folds", 5),
-        "repeats": repeats,
-        "n_boot": n_boot if n_boot is not None else q.get("n_boot", 1000),
-        "epochs": epochs if epochs is not None else q.get("epochs", EPOCHS),
-        "patience": patience if patience is not None else q.get("patience", PATIENCE),
-        "n_jobs": n_jobs,
-        "allow_leaks": allow_leaks,
-        "signal": signal,
-        "seed": seed,
-        "n_per_cohort": q.get("n_per_cohort") if not cohorts else None,
-        "interpret_models": split_list(interpret_models) if interpret_models else None,
-        "string": string,
-        "gmt": gmt,
-        "n_explain": n_explain or q.get("n_explain", 100),
-        "n_background": 30,
-        "n_perm": q.get("n_perm", 1000),
-        "export_dir": export_dir,
-        "export_name": export_name,
-        "strategy": strategy,
-    }
-    from pipelines.option_checks import (check_counts, check_models, check_protocols,
-                                         check_transform)
-
-    check_models(opts["models"], opts["interpret_models"])
-    check_protocols(opts["protocols"])
-    check_transform(opts["transform"], opts["models"], allow_gene_choice=False)
-    check_counts(folds=opts["folds"], repeats=opts["repeats"], n_boot=opts["n_boot"],
-                 epochs=opts["epochs"], patience=opts["patience"])
-    if not cohorts:
-        opts["data_note"] = ("Synthetic default cohorts (amu_tf.data.synthetic, seed "
-                             f"{seed}, response signal {'planted' if signal else 'absent'}); "
-                             "the planted module is listed in data/synthetic_truth.json.")
-    check_run_inputs(list(cohorts), data_root, export_dir, export_name)
-    from amu_tf.training.distribute import is_chief, written_by_chief
+        get_strategy(config.strategy)  # must exist before any other TensorFlow work
+    check_run_inputs(config)
+    from amu_tf.training.chief_output import written_by_chief
+    from amu_tf.training.cluster_config import is_chief
 
     prepare_run_folder(Path(out), overwrite, is_chief())
     # Under multiworker every worker runs the pipeline (training is collective); only the
     # chief's run folder and export stay, the others write to a temporary folder.
     with written_by_chief(out) as run_dir:
         if not is_chief():
-            opts["export_dir"] = str(Path(run_dir) / "saved_models")
-        ctx = RunContext(out=Path(run_dir), options=opts, specs=list(cohorts),
-                         data_root=data_root, specs_given=bool(cohorts))
-        write_run_record(ctx.out, opts, list(cohorts), data_root, "running")
+            from dataclasses import replace
+
+            config = replace(config, export_dir=str(Path(run_dir) / "saved_models"))
+        ctx = RunContext(out=Path(run_dir), config=config)
+        write_run_record(ctx.out, config, "running")
+        config.write(ctx.out / RUN_CONFIG_FILE)
         t0 = time.perf_counter()
         try:
             run_pipeline(ctx)
         except BaseException as exc:  # the record says the run did not complete, and why
-            write_run_record(ctx.out, opts, list(cohorts), data_root, "failed",
-                             timings=ctx.timings, error=f"{type(exc).__name__}: {exc}")
+            write_run_record(ctx.out, config, "failed", timings=ctx.timings,
+                             error=f"{type(exc).__name__}: {exc}")
             raise
         total = time.perf_counter() - t0
-        write_run_record(ctx.out, opts, list(cohorts), data_root, "complete",
-                         timings=ctx.timings)
+        write_run_record(ctx.out, config, "complete", timings=ctx.timings)
     if not is_chief():
         click.echo(f"done in {total:.0f} s; the chief wrote the run folder {out}")
         return
-    report = Path(ctx.artifacts["evaluate"].uri) / "report.md"
     click.echo(f"done in {total:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in ctx.timings.items())})")
-    click.echo(f"report: {report}")
+    if "report" in ctx.artifacts:
+        click.echo(f"report: {Path(ctx.artifacts['report'].uri) / 'report.md'}")
     if "export" in ctx.artifacts:
         click.echo(f"exported: {ctx.artifacts['export'].properties['path']}")
     if "export_recommended" in ctx.artifacts:

@@ -2,7 +2,7 @@
 
 import click
 
-from amu_tf.training.distribute import strategy_option
+from pipelines.strategy_option import strategy_option
 
 
 def _parse_params(pairs):
@@ -60,7 +60,7 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
                                      param_hint="--epochs")
         est_params["epochs"] = epochs
     if kind == "keras":
-        from amu_tf.training.distribute import get_strategy
+        from amu_tf.training.distribution_strategy import get_strategy
 
         get_strategy(strategy)  # multiworker must start before other TensorFlow work
         est_params.setdefault("verbose", 0 if quiet else 1)
@@ -74,7 +74,7 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
                    err=True)
     art = run_train(table, out, model=model_name, transform=transform,
                     train_cohorts=train_cohorts, seed=seed, **est_params)
-    from amu_tf.training.distribute import is_chief, task_name
+    from amu_tf.training.cluster_config import is_chief, task_name
 
     if is_chief():
         click.echo(format_summary(art))

@@ -1,4 +1,5 @@
-"""tf.distribute helpers and multi-worker training on one machine.
+"""tf.distribute helpers (cluster_config, distribution_strategy, distributed_dataset,
+chief_output, keras_multiworker_patch) and multi-worker training on one machine.
 
 The slow tests start two real worker processes on 127.0.0.1 (``TF_CONFIG`` each, free
 ports, CPU only, RING collectives) running ``python -m amu_tf.training.multiworker_entry``;
@@ -12,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -19,7 +21,14 @@ import numpy as np
 import pytest
 
 from amu_tf.errors import SpecError
-from amu_tf.training import distribute as dist
+from amu_tf.training.chief_output import (backup_callback, backup_dir_for, chief_artifact_dir,
+                                          remove_if_not_chief, written_by_chief)
+from amu_tf.training.cluster_config import (cluster_resolver, is_chief, read_tf_config,
+                                            task_info, task_name, worker_count, worker_index)
+from amu_tf.training.distributed_dataset import make_dataset
+from amu_tf.training.distribution_strategy import (get_strategy, global_batch_size,
+                                                   synchronized_batch_norm)
+from amu_tf.training.keras_multiworker_patch import apply_keras_multiworker_patch
 from amu_tf.training.multiworker_entry import DIE_EXIT_CODE
 
 WORKER_TIMEOUT_S = 150  # per launch of both workers (a run takes ~15-40 s on 2 busy cores)
@@ -123,25 +132,25 @@ def test_auto_on_cpu_is_the_default_strategy():
     import tensorflow as tf
 
     assert not tf.config.list_physical_devices("GPU")
-    s = dist.get_strategy("auto")
+    s = get_strategy("auto")
     assert s is tf.distribute.get_strategy()
     assert not tf.distribute.has_strategy() and s.num_replicas_in_sync == 1
-    assert dist.get_strategy("default") is s
-    assert dist.get_strategy(None) is s
-    mirrored = dist.get_strategy("mirrored")
+    assert get_strategy("default") is s
+    assert get_strategy(None) is s
+    mirrored = get_strategy("mirrored")
     assert isinstance(mirrored, tf.distribute.MirroredStrategy)
-    assert dist.get_strategy(mirrored) is mirrored  # instances pass through
+    assert get_strategy(mirrored) is mirrored  # instances pass through
 
 
 def test_unknown_strategy_name_is_a_user_error():
     with pytest.raises(SpecError, match="unknown strategy 'tpu'.*auto, default, mirrored"):
-        dist.get_strategy("tpu")
+        get_strategy("tpu")
 
 
 def test_multiworker_without_tf_config_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(SpecError, match="needs the TF_CONFIG environment variable"):
-        dist.get_strategy("multiworker")
+        get_strategy("multiworker")
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -158,46 +167,51 @@ def test_multiworker_without_tf_config_is_a_clear_error(monkeypatch):
 def test_invalid_tf_config_is_a_clear_error(monkeypatch, raw, message):
     monkeypatch.setenv("TF_CONFIG", raw)
     with pytest.raises(SpecError, match=message):
-        dist.read_tf_config()
+        read_tf_config()
+    with pytest.raises(SpecError, match=message):  # not the resolver's silent empty cluster
+        cluster_resolver()
     with pytest.raises(SpecError, match=message):  # before any strategy is created
-        dist.get_strategy("multiworker")
+        get_strategy("multiworker")
 
 
-@pytest.mark.parametrize("cluster, task, chief, name", [
-    (None, None, True, "local"),
-    ({"worker": ["a:1", "b:2"]}, ("worker", 0), True, "worker-0"),
-    ({"worker": ["a:1", "b:2"]}, ("worker", 1), False, "worker-1"),
-    ({"chief": ["c:0"], "worker": ["a:1"]}, ("chief", 0), True, "chief-0"),
-    ({"chief": ["c:0"], "worker": ["a:1"]}, ("worker", 0), False, "worker-0"),
+@pytest.mark.parametrize("cluster, task, chief, name, rank, workers", [
+    (None, None, True, "local", 0, 1),
+    ({"worker": ["a:1", "b:2"]}, ("worker", 0), True, "worker-0", 0, 2),
+    ({"worker": ["a:1", "b:2"]}, ("worker", 1), False, "worker-1", 1, 2),
+    ({"chief": ["c:0"], "worker": ["a:1"]}, ("chief", 0), True, "chief-0", 0, 2),
+    ({"chief": ["c:0"], "worker": ["a:1"]}, ("worker", 0), False, "worker-0", 1, 2),
+    ({"worker": ["a:1", "b:2"]}, ("evaluator", 0), False, "evaluator-0", None, 2),
 ])
-def test_is_chief_follows_tf_config(monkeypatch, tmp_path, cluster, task, chief, name):
+def test_is_chief_follows_tf_config(monkeypatch, tmp_path, cluster, task, chief, name, rank,
+                                    workers):
     if cluster is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", json.dumps(
             {"cluster": cluster, "task": {"type": task[0], "index": task[1]}}))
-    assert dist.is_chief() is chief
-    assert dist.task_name() == name
-    backup = dist.backup_dir_for(tmp_path / "bk")
+    assert is_chief() is chief
+    assert task_name() == name
+    assert worker_index() == rank and worker_count() == workers
+    backup = backup_dir_for(tmp_path / "bk")
     assert backup == (tmp_path / "bk" if cluster is None else tmp_path / "bk" / name)
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "scratch"))
     (tmp_path / "scratch").mkdir()
-    target = dist.chief_artifact_dir(tmp_path / "out" / "model", None)
+    target = chief_artifact_dir(tmp_path / "out" / "model", None)
     if chief:
         assert target == tmp_path / "out" / "model"
     else:
         assert target.name == "model" and (tmp_path / "scratch") in target.parents
         target.mkdir()
         (target / "model.keras").write_text("x")
-    dist.remove_if_not_chief(target)
+    remove_if_not_chief(target)
     assert list((tmp_path / "scratch").iterdir()) == []  # a non-chief's copy is deleted
     if chief:
         assert not target.exists()  # the chief's path is left alone (never created here)
 
     from amu_tf.artifacts import ArtifactWriter
 
-    with dist.written_by_chief(tmp_path / "art") as uri, ArtifactWriter(uri, "Model") as w:
+    with written_by_chief(tmp_path / "art") as uri, ArtifactWriter(uri, "Model") as w:
         (w.path / "model_info.json").write_text("{}")
     assert (tmp_path / "art" / "artifact.json").is_file() is chief
     assert list((tmp_path / "scratch").iterdir()) == []
@@ -231,10 +245,10 @@ def test_entry_point_runs_locally_with_the_default_strategy(monkeypatch, tmp_pat
 
 
 def test_global_batch_size_scales_with_replicas():
-    assert dist.global_batch_size(8) == 8  # default strategy: one replica
-    assert dist.global_batch_size(8, _FakeStrategy(4)) == 32
+    assert global_batch_size(8) == 8  # default strategy: one replica
+    assert global_batch_size(8, _FakeStrategy(4)) == 32
     with pytest.raises(ValueError, match=">= 1"):
-        dist.global_batch_size(0)
+        global_batch_size(0)
 
 
 def test_make_dataset_batches_globally_and_shards_by_data():
@@ -242,7 +256,7 @@ def test_make_dataset_batches_globally_and_shards_by_data():
 
     x = np.arange(10 * 160, dtype=np.float32).reshape(10, 160)
     y = np.arange(10) % 2
-    ds = dist.make_dataset(x, y, batch_size=4, strategy=None)
+    ds = make_dataset(x, y, batch_size=4, strategy=None)
     batches = list(ds)
     assert [tuple(b[0].shape) for b in batches] == [(4, 160), (4, 160), (2, 160)]
     assert [tuple(b[1].shape) for b in batches] == [(4,), (4,), (2,)]
@@ -251,18 +265,18 @@ def test_make_dataset_batches_globally_and_shards_by_data():
     assert (ds.options().experimental_distribute.auto_shard_policy
             == tf.data.experimental.AutoShardPolicy.DATA)
 
-    two = dist.make_dataset(x, y, batch_size=4, strategy=_FakeStrategy(2))
+    two = make_dataset(x, y, batch_size=4, strategy=_FakeStrategy(2))
     assert [tuple(b[0].shape) for b in two] == [(8, 160), (2, 160)]  # global batch 4 x 2
 
     w = np.linspace(0.5, 1.5, 10)
-    (xb, yb, wb), = list(dist.make_dataset(x, y, 16, None, sample_weight=w))
+    (xb, yb, wb), = list(make_dataset(x, y, 16, None, sample_weight=w))
     np.testing.assert_allclose(wb.numpy(), w.astype(np.float32))
     assert xb.shape == (10, 160) and yb.shape == (10,)
-    (only_x,) = list(dist.make_dataset(x, batch_size=16))
+    (only_x,) = list(make_dataset(x, batch_size=16))
     assert only_x.shape == (10, 160)
 
     with pytest.raises(ValueError, match="y has 9"):
-        dist.make_dataset(x, y[:9], 4)
+        make_dataset(x, y[:9], 4)
 
 
 def test_make_dataset_shuffle_is_seeded_and_reshuffles_each_epoch():
@@ -272,8 +286,8 @@ def test_make_dataset_shuffle_is_seeded_and_reshuffles_each_epoch():
     def order(ds):
         return np.concatenate([b[0][:, 0].numpy() for b in ds]).astype(int)
 
-    a = dist.make_dataset(x, y, 8, None, shuffle=True, seed=3)
-    b = dist.make_dataset(x, y, 8, None, shuffle=True, seed=3)
+    a = make_dataset(x, y, 8, None, shuffle=True, seed=3)
+    b = make_dataset(x, y, 8, None, shuffle=True, seed=3)
     ea1, ea2 = order(a), order(a)
     eb1, eb2 = order(b), order(b)
     # every worker builds the same dataset: the same order epoch after epoch (DATA sharding
@@ -283,17 +297,17 @@ def test_make_dataset_shuffle_is_seeded_and_reshuffles_each_epoch():
     assert sorted(ea1) == list(range(64))
     assert not np.array_equal(ea1, np.arange(64))
     assert not np.array_equal(ea1, ea2)  # a new order every epoch
-    c = order(dist.make_dataset(x, y, 8, None, shuffle=True, seed=4))
+    c = order(make_dataset(x, y, 8, None, shuffle=True, seed=4))
     assert not np.array_equal(ea1, c)
 
 
 def test_make_dataset_refuses_unseeded_shuffle_on_several_workers(monkeypatch):
     x, y = np.zeros((4, 160), np.float32), np.zeros(4, np.int32)
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    dist.make_dataset(x, y, 2, None, shuffle=True, seed=None)  # one process: fine
+    make_dataset(x, y, 2, None, shuffle=True, seed=None)  # one process: fine
     monkeypatch.setenv("TF_CONFIG", _tf_config([1, 2], 1))
     with pytest.raises(ValueError, match="needs a seed"):
-        dist.make_dataset(x, y, 2, None, shuffle=True, seed=None)
+        make_dataset(x, y, 2, None, shuffle=True, seed=None)
 
 
 def test_synchronized_batch_norm_only_with_several_replicas():
@@ -305,9 +319,9 @@ def test_synchronized_batch_norm_only_with_several_replicas():
     bns = [layer for layer in model._flatten_layers(include_self=False, recursive=True)
            if isinstance(layer, keras.layers.BatchNormalization)]
     assert bns, "amu:tiny has a BatchNormalization in its head"
-    with dist.synchronized_batch_norm(model, None):
+    with synchronized_batch_norm(model, None):
         assert not any(b.synchronized for b in bns)
-    with dist.synchronized_batch_norm(model, _FakeStrategy(2)):
+    with synchronized_batch_norm(model, _FakeStrategy(2)):
         assert all(b.synchronized for b in bns)
     assert not any(b.synchronized for b in bns)
     assert not any(b.get_config()["synchronized"] for b in bns)
@@ -317,11 +331,11 @@ def test_backup_callback_is_backup_and_restore(tmp_path, monkeypatch):
     import keras
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    cb = dist.backup_callback(tmp_path / "bk")
+    cb = backup_callback(tmp_path / "bk")
     assert isinstance(cb, keras.callbacks.BackupAndRestore)
     assert Path(cb.backup_dir) == tmp_path / "bk"
     monkeypatch.setenv("TF_CONFIG", _tf_config([1, 2], 1))
-    assert Path(dist.backup_callback(tmp_path / "bk").backup_dir) == tmp_path / "bk" / "worker-1"
+    assert Path(backup_callback(tmp_path / "bk").backup_dir) == tmp_path / "bk" / "worker-1"
 
 
 def test_strategy_option_and_zoo_classifier_accept_the_names():
@@ -330,9 +344,10 @@ def test_strategy_option_and_zoo_classifier_accept_the_names():
     from click.testing import CliRunner
 
     from amu_tf.training.zoo_classifier import resolve_strategy
+    from pipelines.strategy_option import strategy_option
 
     @click.command()
-    @dist.strategy_option
+    @strategy_option
     def cmd(strategy):
         click.echo(f"strategy={strategy}")
 
@@ -368,10 +383,119 @@ def test_keras_multiworker_patch_targets_exist():
     to the original code); fails loudly if a Keras upgrade moves them."""
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
-    assert dist._patch_keras_multiworker() is True
-    assert dist._patch_keras_multiworker() is True  # idempotent
+    assert apply_keras_multiworker_patch() is True
+    assert apply_keras_multiworker_patch() is True  # idempotent
     assert getattr(tf_trainer.reduce_per_replica, "_amu_patched", False)
     assert getattr(tf_trainer.TensorFlowTrainer._maybe_symbolic_build, "_amu_patched", False)
+
+
+def test_cluster_resolver_is_tensorflows_for_a_checked_tf_config(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert cluster_resolver(required=False) is None
+    with pytest.raises(SpecError, match="needs the TF_CONFIG"):
+        cluster_resolver()
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"chief": ["c:0"], "worker": ["a:1", "b:2"]},
+         "task": {"type": "worker", "index": 1}}))
+    resolver = cluster_resolver()
+    assert isinstance(resolver, tf.distribute.cluster_resolver.TFConfigClusterResolver)
+    assert (resolver.task_type, resolver.task_id) == ("worker", 1)
+    assert resolver.cluster_spec().as_dict() == {"chief": ["c:0"], "worker": ["a:1", "b:2"]}
+
+
+def test_the_role_comes_from_a_strategys_resolver_before_tf_config(monkeypatch):
+    """A multi-worker strategy carries its cluster resolver: the role is read from it."""
+    import tensorflow as tf
+
+    class _ClusteredStrategy(_FakeStrategy):
+        def __init__(self, resolver):
+            super().__init__(2)
+            self.cluster_resolver = resolver
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    spec = tf.train.ClusterSpec({"chief": ["c:0"], "worker": ["a:1", "b:2"]})
+    strategy = _ClusteredStrategy(tf.distribute.cluster_resolver.SimpleClusterResolver(
+        spec, task_type="worker", task_id=1))
+    assert task_info(strategy) == ("worker", 1, {"chief": 1, "worker": 2})
+    assert not is_chief(strategy) and task_name(strategy) == "worker-1"
+    assert worker_index(strategy) == 2 and worker_count(strategy) == 3
+    # a resolver without a task (a one-machine strategy): TF_CONFIG decides, here unset
+    local = _ClusteredStrategy(tf.distribute.cluster_resolver.SimpleClusterResolver(spec))
+    assert is_chief(local) and task_name(local) == "local"
+
+
+def test_keras_patch_warns_once_when_keras_lacks_what_it_replaces(monkeypatch):
+    import warnings
+
+    import keras
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    from amu_tf.training import keras_multiworker_patch as patch
+
+    assert patch.patch_problem() is None  # the installed Keras: patchable
+    monkeypatch.delattr(tf_trainer, "_collective_all_reduce_multi_worker")
+    patch._warn_once.cache_clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert apply_keras_multiworker_patch() is False
+        assert apply_keras_multiworker_patch() is False
+    assert len(caught) == 1 and caught[0].category is RuntimeWarning
+    message = str(caught[0].message)
+    assert "not applied" in message and "_collective_all_reduce_multi_worker" in message
+    monkeypatch.undo()
+
+    # a replaced function whose arguments changed, or another major Keras: not patched
+    monkeypatch.setattr(tf_trainer, "reduce_per_replica", lambda values, strategy: values)
+    assert "reduce_per_replica takes ('values', 'strategy')" in patch.patch_problem()
+    monkeypatch.undo()
+    monkeypatch.setattr(keras, "__version__", "4.0.0")
+    assert patch.patch_problem() == "Keras 4.0.0 is not Keras 3"
+    monkeypatch.undo()
+    patch._warn_once.cache_clear()
+    assert patch.patch_problem() is None
+
+
+def test_the_role_and_chief_writing_need_neither_tensorflow_nor_click(tmp_path):
+    """Under JAX, TensorFlow may be missing: reading TF_CONFIG and writing only on the chief
+    must still work, and the library must not import click (the CLI option is in pipelines).
+    Runs under JAX (``amu_tf.training`` imports Keras, which under its TensorFlow backend
+    would import TensorFlow)."""
+    pytest.importorskip("jax", reason="jax is not installed (pip install -e '.[jax]')")
+    script = textwrap.dedent("""
+        import json, os, sys
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("tensorflow", "click"):
+                    raise ModuleNotFoundError(f"No module named {name!r} (blocked)")
+
+        sys.meta_path.insert(0, Block())
+        from amu_tf.training import (chief_output, cluster_config, distributed_dataset,
+                                     distribution_strategy, keras_multiworker_patch)
+        os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                              "task": {"type": "worker", "index": 1}})
+        assert not cluster_config.is_chief() and cluster_config.task_name() == "worker-1"
+        with chief_output.written_by_chief(sys.argv[1]) as target:
+            assert str(target) != sys.argv[1]
+        from amu_tf.errors import SpecError
+        os.environ["TF_CONFIG"] = "{not json"
+        try:
+            cluster_config.read_tf_config()
+            raise AssertionError("a malformed TF_CONFIG was accepted")
+        except SpecError as exc:
+            assert "not valid JSON" in str(exc)
+        assert "tensorflow" not in sys.modules and "click" not in sys.modules
+        print("OK")
+    """)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    env.pop("TF_CONFIG", None)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, env=env,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0 and done.stdout.strip() == "OK", done.stderr[-3000:]
+    assert not (tmp_path / "out").exists()
 
 
 # ---------------------------------------------------------------------------- multi-worker

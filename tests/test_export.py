@@ -200,7 +200,9 @@ def test_run_export_versions_metadata_and_artifact(tmp_path):
     assert [g["symbol"] for g in meta["genes"]] == panel_symbols()
     assert [g["entrez_id"] for g in meta["genes"]] == panel_entrez()
     assert meta["threshold"] == 0.4 and meta["training_cohorts"] == ["C1"]
-    assert meta["metrics"] == {"cv_auc": 0.61} and meta["model_name"] == "amu:tiny"
+    # no evaluation given: the metadata says so (the model_info's own figure is kept there)
+    assert meta["metrics"]["source"].startswith("none") and meta["metrics"]["blessed"] is None
+    assert meta["model_info"]["metrics"] == {"cv_auc": 0.61} and meta["model_name"] == "amu:tiny"
     assert meta["transform"]["in_graph"] is False and "log2" in meta["expected_input_scale"]
     assert meta["amu_tf_version"] and meta["exported_at"]
     # the exported signature equals the Keras model that was trained

@@ -109,6 +109,13 @@ def test_full_interpretation(setup, tmp_path):
         assert (out / img).is_file(), img
     assert s["skipped"] == {}
     assert json.loads((out / "summary.json").read_text())["models"]["svm"]["explainer"]
+    # the markdown is rendered from the written files alone; figures never stay in pyplot
+    import matplotlib.pyplot as plt
+
+    from amu_tf.interpretation.interpretation_report import interpretation_markdown
+
+    assert interpretation_markdown(out) == md
+    assert plt.get_fignums() == []
 
 
 def test_missing_inputs_are_skipped_not_fatal(setup, tmp_path, capsys):
@@ -134,6 +141,33 @@ def test_missing_inputs_are_skipped_not_fatal(setup, tmp_path, capsys):
                           quiet=True)
     assert "embedding" in s2["skipped"] and "network" in s2["skipped"]
     assert "survival" in s2
+
+
+def test_analyses_return_results_and_write_nothing(setup, tmp_path, monkeypatch):
+    """Each analysis takes loaded models and returns tables and Figures; only the writer
+    touches the disk."""
+    from matplotlib.figure import Figure
+
+    from amu_tf.interpretation import analyses
+    from amu_tf.interpretation.explained_models import as_bundle, explained_model
+    from amu_tf.interpretation.explained_rows import choose_rows
+
+    table, truth, models, genes = setup
+    monkeypatch.chdir(tmp_path)
+    bundles = {n: as_bundle(models[n], n) for n in ("xgboost", "amu:tiny")}
+    assert bundles["amu:tiny"].kind == "keras" and bundles["xgboost"].kind in ("sklearn", "searched")
+    rows = choose_rows(table, [b.info for b in bundles.values()], n_explain=15)
+    ms = {n: explained_model(n, b, table, rows, genes) for n, b in bundles.items()}
+    assert ms["xgboost"].gene_embedding is None and ms["amu:tiny"].gene_embedding.shape == (160, 8)
+    shap = analyses.analyse_shap(ms, rows, genes, top_k=10, n_background=5)
+    assert list(shap.top.columns) == ["rank", "xgboost", "amu:tiny"]
+    assert all(isinstance(f, Figure) for s in shap.models.values() for f in s.figures.values())
+    e = analyses.analyse_embedding("amu:tiny", ms["amu:tiny"].gene_embedding, genes,
+                                   highlight={"response": truth["response_module"]})
+    assert set(e.figures) == {"euclidean", "cosine", "dendrogram", "tsne"}
+    sv = analyses.analyse_survival(table, rows, ms, shap, genes)
+    assert {"score:xgboost", "score:amu:tiny"} <= set(sv.cox["covariate"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_select_rows_fall_back_to_training_rows_with_a_note(setup):

@@ -39,12 +39,12 @@ def test_amu_run_quick_end_to_end(tmp_path):
     # a second run into the finished folder is refused (it would mix two runs), before work
     again = CliRunner().invoke(amu, ["run", "--quick", "--out", str(out)])
     assert again.exit_code == 2 and "pass --overwrite to replace it" in again.output
-    for step in ("ingest", "audit", "transform", "train", "interpret", "evaluate"):
+    for step in ("ingest", "audit", "transform", "train", "evaluate", "interpret", "report"):
         assert (out / step / "artifact.json").is_file() or \
             any((p / "artifact.json").is_file() for p in (out / step).iterdir()), step
     ev = out / "evaluate"
-    assert f"report: {ev / 'report.md'}" in res.output
-    report = (ev / "report.md").read_text()
+    assert f"report: {out / 'report' / 'report.md'}" in res.output
+    report = (out / "report" / "report.md").read_text()
     for heading in ("## Data", "## Leakage audit", "## Protocols", "## Results", "## Blessing",
                     "## Trained models against the best biomarker"):
         assert heading in report
@@ -52,7 +52,7 @@ def test_amu_run_quick_end_to_end(tmp_path):
     assert "CLEAN" in report
     for proto in ("cv", "loco"):
         assert (ev / "figures" / f"roc_pr_{proto}.png").stat().st_size > 10_000
-        assert f"figures/roc_pr_{proto}.png" in report
+        assert f"../evaluate/figures/roc_pr_{proto}.png" in report
     m = pd.read_csv(ev / "metrics.csv")
     assert set(m["model"]) == {"amu:tiny", "logreg", "cd8a", "cxcl9"}
     assert set(m["protocol"]) == {"cv", "loco"}
@@ -66,9 +66,12 @@ def test_amu_run_quick_end_to_end(tmp_path):
     for model, b in blessing.items():
         assert b["blessed"] == bool(lows[model] > 0.5)
 
-    # interpret: the zoo model only (no xgboost/svm in --quick); its section is in the report
-    # and every figure it links exists
-    assert "Interpretation" in input_types
+    # interpret: the zoo model only (no xgboost/svm in --quick); its section is in the run's
+    # report (a Report artifact of the evaluation, audit and interpretation), and every
+    # figure it links exists
+    report_inputs = {i["type"] for i in json.loads(
+        (out / "report" / "artifact.json").read_text())["inputs"]}
+    assert report_inputs == {"ModelEvaluation", "AuditReport", "Interpretation"}
     interp = json.loads((out / "interpret" / "artifact.json").read_text())
     assert interp["properties"]["models"] == ["amu:tiny"]
     assert "## Interpretation" in report and "### SHAP" in report
@@ -76,7 +79,7 @@ def test_amu_run_quick_end_to_end(tmp_path):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert any("shap/" in link for link in links)
     for link in links:
-        assert (ev / link).resolve().is_file(), link
+        assert (out / "report" / link).resolve().is_file(), link
     top = pd.read_csv(out / "interpret" / "shap" / "top_k.csv")
     assert len(top) == 20
 
@@ -94,7 +97,9 @@ def test_amu_run_quick_end_to_end(tmp_path):
         assert lo == pytest.approx(amu_rows.loc[proto, "roc_auc_ci_low"], abs=1e-4)
         assert lo < h["roc_auc"]["value"] < hi
         assert h["n"] == amu_rows.loc[proto, "n"] > 0
-    assert meta["metrics"]["blessed"] == blessing["amu:tiny"]["blessed"]
+    assert meta["metrics"]["blessed"] == blessing["amu:tiny"]["blessed"] is True
+    pushed = json.loads((version / "artifact.json").read_text())
+    assert [i["type"] for i in pushed["inputs"]] == ["Model", "ModelEvaluation"]
 
 
 def test_amu_run_stops_on_a_leak(tmp_path, monkeypatch):

@@ -165,7 +165,7 @@ def test_zoo_classifier_strategies_agree_on_one_cpu():
     for strategy in ("mirrored", tf.distribute.OneDeviceStrategy("/cpu:0")):
         est = ZooClassifier("cnn:paper", epochs=2, seed=1, strategy=strategy).fit(X, y)
         np.testing.assert_allclose(est.predict_proba(X), ref, atol=1e-6)
-    with pytest.raises(ValueError):  # message may come from training.distribute
+    with pytest.raises(ValueError):  # message may come from training.distribution_strategy
         ZooClassifier("cnn:paper", epochs=1, strategy="tpu-pod").fit(X, y)
 
 

@@ -100,23 +100,21 @@ def test_stack_direction_keeps_only_the_direction_of_the_weights(table):
 
 
 def test_amu_run_exports_the_recommended_recipe_on_real_cohorts(table, tmp_path):
-    from types import SimpleNamespace
-
     from components.train import run_train
-    from pipelines.run_cmd import RECOMMENDED, step_export
+    from pipelines.run_config import RunConfig
+    from pipelines.run_folder import RECOMMENDED, export_choices, export_run
 
-    art = run_train(table, tmp_path / "train" / "consensus", model=RECOMMENDED)
+    run_train(table, tmp_path / "train" / "recipe_consensus", model=RECOMMENDED)
+    real = RunConfig(cohorts=["a.toml"], models=["logreg", RECOMMENDED],
+                     export_dir=str(tmp_path / "sm"))
+    assert export_choices(real) == [(RECOMMENDED, "recipe_consensus")]
     said = []
-    ctx = SimpleNamespace(options={"models": ["logreg", RECOMMENDED],
-                                   "export_dir": str(tmp_path / "sm"), "export_name": None},
-                          specs_given=True, results=None, blessing=None,
-                          artifacts={"train": {RECOMMENDED: art}}, say=said.append)
-    step_export(ctx)
+    export_run(tmp_path, real, None, say=said.append)  # no evaluation: exported, says so
     assert (tmp_path / "sm" / "recipe_consensus" / "1" / "saved_model.pb").is_file()
     assert any("recommended for a new cohort" in s for s in said)
-    ctx.specs_given = False  # the synthetic default exports only its zoo model (none here)
-    ctx.artifacts = {"train": {RECOMMENDED: art}}
-    step_export(ctx)
+    synthetic = RunConfig(models=["logreg", RECOMMENDED], export_dir=str(tmp_path / "sm"))
+    assert export_choices(synthetic) == []  # the synthetic default exports its zoo model only
+    export_run(tmp_path, synthetic, None, say=said.append)
     assert not (tmp_path / "sm" / "recipe_consensus" / "2").exists()
 
 

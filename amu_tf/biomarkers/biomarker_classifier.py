@@ -14,10 +14,12 @@ class BiomarkerClassifier(ClassifierMixin, BaseEstimator):
 
     ``X`` is the ``(n, 1)`` score column of :class:`BiomarkerTransform` (the protocols call
     :meth:`make_input_transform` to get it, so the biomarker reads its own genes of the
-    genome-wide table, not the model panel). ``fit`` learns nothing from the labels but the
-    decision threshold: ``center_`` and ``scale_`` (median and IQR of the training scores:
-    label-free) map a score to ``p = sigmoid((score - center_) / scale_)``, and
-    ``threshold_`` is the Youden-optimal ``p`` on the training rows, frozen.
+    genome-wide table, not the model panel); a wider ``X`` is read by its first column, and a
+    NaN score is allowed (predicted ``classes_[0]``, left out of the threshold). ``fit``
+    learns nothing from the labels but the decision threshold: ``center_`` and ``scale_``
+    (median and IQR of the training scores: label-free) map a score to
+    ``p = sigmoid((score - center_) / scale_)``, and ``threshold_`` is the Youden-optimal
+    ``p`` on the training rows, frozen.
     """
 
     def __init__(self, biomarker="cd8a"):
@@ -31,29 +33,45 @@ class BiomarkerClassifier(ClassifierMixin, BaseEstimator):
     def description(self):
         return BIOMARKERS[self.biomarker]["description"]
 
-    def _proba1(self, X):
-        s = np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, 0]
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # higher score = responder: two classes
+        tags.input_tags.allow_nan = True  # a score that cannot be computed is NaN
+        tags.classifier_tags.poor_score = True  # learns a threshold on one score, no fit
+        return tags
+
+    def _proba1(self, s):
         return 1.0 / (1.0 + np.exp(-(s - self.center_) / self.scale_))
 
     def fit(self, X, y, groups=None):
+        """Freeze ``center_``/``scale_`` from the scores (the first column of ``X``) and the
+        Youden threshold from the rows whose score is finite."""
+        from amu_tf.training._sklearn_input import fit_input
         from amu_tf.training.threshold import youden_threshold
 
-        s = np.asarray(X, dtype=np.float64).reshape(len(X), -1)[:, 0]
-        y = np.asarray(y).astype(int)
-        self.classes_ = np.array([0, 1])
-        self.n_features_in_ = 1
+        X, self.classes_, y = fit_input(self, X, y, allow_nan=True)
+        s = np.asarray(X, dtype=np.float64)[:, 0]
         finite = np.isfinite(s)
         self.center_ = float(np.median(s[finite])) if finite.any() else 0.0
         q75, q25 = (np.percentile(s[finite], [75, 25]) if finite.any() else (1.0, 0.0))
         self.scale_ = float(q75 - q25) if q75 > q25 else 1.0
-        p = self._proba1(s[:, None])
+        p = self._proba1(s)
         self.threshold_ = float(youden_threshold(y[finite], p[finite]))
         self.threshold_method_ = "youden_train"
         return self
 
+    def _scores(self, X):
+        from sklearn.utils.validation import check_is_fitted
+
+        from amu_tf.training._sklearn_input import predict_input
+
+        check_is_fitted(self, "threshold_")
+        return np.asarray(predict_input(self, X, allow_nan=True), dtype=np.float64)[:, 0]
+
     def predict_proba(self, X):
-        p = self._proba1(X)
+        p = self._proba1(self._scores(X))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X):
-        return (self._proba1(X) >= self.threshold_).astype(int)
+        positive = self._proba1(self._scores(X)) >= self.threshold_
+        return self.classes_[positive.astype(int)]

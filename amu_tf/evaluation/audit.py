@@ -482,15 +482,15 @@ class LeakageAudit:
 
 
 def _cramers_v(table: np.ndarray) -> float:
-    """Cramér's V of a contingency table (no bias correction)."""
-    from scipy.stats import chi2_contingency
+    """Cramér's V of a contingency table of counts (no bias, no Yates correction); empty rows
+    and columns are dropped first (their expected counts would be 0), and a table left with
+    one row or column has V 0."""
+    from scipy.stats.contingency import association
 
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     if min(table.shape) < 2:
         return 0.0
-    chi2 = chi2_contingency(table, correction=False)[0]
-    n = table.sum()
-    return float(np.sqrt(chi2 / (n * (min(table.shape) - 1))))
+    return float(association(table, method="cramer", correction=False))
 
 
 def audit_table(df: pd.DataFrame, source: str = "", **params) -> AuditResult:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
-
-from amu_tf.biomarkers import is_biomarker  # noqa: E402
-from amu_tf.evaluation.metrics import format_ci  # noqa: E402
-from amu_tf.evaluation.protocols import ProtocolResult  # noqa: E402
+from amu_tf.biomarkers import is_biomarker
+from amu_tf.evaluation.metrics import format_ci
+from amu_tf.evaluation.protocols import ProtocolResult
 
 
 def _ci(row, k):
@@ -26,7 +23,15 @@ def plot_curves(result: ProtocolResult, path) -> Path:
     """Write one PNG with the ROC (left) and PR (right) curves of every model."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(12, 5.2))
+    curves_figure(result).savefig(path, dpi=120)
+    return path
+
+
+def curves_figure(result: ProtocolResult) -> Figure:
+    """The ROC (left) and PR (right) curves of every model as a ``Figure`` (drawn with
+    Matplotlib's object API: no pyplot state, no backend chosen)."""
+    fig = Figure(figsize=(12, 5.2))
+    ax_roc, ax_pr = fig.subplots(1, 2)
     first = result.predictions[result.predictions["repeat"] == 0]
     prevalence = np.nan
     for model in result.models:
@@ -56,6 +61,4 @@ def plot_curves(result: ProtocolResult, path) -> Path:
     title = f"Protocol {result.label}: {result.description}"
     fig.suptitle(title, fontsize=9, color="firebrick" if result.leaky else "black", wrap=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

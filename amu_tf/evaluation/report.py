@@ -1,17 +1,32 @@
 """``report.md``: one Markdown file a researcher reads top to bottom: the data, the leakage
-audit, the protocols, the results with 95% CIs, the figures, and the blessing."""
+audit, the protocols, the results with 95% CIs, the figures, the comparison with the
+biomarkers, the blessing and (in a run's report) the interpretation.
+
+It is rendered from artifacts only: a ModelEvaluation folder (``evaluation.json``,
+``metrics.csv``, the paper-style tables, ``figures/``, ``blessing.json``,
+``biomarker_comparison.csv``), an optional audit summary read from an AuditReport, and
+optional extra sections (the Interpretation's). The evaluation writes its own copy; the
+``report`` component writes the run's, with links relative to wherever it is written.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from amu_tf import __version__
+from amu_tf.errors import ArtifactError
 from amu_tf.evaluation.biomarker_comparison import comparison_markdown
 from amu_tf.evaluation.blessing import AUC_LOWER_BOUND
 from amu_tf.evaluation.tables import to_markdown
+
+EVALUATION_JSON = "evaluation.json"
+BLESSING_JSON = "blessing.json"
+COMPARISON_CSV = "biomarker_comparison.csv"
 
 METHOD_NOTES = """\
 How these numbers were obtained:
@@ -33,19 +48,23 @@ How these numbers were obtained:
 """
 
 
-def _data_section(table: pd.DataFrame, data_note: str | None) -> list[str]:
-    lines = ["## Data", ""]
-    if data_note:
-        lines += [data_note, ""]
+def data_summary(table: pd.DataFrame) -> list[dict]:
+    """Per cohort: samples, labeled, responders, unlabeled (the report's data table)."""
     rows = []
     for cohort, t in table.groupby(table["cohort"].astype(str) if "cohort" in table else 0):
         lab = t["response"].notna()
-        rows.append({"cohort": cohort, "samples": len(t), "labeled": int(lab.sum()),
+        rows.append({"cohort": str(cohort), "samples": int(len(t)), "labeled": int(lab.sum()),
                      "responders": int((t["response"] == 1).sum()),
                      "unlabeled": int((~lab).sum())})
-    df = pd.DataFrame(rows).set_index("cohort")
-    tot = df.sum(numeric_only=True)
-    df.loc["total"] = tot
+    return rows
+
+
+def _data_section(summary: list[dict], data_note: str | None) -> list[str]:
+    lines = ["## Data", ""]
+    if data_note:
+        lines += [data_note, ""]
+    df = pd.DataFrame(summary).set_index("cohort")
+    df.loc["total"] = df.sum(numeric_only=True)
     lines += [to_markdown(df), "",
               "Unlabeled samples (no CR/PR/SD/PD) are kept out of training and metrics.", ""]
     return lines
@@ -54,10 +73,11 @@ def _data_section(table: pd.DataFrame, data_note: str | None) -> list[str]:
 def _audit_section(audit: dict | None) -> list[str]:
     lines = ["## Leakage audit", ""]
     if not audit:
-        return lines + ["The leakage audit was not run for this evaluation.", ""]
+        return lines + ["The leakage audit was not run for this evaluation (`amu audit` runs "
+                        "it).", ""]
     verdict = "LEAKS FOUND" if audit.get("has_leak") else "clean"
-    lines.append(f"Verdict: **{verdict}**" + (" (continued because leaks were allowed)"
-                                               if audit.get("has_leak") and audit.get("allowed") else ""))
+    lines.append(f"Verdict: **{verdict}**" + (" (the evaluation went on because leaks were "
+                                               "allowed)" if audit.get("has_leak") else ""))
     if audit.get("uri"):
         lines.append(f"(AuditReport artifact: `{audit['uri']}`)")
     lines.append("")
@@ -66,44 +86,68 @@ def _audit_section(audit: dict | None) -> list[str]:
     return lines
 
 
-def write_report(path, *, table: pd.DataFrame, results: list, table_files: dict,
-                 figure_files: dict, blessing: dict, audit: dict | None = None,
-                 data_note: str | None = None, transform: str = "", seed: int = 0,
-                 n_boot: int = 1000, extra_sections: list[str] | None = None,
-                 comparison: pd.DataFrame | None = None) -> Path:
-    """Write ``report.md`` at ``path``; figure and table links are relative to its folder."""
-    path = Path(path)
-    base = path.parent
+def load_evaluation_record(evaluation_dir) -> dict:
+    """``evaluation.json`` of a ModelEvaluation folder, with one clear error when the folder
+    is not one or was written before the report could be rendered from it."""
+    path = Path(evaluation_dir) / EVALUATION_JSON
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{evaluation_dir} is not a ModelEvaluation (no {EVALUATION_JSON})") \
+            from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path} cannot be read: {exc}") from None
+    if "report" not in record:
+        raise ArtifactError(f"{evaluation_dir} was written by an older amu-tf (its "
+                            f"{EVALUATION_JSON} has no 'report' part); run evaluate again")
+    return record
+
+
+def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
+                 link_base=None) -> Path:
+    """Write the report at ``path``. ``evaluation_dir`` is where the evaluation's files are
+    read now; ``link_base`` is ``(report_folder, evaluation_folder)`` as they will be once
+    both are in place (a staged folder is renamed afterwards), default the folders as given."""
+    path, evaluation_dir = Path(path), Path(evaluation_dir)
+    record = load_evaluation_record(evaluation_dir)
+    rep = record["report"]
+    report_base, eval_base = link_base or (path.parent, evaluation_dir)
+
+    def link(rel: str) -> str:
+        return Path(os.path.relpath(Path(os.path.abspath(eval_base)) / rel,
+                                    os.path.abspath(report_base))).as_posix()
+
+    params = record["parameters"]
+    seed, n_boot = params["seed"], params["n_boot"]
+    protocols = record["protocols"]
+    blessing = json.loads((evaluation_dir / BLESSING_JSON).read_text())
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    any_leaky = any(r.leaky for r in results)
     lines = ["# amu-tf evaluation report", "",
              f"amu-tf {__version__}, {now}, seed {seed}.", ""]
-    if any_leaky:
+    if any(p["leaky"] for p in protocols.values()):
         lines += ["> **LEAKY results inside.** The `paper` protocol duplicates responders before "
                   "splitting, as the AMU paper did; its numbers are shown only beside the honest "
                   "protocols so the inflation is visible. They measure memorisation, not "
                   "prediction.", ""]
-    lines += _data_section(table, data_note)
+    lines += _data_section(rep["data_summary"], rep.get("data_note"))
     lines += _audit_section(audit)
     lines += ["## Protocols", ""]
-    for r in results:
-        lines.append(f"- **{r.label}**: {r.description}.")
-        for n in r.notes:
-            lines.append(f"  - {n}")
-    lines += ["", f"Transform: `{transform}`, fitted on each split's training rows. "
-              f"Models: {', '.join(f'`{m}`' for m in results[0].models)}.", "",
+    for label, p in protocols.items():
+        lines.append(f"- **{label}**: {p['description']}.")
+        lines += [f"  - {n}" for n in p["notes"]]
+    lines += ["", f"Transform: `{params['transform']}`, fitted on each split's training rows. "
+              f"Models: {', '.join(f'`{m}`' for m in params['models'])}.", "",
               METHOD_NOTES.format(n_boot=n_boot, seed=seed), "## Results", ""]
-    by_title = {t: md for t, md, _ in table_files.get("tables", [])}
-    for r in results:
-        lines += [f"### {r.label}", ""]
-        for title, md in by_title.items():
-            if title.startswith(r.label + ":"):
-                lines += [Path(md).read_text().rstrip(), ""]
-        fig = figure_files.get(r.protocol)
+    for label, p in protocols.items():
+        lines += [f"### {label}", ""]
+        for title, md in rep["tables"]:
+            if title.startswith(label + ":"):
+                lines += [(evaluation_dir / md).read_text().rstrip(), ""]
+        fig = rep["figures"].get(p["protocol"])
         if fig:
-            lines += [f"![ROC and PR curves, {r.label}]({Path(fig).relative_to(base).as_posix()})", ""]
-    if comparison is not None:
-        lines += comparison_markdown(comparison)
+            lines += [f"![ROC and PR curves, {label}]({link(fig)})", ""]
+    if (evaluation_dir / COMPARISON_CSV).is_file():
+        lines += comparison_markdown(pd.read_csv(evaluation_dir / COMPARISON_CSV))
     lines += ["## Blessing", "",
               f"A model is blessed only if the lower bound of its ROC AUC's 95% CI exceeds "
               f"{AUC_LOWER_BOUND} under every honest protocol run (a LEAKY protocol never "
@@ -114,10 +158,9 @@ def write_report(path, *, table: pd.DataFrame, results: list, table_files: dict,
     for sec in extra_sections or []:
         lines += [sec.rstrip(), ""]
     lines += ["## Files", "",
-              f"- `{Path(table_files['metrics']).name}`: every metric with `_ci_low`/`_ci_high`",
-              "- `predictions.csv.gz`: every test prediction (model, protocol, repeat, fold, "
-              "sample, label, probability, threshold, predicted label)",
-              "- `blessing.json`, `evaluation.json`", ""]
+              f"- `{link('metrics.csv')}`: every metric with `_ci_low`/`_ci_high`",
+              f"- `{link('predictions.csv.gz')}`: every test prediction (model, protocol, "
+              "repeat, fold, sample, label, probability, threshold, predicted label)",
+              f"- `{link(BLESSING_JSON)}`, `{link(EVALUATION_JSON)}`", ""]
     path.write_text("\n".join(lines))
     return path
-

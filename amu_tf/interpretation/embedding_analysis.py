@@ -3,6 +3,7 @@ and a measured test of whether genes of a known module sit closer than random pa
 
     euclid, cosine = similarity_matrices(E, genes)           # DataFrames genes x genes
     stats = module_cohesion(E, genes, {"response": [...]})  # within vs random pairs
+    fig = tsne_figure(tsne_coordinates(E, genes)); fig.savefig("tsne.png", dpi=FIGURE_DPI)
 """
 
 from __future__ import annotations
@@ -83,22 +84,20 @@ def module_cohesion(E, genes, modules: dict, metric="cosine", n_perm=1000, seed=
                                        "z", "p"])
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+#: resolution of the embedding figures when saved
+FIGURE_DPI = 150
 
 
-def plot_heatmap(matrix: pd.DataFrame, path, title="", cmap="viridis", order=None):
-    """Heatmap of a gene x gene matrix, genes in ``order`` (e.g. the clustering's leaves)."""
-    plt = _plt()
+def heatmap_figure(matrix: pd.DataFrame, title="", cmap="viridis", order=None):
+    """Heatmap of a gene x gene matrix (a ``Figure``), genes in ``order`` (e.g. the
+    clustering's leaves)."""
+    from matplotlib.figure import Figure
+
     if order is not None:
         matrix = matrix.loc[order, order]
     n = len(matrix)
-    fig, ax = plt.subplots(figsize=(12, 11))
+    fig = Figure(figsize=(12, 11))
+    ax = fig.subplots()
     im = ax.imshow(matrix.to_numpy(), cmap=cmap, interpolation="nearest")
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
@@ -106,8 +105,7 @@ def plot_heatmap(matrix: pd.DataFrame, path, title="", cmap="viridis", order=Non
     ax.set_yticklabels(matrix.index, fontsize=4)
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.04)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
 def cluster_order(E, genes, method="average", metric="cosine") -> list:
@@ -119,18 +117,18 @@ def cluster_order(E, genes, method="average", metric="cosine") -> list:
     return [genes[i] for i in leaves_list(Z)]
 
 
-def plot_dendrogram(E, genes, path, method="average", metric="cosine"):
-    """Hierarchical clustering of the genes' embedding rows (Fig S4)."""
+def dendrogram_figure(E, genes, method="average", metric="cosine"):
+    """Hierarchical clustering of the genes' embedding rows (Fig S4), a ``Figure``."""
+    from matplotlib.figure import Figure
     from scipy.cluster.hierarchy import dendrogram, linkage
 
-    plt = _plt()
     E = _check(E, genes)
     Z = linkage(E, method=method, metric=metric)
-    fig, ax = plt.subplots(figsize=(22, 6))
+    fig = Figure(figsize=(22, 6))
+    ax = fig.subplots()
     dendrogram(Z, labels=list(genes), leaf_rotation=90, leaf_font_size=5, ax=ax)
     ax.set_title(f"Hierarchical clustering of gene embeddings ({method} linkage, {metric})")
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
 def tsne_coordinates(E, genes, seed=0, perplexity=15.0, metric="cosine") -> pd.DataFrame:
@@ -144,15 +142,19 @@ def tsne_coordinates(E, genes, seed=0, perplexity=15.0, metric="cosine") -> pd.D
     return pd.DataFrame({"gene": list(genes), "tsne_1": xy[:, 0], "tsne_2": xy[:, 1]})
 
 
-def plot_tsne(coords: pd.DataFrame, path, highlight: dict | None = None, title="t-SNE of gene embeddings"):
-    """t-SNE map with gene labels (Fig 5); ``highlight`` colours named gene groups."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(11, 9))
+def tsne_figure(coords: pd.DataFrame, highlight: dict | None = None,
+                title="t-SNE of gene embeddings"):
+    """t-SNE map with gene labels (Fig 5), a ``Figure``; ``highlight`` colours named gene
+    groups."""
+    from matplotlib import colormaps
     from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=(11, 9))
+    ax = fig.subplots()
     colour = ["#9a9a9a"] * len(coords)
     if highlight:
-        palette = plt.get_cmap("tab10")
+        palette = colormaps["tab10"]
         for i, (name, members) in enumerate(highlight.items()):
             c = to_hex(palette(i % 10))
             for j in np.flatnonzero(coords["gene"].isin(members).to_numpy()):
@@ -163,5 +165,4 @@ def plot_tsne(coords: pd.DataFrame, path, highlight: dict | None = None, title="
     for _, r in coords.iterrows():
         ax.annotate(r["gene"], (r["tsne_1"], r["tsne_2"]), fontsize=5, alpha=0.8)
     ax.set_title(title)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    return fig

@@ -3,6 +3,7 @@
     res = explain(model, X_explain, X_background, genes)     # ShapResult
     imp = res.importance()                                   # gene, mean_abs_shap, rank
     top, overlap = top_k_table({"svm": imp_svm, "xgboost": imp_xgb, "amu": imp_amu}, k=20)
+    fig = summary_figure(res, title="amu"); fig.savefig("amu.png", dpi=FIGURE_DPI)
 
 The explainer is chosen per model and recorded in ``ShapResult.explainer``:
 
@@ -72,20 +73,36 @@ def _is_tree(model) -> bool:
 
 
 def unwrap(model, X):
-    """Find what SHAP should explain inside a wrapper.
+    """What SHAP explains inside ``model``, read from the parts its class declares.
 
-    Returns ``(inner, X_inner, how)``: a Keras model (``.model_`` / ``.keras_model``), the final
-    tree of a scikit-learn Pipeline whose earlier steps keep one column per gene (the rows passed
-    through them), or the model itself.
+    Returns ``(inner, X_inner, how)``:
+
+    * a Keras model: itself;
+    * a :class:`~amu_tf.training.zoo_classifier.ZooClassifier`: its Keras model ``model_``
+      (the logits its ``predict_proba`` turns into probabilities);
+    * a :class:`~amu_tf.training.searched_classifier.SearchedClassifier`, ``GridSearchCV`` or
+      ``RandomizedSearchCV``: its refitted ``best_estimator_`` (what ``predict_proba`` calls),
+      unwrapped in turn when it is a tree ensemble or a Keras model;
+    * a scikit-learn ``Pipeline`` ending in a tree ensemble whose earlier steps keep one
+      column per gene: the final step, on the rows passed through the earlier steps;
+    * anything else (an SVM or logistic-regression pipeline, a biomarker, a recipe): the
+      model itself, explained model-agnostically.
     """
-    for attr in ("keras_model", "model_"):
-        inner = getattr(model, attr, None)
-        if inner is not None and _is_keras(inner):
-            return inner, X, f"{type(model).__name__}.{attr}"
-    try:
-        from sklearn.pipeline import Pipeline
-    except ImportError:  # pragma: no cover
-        Pipeline = ()
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from amu_tf.training.searched_classifier import SearchedClassifier
+    from amu_tf.training.zoo_classifier import ZooClassifier
+
+    if _is_keras(model):
+        return model, X, "itself"
+    if isinstance(model, ZooClassifier):
+        return model.model_, X, f"{type(model).__name__}.model_"
+    if isinstance(model, (SearchedClassifier, GridSearchCV, RandomizedSearchCV)):
+        inner = model.best_estimator_
+        if _is_tree(inner) or _is_keras(inner):
+            return unwrap(inner, X)
+        return model, X, "itself"
     if isinstance(model, Pipeline):
         last = model.steps[-1][1]
         if _is_tree(last):
@@ -93,10 +110,6 @@ def unwrap(model, X):
             if Xt.shape == np.shape(X):
                 return last, Xt, "pipeline final step"
         return model, X, "pipeline"
-    for attr in ("estimator_", "best_estimator_", "model_", "clf_"):
-        inner = getattr(model, attr, None)
-        if inner is not None and (_is_tree(inner) or _is_keras(inner)):
-            return unwrap(inner, X)
     return model, X, "itself"
 
 
@@ -235,36 +248,43 @@ def top_k_table(importances: dict, k: int = 20) -> tuple[pd.DataFrame, pd.DataFr
     return top, pd.DataFrame(rows, columns=["models", "n_shared", "genes"])
 
 
-def plot_summary(result: ShapResult, path, max_display=20, title=None):
-    """Beeswarm summary plot (Fig S1-S3 style)."""
-    import matplotlib
+#: resolution of the SHAP figures when saved
+FIGURE_DPI = 120
 
-    matplotlib.use("Agg")
+
+def summary_figure(result: ShapResult, max_display=20, title=None):
+    """Beeswarm summary plot (Fig S1-S3 style) as a :class:`matplotlib.figure.Figure`.
+
+    ``shap.summary_plot`` draws on pyplot's current figure and has no ``ax`` argument, so
+    this is the one place that uses pyplot: the figure is made with interactive mode off and
+    closed in pyplot before it is returned (pyplot keeps no reference and shows nothing;
+    the Figure object stays drawable and is saved with ``fig.savefig``)."""
     import matplotlib.pyplot as plt
     import shap
 
-    plt.figure()
-    shap.summary_plot(result.values, result.data, feature_names=result.genes,
-                      max_display=max_display, show=False, rng=np.random.default_rng(0))
-    fig = plt.gcf()
+    with plt.ioff():
+        plt.figure()
+        try:
+            shap.summary_plot(result.values, result.data, feature_names=result.genes,
+                              max_display=max_display, show=False,
+                              rng=np.random.default_rng(0))
+        finally:
+            fig = plt.gcf()
+            plt.close(fig)
     if title:
         fig.suptitle(title)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    return fig
 
 
-def plot_bar(importance: pd.DataFrame, path, k=20, title=None):
-    """Horizontal bar plot of the top-``k`` mean |SHAP| genes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def bar_figure(importance: pd.DataFrame, k=20, title=None):
+    """Horizontal bar plot of the top-``k`` mean |SHAP| genes (a ``Figure``)."""
+    from matplotlib.figure import Figure
 
     top = importance.head(k).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(5, 0.25 * len(top) + 1))
+    fig = Figure(figsize=(5, 0.25 * len(top) + 1))
+    ax = fig.subplots()
     ax.barh(top["gene"], top["mean_abs_shap"], color="#3b75af")
     ax.set_xlabel("mean |SHAP|")
     if title:
         ax.set_title(title)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    return fig

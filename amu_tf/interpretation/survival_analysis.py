@@ -5,6 +5,7 @@ non-responders with a log-rank p-value. Uses lifelines.
     surv = survival_frame(table)                              # os_time, os_event (checked)
     cox = cox_univariate(surv, table[genes].assign(score=p))  # covariate, hr, ci, p, fdr
     km = kaplan_meier(surv, predicted, "km.png")              # {"logrank_p", ...}
+    km, fig = kaplan_meier_figure(surv, predicted)            # the same, plot as a Figure
 """
 
 from __future__ import annotations
@@ -95,10 +96,32 @@ def cox_univariate(surv: pd.DataFrame, covariates: pd.DataFrame, standardize=Tru
     return out[cols].sort_values("p", kind="mergesort", na_position="last").reset_index(drop=True)
 
 
-def kaplan_meier(surv: pd.DataFrame, predicted, path=None, labels=("predicted non-responder",
-                 "predicted responder"), title="Overall survival by predicted response") -> dict:
+#: resolution of the Kaplan-Meier figures when saved
+FIGURE_DPI = 120
+
+KM_LABELS = ("predicted non-responder", "predicted responder")
+KM_TITLE = "Overall survival by predicted response"
+
+
+def kaplan_meier(surv: pd.DataFrame, predicted, path=None, labels=KM_LABELS,
+                 title=KM_TITLE) -> dict:
     """KM curves of the two predicted groups (``predicted`` 0/1 aligned on ``surv``) and the
     log-rank test. Writes the plot to ``path`` when given."""
+    res, kms = _kaplan_meier_fit(surv, predicted, labels)
+    if path is not None:
+        _km_figure(kms, res, title).savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
+    return res
+
+
+def kaplan_meier_figure(surv: pd.DataFrame, predicted, labels=KM_LABELS,
+                        title=KM_TITLE):
+    """``(result, figure)``: :func:`kaplan_meier`'s numbers and its plot as a ``Figure``."""
+    res, kms = _kaplan_meier_fit(surv, predicted, labels)
+    return res, _km_figure(kms, res, title)
+
+
+def _kaplan_meier_fit(surv, predicted, labels):
+    """The log-rank numbers and the two fitted ``KaplanMeierFitter`` s."""
     from lifelines import KaplanMeierFitter
     from lifelines.statistics import logrank_test
 
@@ -115,18 +138,17 @@ def kaplan_meier(surv: pd.DataFrame, predicted, path=None, labels=("predicted no
         km = KaplanMeierFitter(label=f"{lab} (n={len(part)})").fit(part["time"], part["event"])
         kms.append(km)
         res[f"median_{'group0' if part is a else 'group1'}"] = float(km.median_survival_time_)
-    if path is not None:
-        import matplotlib
+    return res, kms
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        for km in kms:
-            km.plot_survival_function(ax=ax, ci_show=True)
-        ax.set_xlabel("days")
-        ax.set_ylabel("survival probability")
-        ax.set_title(f"{title}\nlog-rank p = {lr.p_value:.3g}")
-        fig.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(fig)
-    return res
+def _km_figure(kms, res, title):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.subplots()
+    for km in kms:
+        km.plot_survival_function(ax=ax, ci_show=True)
+    ax.set_xlabel("days")
+    ax.set_ylabel("survival probability")
+    ax.set_title(f"{title}\nlog-rank p = {res['logrank_p']:.3g}")
+    return fig

@@ -149,9 +149,8 @@ def tiny_head_attention(q, k, v, rate=0.0, seed=None):
 
 
 #: samples per block of :func:`blocked_attention` (8 x 10 heads x 160 x 160 float32 = 8 MB of
-#: scores per block: stays in this CPU's 32 MB cache, unlike the whole batch's). Measured on
-#: the 2-core EPYC (amu:paper, batch 256, tf.function, medians of 5): unblocked 465
-#: samples/s, blocks of 2: 607, 4: 663, 8: 674.
+#: scores per block: it stays in a server CPU's cache, unlike the whole batch's; the block
+#: sizes compared are in benchmarks/README.md).
 INFERENCE_BLOCK = 8
 
 

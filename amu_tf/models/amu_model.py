@@ -20,8 +20,7 @@ class AMUModel(ZooModel):
     logits and losses use ``from_logits=True``.
 
     ``attention_impl`` picks the encoders' attention: ``"fused"`` (default; same math and
-    weights as the reference, about 2x faster training on a 2-core CPU; see the README's
-    *speed* section) or ``"keras"`` (MultiHeadAttention, the reference). Weights copy
+    weights as the reference, faster on CPUs; see docs/speed.md) or ``"keras"`` (MultiHeadAttention, the reference). Weights copy
     between the two with ``set_weights``; ``.keras`` files load into either.
     """
 

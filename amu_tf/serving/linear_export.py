@@ -83,7 +83,7 @@ def serving_model(bundle):
         inner = est.estimator_
         model = _affine_model(k, w / inner.scale_, -inner.center_ / inner.scale_,
                               est.recipe.replace("-", "_"))
-        genes = list(bundle.info.get("genes", {}).get("symbols") or bundle.transform.genes_)
+        genes = list(bundle.model_info.genes)
         return model, bundle.transform, genes, (
             f"{k} signature scores (z within cohort, computed before the graph) weighed in it")
     if isinstance(est, BiomarkerClassifier):
@@ -114,9 +114,7 @@ def serving_model(bundle):
         mu, sd = np.asarray(scale.mean_), np.asarray(scale.scale_)
         w = clf.coef_[0] / sd
         b = float(clf.intercept_[0] - np.sum(clf.coef_[0] * mu / sd))
-        from amu_tf.panel import panel_symbols
-
-        genes = list(bundle.info.get("genes", {}).get("symbols") or panel_symbols())
+        genes = list(bundle.model_info.genes)
         return (_affine_model(len(w), w, b, "logreg"), bundle.transform, genes,
                 "StandardScaler + logistic regression")
     raise ArtifactError(f"{bundle.name} ({bundle.kind}) cannot be written as a TensorFlow "

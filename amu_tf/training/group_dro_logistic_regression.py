@@ -18,6 +18,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from amu_tf.training._sklearn_input import fit_input, predict_input
 
 
 class GroupDROLogisticRegression(ClassifierMixin, BaseEstimator):
@@ -36,12 +39,14 @@ class GroupDROLogisticRegression(ClassifierMixin, BaseEstimator):
         self.rounds = rounds
         self.step = step
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # one logistic output: responder or not
+        return tags
+
     def fit(self, X, y, cohorts=None):
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y).astype(int)
+        X, self.classes_, y = fit_input(self, X, y, float64=True)
         cohorts = np.asarray(["all"] * len(y) if cohorts is None else cohorts).astype(str)
-        self.classes_ = np.array([0, 1])
-        self.n_features_in_ = X.shape[1]
         self.cohorts_, idx = np.unique(cohorts, return_inverse=True)
         n_per = np.bincount(idx).astype(np.float64)
         scaler = StandardScaler().fit(X)
@@ -62,11 +67,15 @@ class GroupDROLogisticRegression(ClassifierMixin, BaseEstimator):
         return self
 
     def decision_function(self, X):
-        return np.asarray(X, dtype=np.float64) @ self.coef_[0] + self.intercept_[0]
+        """The logit of P(``classes_[1]``) (positive: predicted ``classes_[1]``)."""
+        check_is_fitted(self, "coef_")
+        X = predict_input(self, X, float64=True)
+        return X @ self.coef_[0] + self.intercept_[0]
 
     def predict_proba(self, X):
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X):
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+        positive = self.predict_proba(X)[:, 1] >= 0.5
+        return self.classes_[positive.astype(int)]

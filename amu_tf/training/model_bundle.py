@@ -3,15 +3,16 @@
     bundle = ModelBundle.load("runs/x/model")
     bundle.predict_proba(table)       # (n, 2): transform, then estimator
     bundle.predict(table)             # labels at the frozen threshold
-    bundle.threshold, bundle.info, bundle.transform, bundle.estimator, bundle.keras_model
+    bundle.threshold, bundle.model_info, bundle.transform, bundle.estimator, bundle.keras_model
 
 Layout of a Model artifact (written by ``components/train.py``):
 
 * ``model.keras`` + ``zoo_classifier.json`` (a :class:`ZooClassifier`, no pickle) or
   ``model.joblib`` (a fitted scikit-learn estimator);
 * ``transform/``: the fitted transform (``amu_tf.data.transforms.load_transform``);
-* ``model_info.json``: model name, kind, threshold and method, genes, input scale,
-  transform, training cohorts, counts, seed, amu-tf version, parameters;
+* ``model_info.json``: the :class:`~amu_tf.training.model_info.ModelInfo` (model name, kind,
+  threshold and method, genes, input scale, transform, training cohorts, counts, seed,
+  versions, parameters);
 * ``training_summary.json``: history, best epoch, search results, timings.
 
 A Model artifact holding only ``model.keras`` and ``model_info.json`` (hand-made, or from an
@@ -29,31 +30,12 @@ import numpy as np
 
 from amu_tf.artifacts import Artifact
 from amu_tf.errors import ArtifactError
+from amu_tf.training.model_info import MODEL_INFO_FILE, ModelInfo  # noqa: F401 (re-exported)
 
-MODEL_INFO_FILE = "model_info.json"
 TRAINING_SUMMARY_FILE = "training_summary.json"
 KERAS_FILE = "model.keras"
 JOBLIB_FILE = "model.joblib"
 TRANSFORM_DIR = "transform"
-
-
-def _threshold_from_info(info: dict) -> float:
-    """The frozen threshold recorded in ``model_info.json``; a model without one is refused
-    (a default of 0.5 would silently change its predicted classes)."""
-    t = info.get("threshold")
-    if isinstance(t, dict):
-        t = t.get("value")
-    from amu_tf.training.threshold import is_probability
-
-    if t is not None and not is_probability(t):
-        raise ArtifactError(f"the Model artifact's threshold {t!r} is not a probability in "
-                            f"[0, 1]; its {MODEL_INFO_FILE} is damaged")
-    if t is None:
-        raise ArtifactError("the Model artifact records no decision threshold (no "
-                            f"{MODEL_INFO_FILE} and no {'zoo_classifier.json'}): train it "
-                            "again with `amu train`, or add \"threshold\" to its "
-                            f"{MODEL_INFO_FILE}")
-    return float(t)
 
 
 def _read_json(path: Path) -> dict:
@@ -69,13 +51,18 @@ def _read_json(path: Path) -> dict:
 class ModelBundle:
     """A trained model with the transform it expects and its ``model_info``."""
 
-    def __init__(self, estimator, transform=None, info=None, artifact=None,
-                 training_summary=None):
+    def __init__(self, estimator, transform=None, model_info: ModelInfo | None = None,
+                 artifact=None, training_summary=None):
         self.estimator = estimator
         self.transform = transform
-        self.info = dict(info or {})
+        self.model_info = model_info
         self.artifact = artifact
         self.training_summary = dict(training_summary or {})
+
+    @property
+    def info(self) -> dict:
+        """``model_info.json`` as written (a dict; :attr:`model_info` is the typed form)."""
+        return self.model_info.to_json() if self.model_info is not None else {}
 
     # ------------------------------------------------------------------ properties
     @property
@@ -92,25 +79,20 @@ class ModelBundle:
     @property
     def threshold(self) -> float:
         t = getattr(self.estimator, "threshold_", None)
-        return float(t) if t is not None else _threshold_from_info(self.info)
+        return float(t) if t is not None else self.model_info.threshold
 
     @property
     def name(self) -> str:
-        return str(self.info.get("model", "model"))
+        return self.model_info.model if self.model_info is not None else "model"
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, uri: str | os.PathLike) -> "ModelBundle":
         uri = Path(uri)
         art = Artifact.load(uri, expected_type="Model")
-        info_file = uri / MODEL_INFO_FILE
-        if not info_file.is_file():
-            # without it the model's name, genes, transform, cohorts and threshold are unknown:
-            # an export or a prediction would have to invent them
-            raise ArtifactError(f"{uri} has no {MODEL_INFO_FILE} (the model's name, genes, "
-                                "transform and threshold): it is not a complete Model "
-                                "artifact; train it again with `amu train`")
-        info = _read_json(info_file)
+        # without it the model's name, genes, transform, cohorts and threshold are unknown:
+        # an export or a prediction would have to invent them
+        info = ModelInfo.read(uri)
         summary_file = uri / TRAINING_SUMMARY_FILE
         summary = _read_json(summary_file) if summary_file.is_file() else {}
 
@@ -155,19 +137,18 @@ class ModelBundle:
         return cls(estimator, transform, info, artifact=art, training_summary=summary)
 
     @staticmethod
-    def _wrap_bare_keras(path: Path, info: dict):
+    def _wrap_bare_keras(path: Path, info: ModelInfo):
         import keras
 
         import amu_tf.models  # noqa: F401  (registers the zoo classes)
         from amu_tf.training.zoo_classifier import ZooClassifier
 
-        est = ZooClassifier(model=str(info.get("model", "amu:small")),
-                            seed=int(info.get("seed", 0) or 0))
+        est = ZooClassifier(model=info.model, seed=int(info.seed or 0))
         est.model_ = keras.saving.load_model(path, compile=False)
         est.classes_ = np.array([0, 1])
         est.n_features_in_ = int(est.model_.inputs[0].shape[-1])
-        est.threshold_ = _threshold_from_info(info)
-        est.threshold_method_ = str(info.get("threshold_method", "unknown"))
+        est.threshold_ = info.threshold
+        est.threshold_method_ = info.threshold_method
         est.history_, est.best_epoch_, est.epochs_run_, est.fit_seconds_ = {}, 0, 0, 0.0
         return est
 

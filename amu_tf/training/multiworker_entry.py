@@ -101,10 +101,11 @@ def main(argv=None) -> int:
 
 def _train(args) -> int:
     # The strategy first: MultiWorkerMirroredStrategy must exist before other TF work.
-    from amu_tf.training.distribute import (backup_callback, backup_dir_for, get_strategy,
-                                            global_batch_size, is_chief, make_dataset,
-                                            synchronized_batch_norm, task_name,
-                                            written_by_chief)
+    from amu_tf.training.chief_output import backup_callback, backup_dir_for, written_by_chief
+    from amu_tf.training.cluster_config import is_chief, task_name
+    from amu_tf.training.distributed_dataset import make_dataset
+    from amu_tf.training.distribution_strategy import (get_strategy, global_batch_size,
+                                                       synchronized_batch_norm)
 
     strategy = get_strategy(args.strategy)
 
@@ -177,11 +178,13 @@ def _train(args) -> int:
     with written_by_chief(args.out, strategy) as target:
         with ArtifactWriter(target, "Model", parameters=params) as w:
             model.save(w.path / "model.keras")
-            info = {"model": args.model, "kind": "keras", "threshold": 0.5,
-                    "threshold_method": "fixed (multi-worker smoke run; no threshold chosen)",
-                    "seed": args.seed, "n_train": int(len(x)), "strategy": args.strategy,
-                    "replicas": int(replicas), "workers_note": "written by the chief only"}
-            (w.path / "model_info.json").write_text(json.dumps(info, indent=2) + "\n")
+            from amu_tf.training.model_info import ModelInfo
+
+            ModelInfo(model=args.model, kind="keras", threshold=0.5,
+                      threshold_method="fixed (multi-worker smoke run; no threshold chosen)",
+                      seed=args.seed, n_train=int(len(x)),
+                      extra={"strategy": args.strategy, "replicas": int(replicas),
+                             "workers_note": "written by the chief only"}).write(w.path)
             (w.path / "training_summary.json").write_text(json.dumps(
                 {"history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
                  "fit_seconds": seconds}, indent=2) + "\n")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
 
+from amu_tf.training._sklearn_input import fit_input, predict_input
 from amu_tf.training.transfer_recipes import TRANSFER_RECIPES, immune_genes
 
 
@@ -28,6 +30,15 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         self.recipe = recipe
         self.seed = seed
         self.estimator_params = estimator_params
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # responder or not
+        # the consensus mean passes a NaN score on to the biomarker classifier, which allows it
+        spec = TRANSFER_RECIPES.get(self.recipe, {})
+        tags.input_tags.allow_nan = spec.get("estimator") == "mean"
+        tags.classifier_tags.poor_score = spec.get("estimator") == "mean"  # nothing learnt
+        return tags
 
     def _spec(self):
         try:
@@ -77,10 +88,9 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         from amu_tf.training import make_estimator
 
         spec = self._spec()
+        # NaN/inf are left to the inner estimator, which refuses or allows them
+        X, self.classes_, y = fit_input(self, X, y, allow_nan=True)
         X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y).astype(int)
-        self.classes_ = np.array([0, 1])
-        self.n_features_in_ = X.shape[1]
         name = spec["estimator"]
         inner_groups, n_splits, self.selection_used_ = self._inner_groups(groups, cohorts, y)
         self.direction_ = None
@@ -132,7 +142,8 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         return None if direction is None else np.asarray(direction)
 
     def _inner_input(self, X):
-        X = np.asarray(X, dtype=np.float32)
+        check_is_fitted(self, "estimator_")
+        X = np.asarray(predict_input(self, X, allow_nan=True), dtype=np.float32)
         if self._spec()["estimator"] == "mean":
             return X.mean(axis=1, keepdims=True)
         direction = getattr(self, "direction_", None)  # absent in older artifacts
@@ -141,7 +152,10 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         return X
 
     def predict_proba(self, X):
-        return self.estimator_.predict_proba(self._inner_input(X))
+        X = self._inner_input(X)
+        return self.estimator_.predict_proba(X)
 
     def predict(self, X):
-        return (self.predict_proba(X)[:, 1] >= self.threshold_).astype(int)
+        """Class labels at the frozen ``threshold_`` on the positive-class probability."""
+        positive = self.predict_proba(X)[:, 1] >= self.threshold_
+        return self.classes_[positive.astype(int)]

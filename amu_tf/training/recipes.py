@@ -5,15 +5,13 @@ parameter the caller left at its default; a parameter given explicitly (a value 
 from the ``__init__`` default) wins over the recipe.
 
 - ``paper``: the authors' published code: Adam, lr 1e-5, L2 1e-4 (here as weight decay),
-  batch 32, 2000 epochs, no early stopping (``patience`` = epochs). About 5 hours per fold
-  of ``amu:paper`` on a 2-core CPU.
+  batch 32, 2000 epochs, no early stopping (``patience`` = epochs): hours per fold of
+  ``amu:paper`` on a CPU.
 - ``fast``: AdamW at lr 3e-4 (decoupled weight decay 1e-4, the paper's L2 strength), the
   paper's two-step decay (x0.1 at 50% and 75% of the planned steps), at most 60 epochs,
   early stopping on the inner validation loss (patience 8, best weights restored), batch
-  32 (larger batches were not faster per epoch for ``amu:paper`` on this CPU: see
-  ``benchmarks/README.md``). Measured by ``benchmarks/bench_recipe.py``: lr 1e-3 overshot on
-  the synthetic cohorts (best inner-validation epoch 1, held-out AUC below the paper
-  recipe's), lr 3e-4 did not.
+  32. The learning rate and batch size were chosen with ``benchmarks/bench_recipe.py``
+  (its results: ``benchmarks/README.md``).
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from sklearn.model_selection import (
 )
 
 from amu_tf.errors import InputDataError
-from amu_tf.training._checks import check_binary_y, check_per_class, check_X
+from amu_tf.training._checks import check_per_class
+from amu_tf.training._sklearn_input import fit_input, predict_input
 from amu_tf.training.threshold import youden_threshold
 
 
@@ -74,9 +75,7 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
     def fit(self, X, y, groups=None):
         """Search, refit and choose the threshold on ``X``, ``y`` only; ``groups`` (e.g.
         patient ids) keeps each group inside one inner fold."""
-        X = check_X(X)
-        self.classes_, y01 = check_binary_y(y, len(X))
-        self.n_features_in_ = X.shape[1]
+        X, self.classes_, y01 = fit_input(self, X, y)
         what = f"the inner {self.inner_cv}-fold CV of the hyper-parameter search"
         check_per_class(y01, self.classes_, self.inner_cv, what)
         if groups is None:
@@ -122,6 +121,7 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
         self.oof_proba_ = cross_val_predict(
             best, X, y01, cv=self.inner_splits_, method="predict_proba", n_jobs=self.n_jobs
         )[:, 1]
+        # not TunedThresholdClassifierCV: it averages fold scores on a grid, not this pooled cut
         self.threshold_ = youden_threshold(y01, self.oof_proba_)
         self.threshold_method_ = "youden_oof"
         self.best_estimator_ = clone(best).fit(X, y01)
@@ -133,7 +133,7 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "best_estimator_")
-        X = check_X(X, self.n_features_in_)
+        X = predict_input(self, X)
         return np.asarray(self.best_estimator_.predict_proba(X), dtype=np.float64)
 
     def predict(self, X) -> np.ndarray:

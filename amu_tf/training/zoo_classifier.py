@@ -34,8 +34,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 
 from amu_tf.errors import InputDataError
-from amu_tf.training._checks import check_binary_y, check_per_class, check_X
-from amu_tf.training.distribute import data_parallel, num_replicas
+from amu_tf.training._checks import check_per_class, check_X
+from amu_tf.training._sklearn_input import fit_input, predict_input
+from amu_tf.training.distribution_strategy import data_parallel, num_replicas
 from amu_tf.training.threshold import youden_threshold
 from amu_tf.training.upsampling import upsample_indices
 
@@ -47,7 +48,7 @@ def resolve_strategy(strategy):
     """A ``tf.distribute.Strategy`` from a name or an instance.
 
     ``"default"``/None: the current (default) strategy; ``"mirrored"``: MirroredStrategy
-    over the visible devices. Other names go to ``amu_tf.training.distribute.get_strategy``
+    over the visible devices. Other names go to ``amu_tf.training.distribution_strategy.get_strategy``
     when that module exists (the hook for the distributed-training work).
     """
     import tensorflow as tf
@@ -57,7 +58,7 @@ def resolve_strategy(strategy):
     if strategy in (None, "default"):
         return tf.distribute.get_strategy()
     try:
-        from amu_tf.training.distribute import get_strategy  # optional hook
+        from amu_tf.training.distribution_strategy import get_strategy  # optional hook
     except ImportError:
         get_strategy = None
     if get_strategy is not None:
@@ -103,7 +104,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         balance: ``"upsample"`` (inner train rows only), ``"class_weight"`` or None.
         threshold: ``"youden"`` or a fixed probability in (0, 1).
         strategy: ``"default"``, ``"mirrored"``, another name known to
-            ``amu_tf.training.distribute.get_strategy``, or a ``tf.distribute.Strategy``.
+            ``amu_tf.training.distribution_strategy.get_strategy``, or a ``tf.distribute.Strategy``.
         seed: seeds the split, the upsampling, weight init, dropout and shuffling.
         deterministic: turn on TensorFlow op determinism for repeatable runs.
         verbose: 0 silent, 1 a tqdm bar over epochs, 2 Keras's one line per epoch.
@@ -163,6 +164,11 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.recipe = recipe
         self.backup_dir = backup_dir
         self.pretrain = pretrain
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # two logits: non-responder, responder
+        return tags
 
     # ------------------------------------------------------------------ helpers
     def _p(self, name):
@@ -293,9 +299,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
 
         self._check_params()
         config = self._model_config()
-        X = check_X(X, config.get("n_genes", 160))
-        self.classes_, y01 = check_binary_y(y, len(X))
-        self.n_features_in_ = X.shape[1]
+        X, self.classes_, y01 = fit_input(self, X, y, n_features=config.get("n_genes", 160))
         check_per_class(y01, self.classes_, 2, "training")
 
         tr, va = self._inner_split(y01, groups)
@@ -406,8 +410,9 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         replicas = 1
         sync_bn = contextlib.nullcontext()
         if strategy is not None:
-            from amu_tf.training.distribute import (backup_callback, make_dataset,
-                                                    synchronized_batch_norm)
+            from amu_tf.training.chief_output import backup_callback
+            from amu_tf.training.distributed_dataset import make_dataset
+            from amu_tf.training.distribution_strategy import synchronized_batch_norm
 
             replicas = num_replicas(strategy)
             sync_bn = synchronized_batch_norm(model, strategy)
@@ -461,7 +466,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
     def decision_logits(self, X) -> np.ndarray:
         """The model's raw (n, 2) logits."""
         self._check_fitted()
-        X = check_X(X, self.n_features_in_)
+        X = predict_input(self, X)
         if len(X) == 0:
             return np.zeros((0, 2), dtype=np.float32)
         # direct calls in chunks: no predict-function retracing per array size

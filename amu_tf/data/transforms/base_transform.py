@@ -1,9 +1,13 @@
 """Shared machinery of the cohort-table transforms: input checks, the missing-gene policy,
 save/load.
 
-A transform is scikit-learn style: ``__init__`` stores parameters, ``fit(table)`` learns from
-the rows it is given (training rows only) and returns ``self``, ``transform(table)`` returns a
-float32 ``(n, 160)`` matrix. Learned attributes end in ``_``.
+A transform is a scikit-learn transformer (``BaseEstimator`` + ``TransformerMixin``, so
+``get_params``/``set_params``/``sklearn.clone``/``repr`` and ``fit_transform`` are
+scikit-learn's): ``__init__`` only stores its parameters, ``fit(table)`` learns from the rows it
+is given (training rows only) and returns ``self``, ``transform(table)`` returns a float32
+``(n, 160)`` matrix. Learned attributes end in ``_``. The input is a cohort table (a DataFrame
+with the 160 panel gene columns) or a bare ``(n, 160)`` array; an array is first checked with
+scikit-learn's ``check_array`` (no sparse or complex data, at least one row and column).
 
 Missing-gene policy (same for every transform):
 
@@ -24,12 +28,13 @@ list attributes) plus ``transform.npz`` (array attributes); ``load_transform(dir
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_array
 
 from amu_tf import __version__
 from amu_tf.errors import ArtifactError, InputDataError
@@ -40,7 +45,7 @@ STATE_FILE = "transform.npz"
 STD_FLOOR = 1e-6  # a gene with (near-)constant training values is centred, not scaled
 
 
-class BaseTransform:
+class BaseTransform(TransformerMixin, BaseEstimator):
     """Base of every transform: imputation from training statistics, checks, save/load."""
 
     name = "base"
@@ -50,26 +55,11 @@ class BaseTransform:
         self.max_missing_fraction = max_missing_fraction
         self.impute_all_missing = impute_all_missing
 
-    # -- scikit-learn style parameters -------------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        names = []
-        for klass in cls.__mro__:
-            if klass is object:
-                continue
-            sig = inspect.signature(klass.__init__)
-            for p in sig.parameters.values():
-                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) \
-                        and p.name not in names:
-                    names.append(p.name)
-        return names
-
-    def get_params(self, deep: bool = False) -> dict:
-        return {k: getattr(self, k) for k in self._param_names()}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN is a missing gene, imputed from training means
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the output is always float32
+        return tags
 
     # -- input --------------------------------------------------------------------------
     @staticmethod
@@ -89,11 +79,12 @@ class BaseTransform:
             except (TypeError, ValueError) as exc:
                 raise InputDataError(f"panel gene columns are not numeric: {exc}") from None
         else:
-            try:
-                x = np.asarray(table, dtype=np.float64)
+            try:  # scikit-learn's contract: dense, real, >= 1 column (NaN allowed)
+                x = check_array(table, dtype=np.float64, ensure_all_finite=False,
+                                ensure_2d=False, ensure_min_samples=0, input_name="expression")
             except (TypeError, ValueError) as exc:
-                raise InputDataError(f"expression is not numeric: {exc}") from None
-            if x.ndim == 1:
+                raise InputDataError(f"expression array refused: {exc}") from None
+            if x.ndim == 1:  # one sample
                 x = x[None, :]
         if x.ndim != 2 or x.shape[1] != N_GENES:
             raise InputDataError(f"expected (samples, {N_GENES}) panel genes, got shape {x.shape}")
@@ -192,8 +183,9 @@ class BaseTransform:
         out = self._transform(xi, table)
         return np.asarray(out, dtype=np.float32)
 
-    def fit_transform(self, table, y=None) -> np.ndarray:
-        return self.fit(table).transform(table)
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The output columns: the 160 panel gene symbols."""
+        return np.asarray(panel_symbols(), dtype=object)
 
     def _fit(self, x: np.ndarray, table) -> None:  # learn transform-specific statistics
         pass

@@ -61,9 +61,9 @@ class CohortZTransform(BaseTransform):
 
     def __init__(self, min_cohort_size: int = 5, max_missing_fraction: float = 0.1,
                  impute_all_missing: bool = False):
-        super().__init__(max_missing_fraction=max_missing_fraction,
-                         impute_all_missing=impute_all_missing)
         self.min_cohort_size = min_cohort_size
+        self.max_missing_fraction = max_missing_fraction
+        self.impute_all_missing = impute_all_missing
 
     def _fit(self, x, table) -> None:
         keys = cohort_keys(table, len(x))

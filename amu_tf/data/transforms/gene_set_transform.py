@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from amu_tf.biomarkers.biomarker_score import CohortStatistics, cohort_keys, gene_values
 from amu_tf.data.transforms.table_transform import TableTransform
@@ -42,8 +43,13 @@ class GeneSetTransform(TableTransform):
             raise InputDataError(f"gene set file {path} names no gene")
         return cls(tuple(dict.fromkeys(genes)), **params)
 
+    def _genes_to_fit(self, table) -> list:
+        """The genes ``fit`` looks for in ``table`` (here: ``genes`` as given)."""
+        return list(self.genes)
+
     def fit(self, table, y=None):
-        genes = list(self.genes)
+        self._check_table(table)
+        genes = self._genes_to_fit(table)
         values = gene_values(table, genes)
         seen = ~np.all(np.isnan(values), axis=0)
         if seen.sum() < self.min_gene_fraction * len(genes):
@@ -56,6 +62,8 @@ class GeneSetTransform(TableTransform):
         return self
 
     def transform(self, table):
+        check_is_fitted(self, "statistics_")
+        self._check_table(table)
         z = self.statistics_.standardise(gene_values(table, self.genes_), cohort_keys(table))
         return np.nan_to_num(z, nan=0.0).astype(np.float32)
 

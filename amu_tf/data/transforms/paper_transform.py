@@ -26,10 +26,10 @@ class PaperTransform(BaseTransform):
 
     def __init__(self, eps: float = 1e-6, standardize: bool = False,
                  max_missing_fraction: float = 0.1, impute_all_missing: bool = False):
-        super().__init__(max_missing_fraction=max_missing_fraction,
-                         impute_all_missing=impute_all_missing)
         self.eps = eps
         self.standardize = standardize
+        self.max_missing_fraction = max_missing_fraction
+        self.impute_all_missing = impute_all_missing
 
     def _log_ratio(self, x: np.ndarray, table) -> np.ndarray:
         if not self.eps > 0:

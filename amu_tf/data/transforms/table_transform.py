@@ -20,6 +20,30 @@ class TableTransform(TransformerMixin, BaseEstimator):
 
     per_sample = False  # a new cohort is standardised with its own statistics
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a gene a cohort lacks is NaN there
+        tags.transformer_tags.preserves_dtype = ["float32"]  # the output is always float32
+        return tags
+
+    def _check_table(self, table) -> None:
+        """Refuse anything but a DataFrame: the genes are found by column name. Another input
+        is first put through scikit-learn's ``check_array``, so sparse, complex or empty data
+        get scikit-learn's message."""
+        import pandas as pd
+
+        if not isinstance(table, pd.DataFrame):
+            from sklearn.utils import check_array
+
+            from amu_tf.errors import InputDataError
+
+            try:
+                check_array(table, ensure_all_finite=False)
+            except (TypeError, ValueError) as exc:
+                raise InputDataError(f"{type(self).__name__}: {exc}") from None
+            raise InputDataError(f"{type(self).__name__} reads named gene columns of a cohort "
+                                 f"table (a pandas DataFrame), not {type(table).__name__}")
+
     def save(self, directory):
         import joblib
 

@@ -16,17 +16,19 @@ class VariableGenesTransform(GeneSetTransform):
     genome-wide table with the largest within-cohort variance of log2 expression (the mean
     over the training cohorts of each gene's variance inside a cohort, so a batch offset
     between cohorts does not count as variance), among the genes every training cohort has;
-    then z-scores them within cohort as :class:`GeneSetTransform`. No label is used."""
+    then z-scores them within cohort as :class:`GeneSetTransform`. No label is used; the
+    chosen genes are ``genes_``."""
 
     def __init__(self, n=1000, min_gene_fraction=1.0):
         self.n = n
-        super().__init__(genes=(), min_gene_fraction=min_gene_fraction)
+        self.min_gene_fraction = min_gene_fraction
 
     @property
     def name(self):
         return f"variable_genes[{self.n}]"
 
-    def fit(self, table, y=None):
+    def _genes_to_fit(self, table) -> list:
+        """The ``n`` genes of largest mean within-cohort variance in ``table``."""
         from amu_tf.biomarkers.biomarker_score import cohort_keys
         from amu_tf.data.cohort_table import all_gene_columns
 
@@ -47,5 +49,4 @@ class VariableGenesTransform(GeneSetTransform):
                 "are measured in every training cohort (ingest keeps every gene: is the "
                 "table genome-wide?)")
         order = np.argsort(-score, kind="mergesort")[: self.n]
-        self.genes = tuple(genes[i] for i in sorted(order))
-        return super().fit(table, y)
+        return [genes[i] for i in sorted(order)]

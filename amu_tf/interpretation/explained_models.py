@@ -1,0 +1,132 @@
+"""The models of an interpretation, loaded once, with their input, scores and predictions on
+the explained rows.
+
+    bundle = ModelBundle.load("runs/x/model_amu")
+    m = explained_model("amu:small", bundle, table, rows)
+    m.kind, m.X, m.scores, m.predicted, m.gene_embedding
+
+What a model is comes from what it declares: ``model_info.json``'s ``kind`` (``keras`` for a
+zoo model, ``biomarker``, ``recipe``, ``searched`` / ``sklearn`` for the searched baselines),
+falling back to the estimator's class (:func:`amu_tf.training.estimator_kind`) for a bundle
+whose ``model_info.json`` does not say; the gene embedding is that of an AMU Keras model
+(:attr:`amu_tf.models.amu_model.AMUModel.gene_embeddings`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from amu_tf.errors import InputDataError
+from amu_tf.interpretation.explained_rows import ExplainedRows
+
+if TYPE_CHECKING:  # amu_tf.training imports Keras: loaded when a model is
+    from amu_tf.training.model_bundle import ModelBundle
+
+
+def model_kind(bundle: ModelBundle) -> str:
+    """``keras``, ``biomarker``, ``recipe`` or the baselines' kind, as ``model_info.json``
+    records it (else as the estimator's class says)."""
+    info = bundle.model_info
+    return str(info.kind if info is not None and info.kind else bundle.kind)
+
+
+def gene_embedding(bundle: ModelBundle) -> np.ndarray | None:
+    """The ``n_genes x d`` gene embedding of an AMU (or AMU-FT) Keras model, else None (other
+    zoo models, the baselines, biomarkers and recipes have none)."""
+    if model_kind(bundle) != "keras":
+        return None
+    from amu_tf.models.amu_model import AMUModel
+
+    model = bundle.keras_model
+    return model.gene_embeddings if isinstance(model, AMUModel) else None
+
+
+def as_bundle(model, name: str = "model") -> ModelBundle:
+    """A :class:`ModelBundle` as it is, or one made from an in-memory ``(estimator, transform,
+    info)`` triple: ``transform`` None means the table's panel-gene columns are the input;
+    ``info`` holds ``model_info.json`` entries (``training_cohorts``, ``threshold`` unless the
+    estimator has ``threshold_``); ``kind`` and ``model`` default to what the estimator's
+    class says and ``name``.
+
+    A bare Keras model (logits) in the triple is wrapped in a
+    :class:`~amu_tf.training.zoo_classifier.ZooClassifier` with the threshold of ``info``,
+    the wrapping :class:`ModelBundle` gives a Model artifact holding only ``model.keras``
+    (``ModelBundle`` does it while reading that file, so it is repeated here for a model in
+    memory)."""
+    from amu_tf.training import estimator_kind
+    from amu_tf.training.model_bundle import ModelBundle
+    from amu_tf.training.model_info import ModelInfo
+
+    if isinstance(model, ModelBundle):
+        return model
+    estimator, transform, info = model
+    threshold = getattr(estimator, "threshold_", None)
+    estimator = _zoo_of(estimator, info)
+    info = ModelInfo.from_json({"model": name, "kind": estimator_kind(estimator),
+                                **({"threshold": threshold} if threshold is not None else {}),
+                                **info}, where=f"the info of model {name}")
+    if estimator is not model[0]:
+        estimator.threshold_ = info.threshold
+        estimator.threshold_method_ = info.threshold_method
+    return ModelBundle(estimator, transform, info)
+
+
+def _zoo_of(estimator, info: dict):
+    """A bare Keras model wrapped in a ZooClassifier (threshold set by the caller); any other
+    estimator as it is."""
+    import keras
+
+    if not isinstance(estimator, keras.Model):
+        return estimator
+    from amu_tf.training.zoo_classifier import ZooClassifier
+
+    zoo = ZooClassifier(model=str(info.get("model", "amu:small")),
+                        seed=int(info.get("seed", 0) or 0))
+    zoo.model_ = estimator
+    zoo.classes_ = np.array([0, 1])
+    zoo.n_features_in_ = int(estimator.inputs[0].shape[-1])
+    return zoo
+
+
+@dataclass
+class ExplainedModel:
+    """One model of an interpretation and what it gives on the table.
+
+    ``X`` is the model's input for every row of the table (the fitted transform's output);
+    ``scores`` (P(responder)) and ``predicted`` (0/1 at the frozen threshold) are on the
+    explained rows.
+    """
+
+    name: str
+    bundle: ModelBundle
+    kind: str
+    X: np.ndarray
+    scores: np.ndarray
+    predicted: np.ndarray
+
+    @property
+    def estimator(self):
+        return self.bundle.estimator
+
+    @property
+    def gene_embedding(self) -> np.ndarray | None:
+        return gene_embedding(self.bundle)
+
+
+def explained_model(name: str, bundle: ModelBundle, table, rows: ExplainedRows,
+                    genes: list) -> ExplainedModel:
+    """The model's input, scores and predictions for ``table``; raises
+    :class:`InputDataError` when its input is not one column per panel gene (SHAP here
+    attributes to panel genes)."""
+    kind = model_kind(bundle)
+    X = bundle.features(table)
+    if X.shape[1] != len(genes):
+        reads = {"biomarker": " (a biomarker reads its own score)",
+                 "recipe": " (a recipe reads its own input)"}.get(kind, "")
+        raise InputDataError(f"model {name}: input has {X.shape[1]} columns, expected "
+                             f"{len(genes)}{reads}")
+    p = np.asarray(bundle.estimator.predict_proba(X[rows.explain]))[:, 1]
+    return ExplainedModel(name, bundle, kind, X, p, (p >= bundle.threshold).astype(int))

@@ -1,0 +1,57 @@
+"""Report: a ModelEvaluation (+ its AuditReport and an Interpretation) -> a Report artifact
+holding the run's ``report.md``.
+
+    art = run_report("runs/x/evaluate", "runs/x/report", interpretation_uri="runs/x/interpret")
+
+The report is rendered from the artifacts' files only (:mod:`amu_tf.evaluation.report`), so
+``amu report RUN_DIR`` renders the same report from a finished run folder. Figures stay in
+the artifacts that made them; the report links to them by relative path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.evaluation.report import write_report
+
+REPORT_FILE = "report.md"
+
+
+def recorded_audit(evaluation: Artifact) -> str | None:
+    """The AuditReport the evaluation recorded among its inputs, when it is still there."""
+    for ref in evaluation.inputs:
+        if ref.get("type") == "AuditReport" and Path(ref.get("uri", "")).is_dir():
+            return ref["uri"]
+    return None
+
+
+def run_report(evaluation_uri, output_uri, *, audit_uri=None,
+               interpretation_uri=None) -> Artifact:
+    """Render the report of ``evaluation_uri`` (audit: ``audit_uri``, else the one the
+    evaluation recorded; interpretation: ``interpretation_uri``, optional) into a Report
+    artifact at ``output_uri``."""
+    from components.audit import audit_summary
+
+    evaluation = Artifact.load(evaluation_uri, expected_type="ModelEvaluation")
+    inputs = [evaluation]
+    audit_uri = audit_uri or recorded_audit(evaluation)
+    audit = None
+    if audit_uri is not None:
+        inputs.append(Artifact.load(audit_uri, expected_type="AuditReport"))
+        audit = audit_summary(audit_uri)
+    sections = []
+    final = Path(os.path.abspath(output_uri))
+    if interpretation_uri is not None:
+        from components.interpret import report_section
+
+        inputs.append(Artifact.load(interpretation_uri, expected_type="Interpretation"))
+        sections.append(report_section(interpretation_uri, relative_to=final))
+    with ArtifactWriter(output_uri, "Report", inputs=inputs) as w:
+        write_report(w.path / REPORT_FILE, evaluation.path, audit=audit,
+                     extra_sections=sections, link_base=(final, evaluation.path))
+        w.properties = {"report": str(Path(output_uri) / REPORT_FILE),
+                        "blessed": evaluation.properties.get("blessed", []),
+                        "interpretation": interpretation_uri is not None}
+    return w.artifact

@@ -1,0 +1,21 @@
+"""`amu report RUN_DIR`: render the run's report.md again from its artifacts (evaluation,
+audit, interpretation) into RUN_DIR/report/; prints its path."""
+
+import click
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+def command(run_dir):
+    """Render RUN_DIR/report/report.md from the run folder's evaluate, audit and interpret
+    artifacts (as `amu run`'s report step does)."""
+    from components.report import REPORT_FILE, run_report
+    from pipelines.option_checks import warn_if_stale
+    from pipelines.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
+    evaluation = run.require("evaluate")
+    warn_if_stale(evaluation)
+    art = run_report(evaluation, run.path / "report", audit_uri=run.step("audit"),
+                     interpretation_uri=run.step("interpret"))
+    click.echo(art.path / REPORT_FILE)
