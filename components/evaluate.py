@@ -38,11 +38,10 @@ from amu_tf.evaluation.blessing import bless
 from amu_tf.evaluation.figures import plot_curves
 from amu_tf.evaluation.protocols import PROTOCOLS, run_protocol
 from amu_tf.evaluation.report import (BLESSING_JSON, COMPARISON_CSV, EVALUATION_JSON,
-                                      data_summary, write_report)
+                                      REPORT_FILE, data_summary, write_report)
 from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
 from amu_tf.evaluation.tables import write_tables
 
-REPORT_FILE = "report.md"
 
 
 def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("cv", "loco"), *,

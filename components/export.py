@@ -160,6 +160,26 @@ def honest_metrics(evaluation: Artifact, model: str) -> dict:
     }
 
 
+def check_evaluated_this_model(model_art: Artifact, evaluation: Artifact, force: bool) -> None:
+    """Refuse an evaluation that did not evaluate this model's recipe (unless ``force``): one
+    made on another cohort table, or one that recorded the run's Model artifacts without this
+    one (the model was trained again since)."""
+    def hashes(art, type_):
+        return {r.get("content_hash") for r in art.inputs if r.get("type") == type_}
+
+    why = None
+    tables = hashes(model_art, "CohortTable"), hashes(evaluation, "CohortTable")
+    if all(tables) and not tables[0] & tables[1]:
+        why = "it was made on another cohort table than the model was trained on"
+    models = hashes(evaluation, "Model")
+    if why is None and models and model_art.content_hash not in models:
+        why = "it does not record this Model artifact (trained again since?)"
+    if why and not force:
+        raise NotBlessedError(f"the evaluation {evaluation.uri} does not vouch for "
+                              f"{model_art.uri}: {why}. Evaluate the model again, or pass "
+                              "--force to export it anyway (its metadata will say so)")
+
+
 class NotBlessedError(ArtifactError):
     """The evaluation did not bless the model and ``force`` was not given."""
 
@@ -190,6 +210,7 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     evaluation, metrics = None, dict(NO_EVALUATION)
     if evaluation_uri is not None:
         evaluation = Artifact.load(evaluation_uri, expected_type="ModelEvaluation")
+        check_evaluated_this_model(model_art, evaluation, force)
         metrics = honest_metrics(evaluation, info.model)
         check_blessed(metrics, info.model, force)
         metrics["forced"] = bool(force and metrics["blessed"] is False)

@@ -13,17 +13,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from amu_tf.artifacts import Artifact, ArtifactWriter
-from amu_tf.evaluation.report import write_report
-
-REPORT_FILE = "report.md"
+from amu_tf.artifacts import METADATA_FILE, Artifact, ArtifactWriter
+from amu_tf.evaluation.report import REPORT_FILE, write_report
 
 
-def recorded_audit(evaluation: Artifact) -> str | None:
-    """The AuditReport the evaluation recorded among its inputs, when it is still there."""
+def recorded_audit(evaluation: Artifact) -> Path | None:
+    """The AuditReport the evaluation recorded among its inputs: at its recorded path, else
+    beside the evaluation in the same run folder (the recorded path may be relative to
+    another working folder). None when it recorded none."""
     for ref in evaluation.inputs:
-        if ref.get("type") == "AuditReport" and Path(ref.get("uri", "")).is_dir():
-            return ref["uri"]
+        if ref.get("type") != "AuditReport":
+            continue
+        recorded = Path(ref.get("uri", ""))
+        for candidate in (recorded, evaluation.path.parent / recorded.name):
+            if (candidate / METADATA_FILE).is_file():
+                return candidate
+        from amu_tf.errors import ArtifactError
+
+        raise ArtifactError(f"the evaluation {evaluation.uri} records the AuditReport "
+                            f"{recorded}, which is not there any more; give it (--audit)")
     return None
 
 

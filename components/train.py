@@ -231,7 +231,7 @@ def load_transform_graph(uri, train: pd.DataFrame, name: str):
     if fitted != get_transform(name).name:
         raise InputDataError(f"the TransformGraph {uri} holds {fitted!r}, not the {name!r} "
                              "transform asked for")
-    fit_ids = (art.path / FIT_SAMPLES_FILE).read_text().split()
+    fit_ids = (art.path / FIT_SAMPLES_FILE).read_text().splitlines()
     if fit_ids != train["sample"].astype(str).tolist():
         raise InputDataError(f"the TransformGraph {uri} was fitted on other rows than the "
                              f"{len(train)} training rows; fit it on them (amu run does) or "

@@ -12,9 +12,11 @@ transformed values for every row of the input table, for inspection). ``artifact
 records the input table's hash, the parameters and, in ``properties``, the rows fitted on and
 what was imputed.
 
-Only the rows named as training rows are used to fit (no labels are ever used). When neither
-``train_samples`` nor ``train_cohorts`` is given the transform is fitted on every row of the
-table; ``properties["fit_on_all_rows"]`` then says so, because a model must not be scored on
+Only the rows named as training rows are used to fit (no labels are ever used; with
+``labeled_only`` only whether a row has one, as `amu run` fits it on the rows its final
+models are trained on). When neither ``train_samples`` nor ``train_cohorts`` is given the
+transform is fitted on every (labeled) row of the table; ``properties["fit_on_all_rows"]``
+then says so, because a model must not be scored on
 rows its transform was fitted on (for ``reference_z``/``paper --standardize``; ``rank`` and
 ``cohort_z`` on unseen cohorts do not learn from those rows beyond imputation means).
 """
@@ -117,7 +119,8 @@ def format_summary(art: Artifact) -> str:
     line = (f"{p['transform']} ({'per sample' if p['per_sample'] else 'needs a cohort'}): "
             f"fitted on {p['n_fit_rows']} rows of {', '.join(p['fit_cohorts']) or 'the table'}")
     if p["fit_on_all_rows"]:
-        line += " (all rows: do not score a model on rows this transform was fitted on)"
+        line += (f" ({'all labeled' if p.get('labeled_only') else 'all'} rows: do not score a "
+                 "model on rows this transform was fitted on)")
     imp = p.get("table_imputation") or p["fit_imputation"]
     if imp and imp["n_cells"]:
         genes = ", ".join(f"{g} {n}" for g, n in list(imp["per_gene"].items())[:8])

@@ -81,7 +81,7 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
     if audit_uri is None:  # audited now, as an artifact of its own beside the evaluation
         from components.audit import run_audit
 
-        audit_uri = Path(str(Path(out)) + "_audit")
+        audit_uri = Path(out).resolve().with_name(Path(out).resolve().name + "_audit")
         _, audit_result = run_audit(paper_table or table, audit_uri)
         if audit_result.has_leak:
             click.echo(f"warning: the leakage audit finds {len(audit_result.leaks)} leak(s) "

@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 
-def _run_folder_of(model_uri):
-    """The run folder a Model artifact sits in (``RUN/train/<model>``), or None."""
-    from pipelines.run_config import RUN_CONFIG_FILE
+def _run_evaluation_of(model_uri):
+    """The evaluation of the run a Model artifact sits in (``RUN/train/<model>`` ->
+    ``RUN/evaluate``), or None."""
+    from amu_tf.artifacts import METADATA_FILE
 
-    run = Path(model_uri).resolve().parent.parent
-    return run if (run / RUN_CONFIG_FILE).is_file() else None
+    evaluation = Path(model_uri).resolve().parent.parent / "evaluate"
+    return evaluation if (evaluation / METADATA_FILE).is_file() else None
 
 
 @click.command("export")
@@ -73,12 +74,10 @@ def command(run_dir, model_uri, evaluation_uri, force, name, base_dir, compiled_
             raise SpecError(f"nothing was exported from {run_dir} (see above)")
         return
     warn_if_stale(model_uri)
-    run = _run_folder_of(model_uri)
-    if evaluation_uri is None and run is not None:
-        found = RunFolder(run).step("evaluate")
-        if found is not None:
-            evaluation_uri = found
-            click.echo(f"using the run's evaluation {found}", err=True)
+    if evaluation_uri is None:
+        evaluation_uri = _run_evaluation_of(model_uri)
+        if evaluation_uri is not None:
+            click.echo(f"using the run's evaluation {evaluation_uri}", err=True)
     with click.progressbar(length=1, label="exporting SavedModel",
                            file=click.get_text_stream("stderr")) as bar:
         art = run_export(model_uri, base_dir=base_dir or "saved_models", name=name,
@@ -86,6 +85,7 @@ def command(run_dir, model_uri, evaluation_uri, force, name, base_dir, compiled_
                          compiled_attention=compiled_attention)
         bar.update(1)
     if art.properties.get("blessed") is None:
-        click.echo("note: exported without an evaluation; its metadata has no honest metrics",
+        click.echo("warning: exported without an evaluation (no --evaluation, no run "
+                   "folder): no honest metrics and no blessing check; its metadata says so",
                    err=True)
     click.echo(art.properties["path"])

@@ -24,7 +24,7 @@ import click
 
 from amu_tf.artifacts import safe_name
 from pipelines.strategy_option import strategy_option
-from pipelines.defaults import keras_params, split_list
+from pipelines.defaults import keras_params
 from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
 from pipelines.run_folder import RECOMMENDED, RUN_RECORD, export_run, zoo_models
 
@@ -252,11 +252,16 @@ def check_run_inputs(c: RunConfig) -> None:
     from pipelines.option_checks import (check_counts, check_models, check_protocols,
                                          check_transform)
 
+    from amu_tf.training.distribution_strategy import STRATEGY_NAMES
+
     check_models(c.models, c.interpret_models)
     check_protocols(c.protocols)
     check_transform(c.transform, c.models, allow_gene_choice=False)
     check_counts(folds=c.folds, repeats=c.repeats, n_boot=c.n_boot, epochs=c.epochs,
-                 patience=c.patience)
+                 patience=c.patience, n_explain=c.n_explain, n_background=c.n_background,
+                 n_perm=c.n_perm, n_jobs=c.n_jobs, n_per_cohort=c.n_per_cohort)
+    if c.strategy not in STRATEGY_NAMES:
+        raise SpecError(f"--strategy {c.strategy!r}: choose from {', '.join(STRATEGY_NAMES)}")
     for path in (c.string, c.gmt):
         if path is not None and not Path(path).is_file():
             raise SpecError(f"{path} does not exist")
@@ -302,22 +307,14 @@ def run_pipeline(ctx: RunContext, steps=None) -> RunContext:
     return ctx
 
 
-#: options whose click value is a comma-separated string and a list in the RunConfig
-_LIST_OPTIONS = ("models", "protocols", "train_cohorts", "test_cohorts", "interpret_models")
-
-
 def _given_options(click_ctx, params: dict) -> dict:
     """The options given on the command line (not left at their click default), as
-    RunConfig fields."""
+    RunConfig fields (a comma-separated list stays a string: RunConfig splits it)."""
     from click.core import ParameterSource
 
-    given = {}
-    for name, value in params.items():
-        source = click_ctx.get_parameter_source(name)
-        if source not in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
-            continue
-        given[name] = split_list(value) if name in _LIST_OPTIONS and value is not None else value
-    return given
+    return {name: value for name, value in params.items()
+            if click_ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE,
+                                                        ParameterSource.ENVIRONMENT)}
 
 
 _D = RunConfig()
@@ -355,10 +352,11 @@ _D = RunConfig()
               help="Early-stopping patience.")
 @click.option("--n-jobs", default=_D.n_jobs, show_default=True,
               help="Parallel jobs of the rf/xgboost/adaboost hyper-parameter searches.")
-@click.option("--allow-leaks", is_flag=True, help="Continue when the leakage audit finds a leak.")
+@click.option("--allow-leaks/--no-allow-leaks", default=False,
+              help="Continue when the leakage audit finds a leak.")
 @click.option("--signal/--no-signal", default=True, show_default=True,
               help="Synthetic default: plant the response signal or not.")
-@click.option("--quick", is_flag=True,
+@click.option("--quick/--no-quick", default=False,
               help="Smoke run: small synthetic cohorts, amu:tiny + logreg, few epochs, 3 folds.")
 @click.option("--interpret-models", default=None,
               help="Comma-separated models to interpret [the first zoo model, plus xgboost and "

@@ -68,20 +68,23 @@ class RunConfig:
     n_perm: int = 1000
     export_dir: str = "saved_models"
     export_name: str | None = None
-    strategy: str = "default"
+    strategy: str = "auto"  # tf.distribute for the zoo models (see strategy_option)
     quick: bool = False
 
     # ------------------------------------------------------------------ reading
     @classmethod
     def build(cls, config_file=None, **explicit) -> "RunConfig":
-        """Defaults <- QUICK (when quick) <- ``config_file`` <- ``explicit`` (the options given
-        on the command line), checked and resolved."""
-        values = read_toml(config_file) if config_file else {}
-        values.update({k: v for k, v in explicit.items()})
+        """Defaults <- QUICK (when the file asks for it) <- ``config_file`` <- QUICK (when the
+        command line asks for it) <- ``explicit`` (the options given on the command line),
+        checked and resolved."""
+        from_file = read_toml(config_file) if config_file else {}
         merged = asdict(cls())
-        if values.get("quick", False):
+        if from_file.get("quick") is True and "quick" not in explicit:
             merged.update(QUICK)
-        merged.update(values)
+        merged.update(from_file)
+        if explicit.get("quick") is True:
+            merged.update(QUICK)
+        merged.update(explicit)
         return cls(**{k: _coerce(k, v, config_file) for k, v in merged.items()}).resolved()
 
     @classmethod

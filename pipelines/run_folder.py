@@ -4,7 +4,6 @@ artifact, so `amu report RUN_DIR` and `amu export RUN_DIR` work on the folder al
     run = RunFolder("runs/default")
     run.config.models                    # the resolved RunConfig
     run.step("evaluate")                 # runs/default/evaluate (None when the step did not run)
-    run.model_uri("amu:small")           # runs/default/train/amu_small
     run.export(force=False)              # what `amu run` exports, from the folder alone
 """
 
@@ -97,9 +96,6 @@ class RunFolder:
             raise SpecError(f"{self.path} has no {name} artifact (the run did not get that "
                             "far, or the step was not run)")
         return p
-
-    def model_uri(self, model: str) -> Path:
-        return self.path / "train" / safe_name(model)
 
     def export(self, say=None, force=False, export_dir=None) -> dict:
         """Export what the run exported (its evaluation's metrics and blessing included)."""

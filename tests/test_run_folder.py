@@ -44,6 +44,18 @@ def test_config_precedence_defaults_quick_file_then_command_line(tmp_path):
     assert "tide" in RunConfig.build(cohorts=["a.toml"]).models
 
 
+def test_quick_on_the_command_line_wins_over_the_file_and_flags_turn_off(tmp_path):
+    f = tmp_path / "run.toml"
+    f.write_text("folds = 4\nepochs = 30\nallow_leaks = true\nquick = true\n")
+    cfg = RunConfig.build(f, quick=True, epochs=2)  # `--quick --epochs 2 --config f`
+    assert (cfg.folds, cfg.epochs, cfg.n_boot) == (QUICK["folds"], 2, QUICK["n_boot"])
+    from_file = RunConfig.build(f)  # the file's own values win over its quick preset
+    assert (from_file.folds, from_file.epochs) == (4, 30) and from_file.allow_leaks
+    off = RunConfig.build(f, quick=False, allow_leaks=False)  # --no-quick --no-allow-leaks
+    assert (off.folds, off.n_boot, off.allow_leaks) == (4, 1000, False)
+    assert RunConfig().strategy == "auto"  # what --strategy defaults to
+
+
 def test_config_round_trips_through_its_toml(tmp_path):
     cfg = RunConfig.build(quick=True, models=["logreg"], gmt="sets with \"quotes\".gmt",
                           train_cohorts=["A"], seed=3)
@@ -51,17 +63,20 @@ def test_config_round_trips_through_its_toml(tmp_path):
     assert RunConfig.from_toml(path) == cfg
 
 
-@pytest.mark.parametrize("text, message", [
-    ("folds = 'five'\n", "folds must be an integer"),
-    ("allow_leaks = 1\n", "allow_leaks must be true or false"),
-    ("modles = ['logreg']\n", "unknown option 'modles'"),
-    ("folds = \n", "not a TOML file"),
+@pytest.mark.parametrize("text, message, parse_error", [
+    ("folds = 'five'\n", "folds must be an integer", True),
+    ("allow_leaks = 1\n", "allow_leaks must be true or false", True),
+    ("modles = ['logreg']\n", "unknown option 'modles'", True),
+    ("folds = \n", "not a TOML file", True),
+    ("strategy = 'bogus'\n", "--strategy 'bogus'", False),  # values: checked before work
+    ("n_explain = 0\n", "--n-explain must be an integer >= 1", False),
 ])
-def test_a_bad_config_file_is_one_line(tmp_path, text, message):
+def test_a_bad_config_file_is_one_line(tmp_path, text, message, parse_error):
     f = tmp_path / "bad.toml"
     f.write_text(text)
-    with pytest.raises(SpecError, match=message):
-        RunConfig.build(f)
+    if parse_error:
+        with pytest.raises(SpecError, match=message):
+            RunConfig.build(f)
     res = _amu(["run", "--config", f, "--out", tmp_path / "run"])
     assert res.exit_code == 2 and message in res.output and not (tmp_path / "run").exists()
 
@@ -118,6 +133,20 @@ def test_export_takes_the_evaluation_and_refuses_an_unblessed_model(run_dir, tmp
     assert auc["ci95"][0] == pytest.approx(blessing["cd8a"]["auc_ci_low"]["cv"], abs=1e-4)
     pushed = json.loads((tmp_path / "cd8a" / "1" / "artifact.json").read_text())
     assert [i["type"] for i in pushed["inputs"]] == ["Model", "ModelEvaluation"]
+
+
+def test_export_refuses_an_evaluation_that_did_not_evaluate_this_model(run_dir, tmp_path):
+    import shutil
+
+    from components.train import run_train
+
+    run = tmp_path / "run"  # a copy of the run whose logreg is trained again (other seed)
+    shutil.copytree(run_dir, run)
+    shutil.rmtree(run / "train" / "logreg")
+    run_train(run_dir / "ingest", run / "train" / "logreg", model="logreg", seed=7)
+    res = _amu(["export", "--model", run / "train" / "logreg", "--base-dir", tmp_path / "sm"])
+    assert res.exit_code == 2 and "does not vouch for" in res.output
+    assert "trained again" in res.output and not (tmp_path / "sm").exists()
 
 
 def test_a_model_exported_without_an_evaluation_says_so(run_dir, tmp_path):

@@ -51,6 +51,7 @@ class BiomarkerTransform(TableTransform):
         return genes, gene_values(table, genes)
 
     def fit(self, table, y=None):
+        self._check_table(table)
         kind = self._kind()
         cohorts = cohort_keys(table)
         genes, values = self._values(table)
@@ -66,6 +67,7 @@ class BiomarkerTransform(TableTransform):
         return self
 
     def transform(self, table):
+        self._check_table(table)
         kind = self._kind()
         cohorts = cohort_keys(table)
         genes, values = self._values(table)

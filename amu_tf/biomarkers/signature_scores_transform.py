@@ -29,6 +29,7 @@ class SignatureScoresTransform(TableTransform):
         return "signature_scores"
 
     def fit(self, table, y=None):
+        self._check_table(table)
         self.transforms_ = [BiomarkerTransform(b).fit(table) for b in self.biomarkers]
         self.genes_ = sorted({g for t in self.transforms_ for g in t.genes_})
         self.missing_genes_ = {b: t.missing_genes_ for b, t in zip(self.biomarkers,
@@ -44,6 +45,7 @@ class SignatureScoresTransform(TableTransform):
         return np.hstack([t.transform(table) for t in self.transforms_]).astype(np.float64)
 
     def transform(self, table):
+        self._check_table(table)
         scores = self._scores(table)
         if self.statistics_ is not None:
             scores = self.statistics_.standardise(scores, cohort_keys(table))

@@ -89,7 +89,9 @@ class IdentityTransform:
 
 def resolve_transform(spec):
     """A fresh, unfitted transform: a name (``get_transform``), ``None``/"none" (identity),
-    a transform object (deep-copied), or a zero-argument factory."""
+    a transform object (``sklearn.clone``: its parameters, none of its fitted state; an
+    object that is not a scikit-learn estimator is deep-copied), or a zero-argument
+    factory."""
     if spec is None or spec == "none":
         return IdentityTransform()
     if isinstance(spec, str):
@@ -98,7 +100,7 @@ def resolve_transform(spec):
         return get_transform(spec)
     if callable(spec) and not hasattr(spec, "fit"):
         return spec()
-    return copy.deepcopy(spec)
+    return _fresh(spec)
 
 
 def _make_estimator(spec, seed, params):
@@ -108,12 +110,15 @@ def _make_estimator(spec, seed, params):
         return make_estimator(spec, seed=seed, **params)
     if callable(spec) and not hasattr(spec, "fit"):
         return spec(seed)
-    try:
-        from sklearn.base import clone
+    return _fresh(spec)
 
-        return clone(spec)
-    except Exception:  # noqa: BLE001 - not a scikit-learn estimator
-        return copy.deepcopy(spec)
+
+def _fresh(obj):
+    """An unfitted copy: ``sklearn.clone`` for scikit-learn estimators and amu-tf's
+    transforms, a deep copy of anything else."""
+    from sklearn.base import BaseEstimator, clone
+
+    return clone(obj) if isinstance(obj, BaseEstimator) else copy.deepcopy(obj)
 
 
 class FoldInputs:

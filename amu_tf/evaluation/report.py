@@ -24,6 +24,7 @@ from amu_tf.evaluation.biomarker_comparison import comparison_markdown
 from amu_tf.evaluation.blessing import AUC_LOWER_BOUND
 from amu_tf.evaluation.tables import to_markdown
 
+REPORT_FILE = "report.md"
 EVALUATION_JSON = "evaluation.json"
 BLESSING_JSON = "blessing.json"
 COMPARISON_CSV = "biomarker_comparison.csv"

@@ -53,9 +53,7 @@ def as_bundle(model, name: str = "model") -> ModelBundle:
 
     A bare Keras model (logits) in the triple is wrapped in a
     :class:`~amu_tf.training.zoo_classifier.ZooClassifier` with the threshold of ``info``,
-    the wrapping :class:`ModelBundle` gives a Model artifact holding only ``model.keras``
-    (``ModelBundle`` does it while reading that file, so it is repeated here for a model in
-    memory)."""
+    as :class:`ModelBundle` does for a Model artifact holding only ``model.keras``."""
     from amu_tf.training import estimator_kind
     from amu_tf.training.model_bundle import ModelBundle
     from amu_tf.training.model_info import ModelInfo
@@ -64,31 +62,16 @@ def as_bundle(model, name: str = "model") -> ModelBundle:
         return model
     estimator, transform, info = model
     threshold = getattr(estimator, "threshold_", None)
-    estimator = _zoo_of(estimator, info)
-    info = ModelInfo.from_json({"model": name, "kind": estimator_kind(estimator),
-                                **({"threshold": threshold} if threshold is not None else {}),
-                                **info}, where=f"the info of model {name}")
-    if estimator is not model[0]:
-        estimator.threshold_ = info.threshold
-        estimator.threshold_method_ = info.threshold_method
-    return ModelBundle(estimator, transform, info)
-
-
-def _zoo_of(estimator, info: dict):
-    """A bare Keras model wrapped in a ZooClassifier (threshold set by the caller); any other
-    estimator as it is."""
     import keras
 
-    if not isinstance(estimator, keras.Model):
-        return estimator
-    from amu_tf.training.zoo_classifier import ZooClassifier
-
-    zoo = ZooClassifier(model=str(info.get("model", "amu:small")),
-                        seed=int(info.get("seed", 0) or 0))
-    zoo.model_ = estimator
-    zoo.classes_ = np.array([0, 1])
-    zoo.n_features_in_ = int(estimator.inputs[0].shape[-1])
-    return zoo
+    bare = isinstance(estimator, keras.Model)
+    info = ModelInfo.from_json({"model": name,
+                                "kind": "keras" if bare else estimator_kind(estimator),
+                                **({"threshold": threshold} if threshold is not None else {}),
+                                **info}, where=f"the info of model {name}")
+    if bare:
+        estimator = ModelBundle.zoo_from_keras(estimator, info)
+    return ModelBundle(estimator, transform, info)
 
 
 @dataclass

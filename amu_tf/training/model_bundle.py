@@ -141,10 +141,17 @@ class ModelBundle:
         import keras
 
         import amu_tf.models  # noqa: F401  (registers the zoo classes)
+
+        return ModelBundle.zoo_from_keras(keras.saving.load_model(path, compile=False), info)
+
+    @staticmethod
+    def zoo_from_keras(keras_model, info: ModelInfo):
+        """A Keras model (logits) as a fitted ZooClassifier at ``info``'s frozen threshold
+        (a Model artifact holding only ``model.keras``, or a model in memory)."""
         from amu_tf.training.zoo_classifier import ZooClassifier
 
         est = ZooClassifier(model=info.model, seed=int(info.seed or 0))
-        est.model_ = keras.saving.load_model(path, compile=False)
+        est.model_ = keras_model
         est.classes_ = np.array([0, 1])
         est.n_features_in_ = int(est.model_.inputs[0].shape[-1])
         est.threshold_ = info.threshold
