@@ -47,9 +47,10 @@ MODEL_FILE = "model.keras"
 def resolve_strategy(strategy):
     """A ``tf.distribute.Strategy`` from a name or an instance.
 
-    ``"default"``/None: the current (default) strategy; ``"mirrored"``: MirroredStrategy
-    over the visible devices. Other names go to ``amu_tf.training.distribution_strategy.get_strategy``
-    when that module exists (the hook for the distributed-training work).
+    ``"default"``/None: the current (default) strategy; the other names (``auto``,
+    ``mirrored``, ``multiworker``) go to
+    :func:`amu_tf.training.distribution_strategy.get_strategy` (an unknown name is a
+    ``SpecError``, a ``ValueError``).
     """
     import tensorflow as tf
 
@@ -57,15 +58,9 @@ def resolve_strategy(strategy):
         return strategy
     if strategy in (None, "default"):
         return tf.distribute.get_strategy()
-    try:
-        from amu_tf.training.distribution_strategy import get_strategy  # optional hook
-    except ImportError:
-        get_strategy = None
-    if get_strategy is not None:
-        return get_strategy(strategy)
-    if strategy == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    raise ValueError(f"unknown strategy {strategy!r}; use 'default', 'mirrored' or an instance")
+    from amu_tf.training.distribution_strategy import get_strategy
+
+    return get_strategy(strategy)
 
 
 def _pad_rows(X, y, multiple: int, class_weight=None):
