@@ -57,6 +57,12 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
     inputs too. Returns ``(artifact, [ProtocolResult], blessing)``.
     """
     df, table_art = load_cohort_table(table)
+    audit_art = audit = None  # checked before any fit
+    if audit_uri is not None:
+        from components.audit import audit_summary
+
+        audit_art = Artifact.load(audit_uri, expected_type="AuditReport")
+        audit = audit_summary(audit_uri)
     protocols = list(protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
@@ -80,13 +86,8 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                   "paper_repeats": paper_repeats, "n_boot": n_boot,
                   "train_cohorts": train_cohorts, "test_cohorts": test_cohorts,
                   "estimator_params": estimator_params or {}}
-    inputs = ([table_art] if table_art is not None else []) + list(input_artifacts)
-    audit = None
-    if audit_uri is not None:
-        from components.audit import audit_summary
-
-        inputs.insert(1, Artifact.load(audit_uri, expected_type="AuditReport"))
-        audit = audit_summary(audit_uri)
+    inputs = ([table_art] if table_art is not None else []) + \
+        ([audit_art] if audit_art is not None else []) + list(input_artifacts)
     with ArtifactWriter(output_uri, "ModelEvaluation", inputs=inputs,
                         parameters=parameters) as w:
         out = Path(w.path)

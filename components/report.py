@@ -18,20 +18,23 @@ from amu_tf.evaluation.report import REPORT_FILE, write_report
 
 
 def recorded_audit(evaluation: Artifact) -> Path | None:
-    """The AuditReport the evaluation recorded among its inputs: at its recorded path, else
-    beside the evaluation in the same run folder (the recorded path may be relative to
-    another working folder). None when it recorded none."""
+    """The AuditReport the evaluation recorded among its inputs: beside the evaluation in its
+    run folder, else at its recorded path, and only with the recorded content hash (a run
+    folder copied or moved keeps reading its own audit). None when it recorded none."""
+    from amu_tf.errors import ArtifactError
+
     for ref in evaluation.inputs:
         if ref.get("type") != "AuditReport":
             continue
         recorded = Path(ref.get("uri", ""))
-        for candidate in (recorded, evaluation.path.parent / recorded.name):
+        for candidate in (evaluation.path.parent / recorded.name, recorded):
             if (candidate / METADATA_FILE).is_file():
-                return candidate
-        from amu_tf.errors import ArtifactError
-
+                found = Artifact.load(candidate)
+                if found.content_hash == ref.get("content_hash"):
+                    return candidate
         raise ArtifactError(f"the evaluation {evaluation.uri} records the AuditReport "
-                            f"{recorded}, which is not there any more; give it (--audit)")
+                            f"{recorded}, which is not there any more (or has changed); "
+                            "give the audit with --audit")
     return None
 
 

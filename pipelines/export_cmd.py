@@ -74,16 +74,12 @@ def command(run_dir, model_uri, evaluation_uri, force, name, base_dir, compiled_
             raise SpecError(f"nothing was exported from {run_dir} (see above)")
         return
     warn_if_stale(model_uri)
-    if evaluation_uri is None:
-        evaluation_uri = _run_evaluation_of(model_uri)
-        if evaluation_uri is not None:
-            click.echo(f"using the run's evaluation {evaluation_uri}", err=True)
-    with click.progressbar(length=1, label="exporting SavedModel",
-                           file=click.get_text_stream("stderr")) as bar:
-        art = run_export(model_uri, base_dir=base_dir or "saved_models", name=name,
-                         evaluation_uri=evaluation_uri, force=force,
-                         compiled_attention=compiled_attention)
-        bar.update(1)
+    found = evaluation_uri is None and _run_evaluation_of(model_uri)
+    art = run_export(model_uri, base_dir=base_dir or "saved_models", name=name,
+                     evaluation_uri=evaluation_uri or found or None, force=force,
+                     compiled_attention=compiled_attention)
+    if found:
+        click.echo(f"with the run's evaluation {found}", err=True)
     if art.properties.get("blessed") is None:
         click.echo("warning: exported without an evaluation (no --evaluation, no run "
                    "folder): no honest metrics and no blessing check; its metadata says so",

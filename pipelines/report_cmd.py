@@ -6,7 +6,9 @@ import click
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-def command(run_dir):
+@click.option("--audit", "audit_uri", default=None, type=click.Path(file_okay=False),
+              help="The AuditReport to show [RUN_DIR/audit, the one the evaluation recorded].")
+def command(run_dir, audit_uri):
     """Render RUN_DIR/report/report.md from the run folder's evaluate, audit and interpret
     artifacts (as `amu run`'s report step does)."""
     from components.report import REPORT_FILE, run_report
@@ -16,6 +18,6 @@ def command(run_dir):
     run = RunFolder(run_dir)
     evaluation = run.require("evaluate")
     warn_if_stale(evaluation)
-    art = run_report(evaluation, run.path / "report", audit_uri=run.step("audit"),
+    art = run_report(evaluation, run.path / "report", audit_uri=audit_uri or run.step("audit"),
                      interpretation_uri=run.step("interpret"))
     click.echo(art.path / REPORT_FILE)

@@ -71,6 +71,19 @@ def step_ingest(ctx: RunContext):
     for s in art.properties.get("cohorts", {}).values():
         ctx.say("  " + format_summary(s))
     ctx.artifacts["ingest"] = art
+    check_protocols_fit(art.uri, c)
+
+
+def check_protocols_fit(table_uri, c: RunConfig) -> None:
+    """Every protocol of the run can be split on the table (folds vs patients per class,
+    the external cohorts exist and are labeled), checked before anything is fitted."""
+    from amu_tf.data.cohort_table import load_cohort_table
+    from amu_tf.evaluation.protocols import protocol_folds
+
+    table, _ = load_cohort_table(table_uri)
+    for protocol in c.protocols:
+        protocol_folds(table, protocol, seed=c.seed, n_splits=c.folds, n_repeats=c.repeats,
+                       train_cohorts=c.train_cohorts, test_cohorts=c.test_cohorts)
 
 
 def step_audit(ctx: RunContext):
@@ -260,6 +273,17 @@ def check_run_inputs(c: RunConfig) -> None:
     check_counts(folds=c.folds, repeats=c.repeats, n_boot=c.n_boot, epochs=c.epochs,
                  patience=c.patience, n_explain=c.n_explain, n_background=c.n_background,
                  n_perm=c.n_perm, n_jobs=c.n_jobs, n_per_cohort=c.n_per_cohort)
+    if len(set(c.models)) != len(c.models):
+        dup = next(m for m in c.models if c.models.count(m) > 1)
+        raise SpecError(f"--models: {dup!r} is given twice")
+    from amu_tf.data.transforms import get_transform
+
+    try:
+        get_transform(c.transform)
+    except (KeyError, ValueError) as exc:
+        raise SpecError(f"--transform {c.transform!r}: {exc}") from None
+    if not str(c.export_dir).strip():
+        raise SpecError("--export-dir is empty; give a folder for the exports")
     if c.strategy not in STRATEGY_NAMES:
         raise SpecError(f"--strategy {c.strategy!r}: choose from {', '.join(STRATEGY_NAMES)}")
     for path in (c.string, c.gmt):
@@ -357,7 +381,9 @@ _D = RunConfig()
 @click.option("--signal/--no-signal", default=True, show_default=True,
               help="Synthetic default: plant the response signal or not.")
 @click.option("--quick/--no-quick", default=False,
-              help="Smoke run: small synthetic cohorts, amu:tiny + logreg, few epochs, 3 folds.")
+              help="Smoke run: small synthetic cohorts, amu:tiny + logreg, few epochs, 3 folds "
+                   "(given here, its values replace a --config file's; other options given "
+                   "here replace both).")
 @click.option("--interpret-models", default=None,
               help="Comma-separated models to interpret [the first zoo model, plus xgboost and "
                    "svm when trained].")

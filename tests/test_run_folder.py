@@ -81,6 +81,19 @@ def test_a_bad_config_file_is_one_line(tmp_path, text, message, parse_error):
     assert res.exit_code == 2 and message in res.output and not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--folds", "1000"], "too few samples for 1000-fold cv"),
+    (["--protocols", "external", "--train-cohorts", "NOPE"], "NOPE"),
+    (["--models", "logreg,logreg"], "'logreg' is given twice"),
+    (["--transform", "nope"], "unknown transform 'nope'"),
+])
+def test_a_run_the_table_cannot_carry_fails_before_any_training(tmp_path, args, message):
+    out = tmp_path / "run"
+    res = _amu(["run", "--quick", "--models", "logreg", *args, "--out", out])
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not (out / "train").exists()
+
+
 def test_the_run_writes_its_config_and_records_it(run_dir):
     cfg = RunConfig.from_toml(run_dir / RUN_CONFIG_FILE)
     assert (cfg.models, cfg.protocols, cfg.folds, cfg.n_boot, cfg.signal) == (
@@ -110,6 +123,28 @@ def test_amu_report_renders_the_run_report_from_the_folder_alone(run_dir):
     assert "Verdict: **clean**" in again and "../evaluate/figures/roc_pr_cv.png" in again
     meta = json.loads((run_dir / "report" / "artifact.json").read_text())
     assert {i["type"] for i in meta["inputs"]} == {"ModelEvaluation", "AuditReport"}
+
+
+def test_a_copied_run_folder_reports_its_own_audit(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    res = _amu(["report", copy / "."])
+    assert res.exit_code == 0, res.output
+    assert f"`{copy / 'audit'}`" in (copy / "report" / "report.md").read_text()
+    # the recorded audit gone from both places: one line naming --audit, not "not run"
+    shutil.rmtree(copy / "audit")
+    meta = json.loads((copy / "evaluate" / "artifact.json").read_text())
+    for ref in meta["inputs"]:
+        if ref["type"] == "AuditReport":
+            ref["uri"] = str(tmp_path / "gone" / "audit")
+    (copy / "evaluate" / "artifact.json").write_text(json.dumps(meta))
+    res = _amu(["report", copy])
+    assert res.exit_code == 2 and "give the audit with --audit" in res.output
+    res = _amu(["report", copy, "--audit", run_dir / "audit"])
+    assert res.exit_code == 0, res.output
+    assert f"`{run_dir / 'audit'}`" in (copy / "report" / "report.md").read_text()
 
 
 def test_report_and_export_refuse_a_folder_that_is_not_a_run(tmp_path):

@@ -211,6 +211,24 @@ def _check_cohorts(table: pd.DataFrame, protocol: str, train_cohorts, test_cohor
                                      "trained on or scored")
 
 
+def protocol_folds(table: pd.DataFrame, protocol: str, *, seed=0, n_splits=5, n_repeats=1,
+                   test_size=0.2, train_cohorts=None, test_cohorts=None, paper_duplicate=True):
+    """``(labeled rows, folds)`` of ``protocol`` on ``table``, or a one-line error when the
+    table cannot carry it (no labels, one class, too few patients per class for the folds,
+    unknown or unlabeled cohorts). Reads only which rows are labeled and how, no expression:
+    `amu run` calls it right after ingest so a bad combination fails before any training."""
+    _check_cohorts(table, protocol, train_cohorts, test_cohorts)
+    labeled = table[table["response"].notna()].reset_index(drop=True)
+    if labeled.empty:
+        raise InputDataError("the table has no labeled samples")
+    if labeled["response"].nunique() < 2:
+        raise InputDataError("the labeled samples are all of one class; nothing to evaluate")
+    folds = make_folds(labeled, protocol, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
+                       test_size=test_size, train_cohorts=train_cohorts,
+                       test_cohorts=test_cohorts, paper_duplicate=paper_duplicate)
+    return labeled, folds
+
+
 def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohort_z",
                  seed: int = 0, n_splits: int = 5, n_repeats: int = 1, test_size: float = 0.2,
                  train_cohorts=None, test_cohorts=None, n_boot: int = 1000,
@@ -237,16 +255,11 @@ def run_protocol(table: pd.DataFrame, protocol: str, models, *, transform="cohor
     if not models:
         raise InputDataError("no model to evaluate")
     estimator_params = estimator_params or {}
-    _check_cohorts(table, protocol, train_cohorts, test_cohorts)
-    labeled = table[table["response"].notna()].reset_index(drop=True)
+    labeled, folds = protocol_folds(table, protocol, seed=seed, n_splits=n_splits,
+                                    n_repeats=n_repeats, test_size=test_size,
+                                    train_cohorts=train_cohorts, test_cohorts=test_cohorts,
+                                    paper_duplicate=paper_duplicate)
     n_unlabeled = int(len(table) - len(labeled))
-    if labeled.empty:
-        raise InputDataError("the table has no labeled samples")
-    if labeled["response"].nunique() < 2:
-        raise InputDataError("the labeled samples are all of one class; nothing to evaluate")
-    folds = make_folds(labeled, protocol, n_splits=n_splits, n_repeats=n_repeats, seed=seed,
-                       test_size=test_size, train_cohorts=train_cohorts,
-                       test_cohorts=test_cohorts, paper_duplicate=paper_duplicate)
     y_all = labeled["response"].to_numpy().astype(int)
     patients = _patients(labeled)
     from amu_tf.training.fit_estimator import fit_estimator, wants_unlabeled  # (imports Keras)
