@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -206,31 +205,9 @@ def _foreign(uri: Path, looks: int = 3) -> str | None:
     return "a folder that is not an artifact"
 
 
-def _process_umask() -> int:
-    """The process umask, read without changing it (``/proc``), else by the set-and-restore
-    trick once at import, while the process is still single-threaded."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _process_umask()
 #: this machine, in the names of hidden staging folders: only its own dead writers' leftovers
 #: are removed (a model folder on a shared volume may have writers on other hosts)
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-
-
-def make_private_dir_shared(path: Path) -> None:
-    """``tempfile.mkdtemp`` makes its folder ``0700``; a finished artifact or SavedModel
-    takes the mode any new folder gets (``0777`` less the umask), so another user (a TF
-    Serving process) can read it."""
-    os.chmod(path, 0o777 & ~_UMASK)
 
 
 def pid_alive(pid: int) -> bool:
@@ -316,9 +293,10 @@ class StagedFolder:
     def _stage(self, parent: Path, name: str) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(parent / name)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}@{_HOST}-",
-                                          dir=parent))
-        make_private_dir_shared(self.path)
+        # a plain mkdir (not mkdtemp's 0700): the finished folder takes the mode any new
+        # folder gets, so another user (a TF Serving process) can read it
+        self.path = parent / f".{name}.tmp-{os.getpid()}@{_HOST}-{uuid.uuid4().hex[:8]}"
+        self.path.mkdir()
         return self.path
 
     def _publish(self) -> None:

@@ -43,7 +43,6 @@ from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
 from amu_tf.evaluation.tables import write_tables
 
 
-
 def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("cv", "loco"), *,
                  transform="cohort_z", seed: int = 0, n_splits: int = 5, n_repeats: int = 1,
                  paper_repeats: int = 1, n_boot: int = 1000, estimator_params=None,

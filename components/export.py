@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import replace
 import os
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -160,10 +160,11 @@ def honest_metrics(evaluation: Artifact, model: str) -> dict:
     }
 
 
-def check_evaluated_this_model(model_art: Artifact, evaluation: Artifact, force: bool) -> None:
+def check_evaluated_this_model(model_art: Artifact, evaluation: Artifact,
+                               force: bool) -> str | None:
     """Refuse an evaluation that did not evaluate this model's recipe (unless ``force``): one
     made on another cohort table, or one that recorded the run's Model artifacts without this
-    one (the model was trained again since)."""
+    one (the model was trained again since). Returns the reason ``force`` overrode, if any."""
     def hashes(art, type_):
         return {r.get("content_hash") for r in art.inputs if r.get("type") == type_}
 
@@ -178,6 +179,7 @@ def check_evaluated_this_model(model_art: Artifact, evaluation: Artifact, force:
         raise NotBlessedError(f"the evaluation {evaluation.uri} does not vouch for "
                               f"{model_art.uri}: {why}. Evaluate the model again, or pass "
                               "--force to export it anyway (its metadata will say so)")
+    return why
 
 
 class NotBlessedError(ArtifactError):
@@ -210,10 +212,12 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     evaluation, metrics = None, dict(NO_EVALUATION)
     if evaluation_uri is not None:
         evaluation = Artifact.load(evaluation_uri, expected_type="ModelEvaluation")
-        check_evaluated_this_model(model_art, evaluation, force)
+        mismatch = check_evaluated_this_model(model_art, evaluation, force)
         metrics = honest_metrics(evaluation, info.model)
         check_blessed(metrics, info.model, force)
-        metrics["forced"] = bool(force and metrics["blessed"] is False)
+        metrics["forced"] = bool(force and (mismatch or metrics["blessed"] is False))
+        if mismatch:
+            metrics["forced_past"] = f"the evaluation does not vouch for this model: {mismatch}"
     copy_transform = True  # a zoo model: its Model artifact's transform/ goes into assets/
     graph = None
     if keras_model is None:  # a biomarker, logreg or a recipe: a few multiply-adds

@@ -166,9 +166,9 @@ def report_section(interpretation_uri, relative_to=None) -> str:
 def _model_name(bundle, uri: Path) -> str:
     """The model's name in ``model_info.json``; a file naming none (read as ``model``) is
     called by its ``name`` entry or its folder's name."""
-    name = bundle.info.get("model")
+    name = bundle.name
     if name in (None, "", "model"):
-        name = bundle.info.get("name") or uri.name
+        name = bundle.model_info.extra.get("name") or uri.name
     return str(name)
 
 

@@ -76,11 +76,16 @@ def step_ingest(ctx: RunContext):
 
 def check_protocols_fit(table_uri, c: RunConfig) -> None:
     """Every protocol of the run can be split on the table (folds vs patients per class,
-    the external cohorts exist and are labeled), checked before anything is fitted."""
-    from amu_tf.data.cohort_table import load_cohort_table
+    the external cohorts exist and are labeled), checked before anything is fitted. Reads
+    only the table's sample metadata (the splits need no expression)."""
+    import pandas as pd
+
+    from amu_tf.data.cohort_table import TABLE_FILE
     from amu_tf.evaluation.protocols import protocol_folds
 
-    table, _ = load_cohort_table(table_uri)
+    table = pd.read_csv(Path(table_uri) / TABLE_FILE,
+                        usecols=["sample", "patient", "cohort", "response"],
+                        dtype={"sample": str, "patient": str, "cohort": str})
     for protocol in c.protocols:
         protocol_folds(table, protocol, seed=c.seed, n_splits=c.folds, n_repeats=c.repeats,
                        train_cohorts=c.train_cohorts, test_cohorts=c.test_cohorts)

@@ -109,12 +109,17 @@ def test_full_interpretation(setup, tmp_path):
         assert (out / img).is_file(), img
     assert s["skipped"] == {}
     assert json.loads((out / "summary.json").read_text())["models"]["svm"]["explainer"]
-    # the markdown is rendered from the written files alone; figures never stay in pyplot
+    # the markdown is rendered from the written files alone (a copy without the figures and
+    # without interpretation.md renders the same); figures never stay in pyplot
+    import shutil
+
     import matplotlib.pyplot as plt
 
     from amu_tf.interpretation.interpretation_report import interpretation_markdown
 
-    assert interpretation_markdown(out) == md
+    copy = tmp_path / "files_only"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("*.png", "interpretation.md"))
+    assert interpretation_markdown(copy) == md
     assert plt.get_fignums() == []
 
 

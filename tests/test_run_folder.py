@@ -182,6 +182,12 @@ def test_export_refuses_an_evaluation_that_did_not_evaluate_this_model(run_dir, 
     res = _amu(["export", "--model", run / "train" / "logreg", "--base-dir", tmp_path / "sm"])
     assert res.exit_code == 2 and "does not vouch for" in res.output
     assert "trained again" in res.output and not (tmp_path / "sm").exists()
+    res = _amu(["export", "--model", run / "train" / "logreg", "--base-dir", tmp_path / "sm",
+                "--force"])  # as the error promised: the metadata says it was forced
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "sm" / "logreg" / "1" / "assets" /
+                       "amu_metadata.json").read_text())
+    assert meta["metrics"]["forced"] is True and "trained again" in meta["metrics"]["forced_past"]
 
 
 def test_a_model_exported_without_an_evaluation_says_so(run_dir, tmp_path):

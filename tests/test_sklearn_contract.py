@@ -52,9 +52,11 @@ CLASSIFIER_FITS = ("check_classifier_data_not_an_array", "check_classifiers_one_
 def run_checks(estimator, expected_failed=None, min_passed=1):
     """Run every check; return the counts of passed / xfail / skipped checks."""
     expected_failed = expected_failed or {}
-    results = check_estimator(estimator, expected_failed_checks=expected_failed, on_skip=None)
+    results = check_estimator(estimator, expected_failed_checks=expected_failed, on_skip=None,
+                              on_fail=None)
     counts = Counter(r["status"] for r in results)
-    assert counts["failed"] == 0
+    failed = sorted(r["check_name"] for r in results if r["status"] == "failed")
+    assert counts["failed"] == 0, f"undeclared failing checks: {failed}"
     unknown = set(expected_failed) - {r["check_name"] for r in results}
     assert not unknown, f"declared checks that did not run: {sorted(unknown)}"
     passing = {r["check_name"] for r in results
@@ -205,11 +207,12 @@ def test_transforms_on_a_cohort_table(make, table):
     json.dumps(params)
     t = clone(make)
     assert t.fit(table) is t
-    assert t.get_params() == params and clone(make).get_params() == params
+    assert t.get_params() == params
     public = {k for k in vars(t) if not k.startswith("_")}
     assert all(k.endswith("_") for k in public - set(params)), public - set(params)
     np.testing.assert_array_equal(clone(make).fit(table).transform(table), t.transform(table))
-    again = clone(make).set_params(**params)
-    assert again.get_params() == params
+    key = next(iter(params))
+    again = clone(make).set_params(**{key: "changed"})
+    assert again.get_params() == {**params, key: "changed"}
     names = list(t.get_feature_names_out())
     assert len(names) == t.transform(table).shape[1] and set(names) <= set(table.columns)

@@ -92,13 +92,14 @@ def analyse_embedding(name: str, E, genes: list, *, highlight: dict, modules: di
     E_df = pd.DataFrame(E, index=pd.Index(genes, name="gene"),
                         columns=[f"e{i}" for i in range(E.shape[1])])
     eu, cos = emb.similarity_matrices(E, genes)
-    order = emb.cluster_order(E, genes)
+    Z = emb.cluster_linkage(E, genes)  # one clustering: the heatmaps' order and the dendrogram
+    order = emb.cluster_order(E, genes, Z=Z)
     figures = {
         "euclidean": emb.heatmap_figure(eu, f"{name}: Euclidean distance of gene embeddings",
                                         cmap="viridis_r", order=order),
         "cosine": emb.heatmap_figure(cos, f"{name}: cosine similarity of gene embeddings",
                                      cmap="RdBu_r", order=order),
-        "dendrogram": emb.dendrogram_figure(E, genes),
+        "dendrogram": emb.dendrogram_figure(E, genes, Z=Z),
     }
     xy = emb.tsne_coordinates(E, genes, seed=seed)
     figures["tsne"] = emb.tsne_figure(xy, highlight=highlight,

@@ -108,22 +108,30 @@ def heatmap_figure(matrix: pd.DataFrame, title="", cmap="viridis", order=None):
     return fig
 
 
-def cluster_order(E, genes, method="average", metric="cosine") -> list:
-    """Leaf order of a hierarchical clustering of the embedding rows."""
-    from scipy.cluster.hierarchy import leaves_list, linkage
+def cluster_linkage(E, genes, method="average", metric="cosine"):
+    """The hierarchical clustering of the embedding rows (scipy's linkage matrix), which
+    :func:`cluster_order` and :func:`dendrogram_figure` draw from."""
+    from scipy.cluster.hierarchy import linkage
 
-    E = _check(E, genes)
-    Z = linkage(E, method=method, metric=metric)
+    return linkage(_check(E, genes), method=method, metric=metric)
+
+
+def cluster_order(E, genes, method="average", metric="cosine", Z=None) -> list:
+    """Leaf order of a hierarchical clustering of the embedding rows (``Z``: its linkage,
+    when computed already)."""
+    from scipy.cluster.hierarchy import leaves_list
+
+    Z = cluster_linkage(E, genes, method, metric) if Z is None else Z
     return [genes[i] for i in leaves_list(Z)]
 
 
-def dendrogram_figure(E, genes, method="average", metric="cosine"):
-    """Hierarchical clustering of the genes' embedding rows (Fig S4), a ``Figure``."""
+def dendrogram_figure(E, genes, method="average", metric="cosine", Z=None):
+    """Hierarchical clustering of the genes' embedding rows (Fig S4), a ``Figure`` (``Z``: its
+    linkage, when computed already)."""
     from matplotlib.figure import Figure
-    from scipy.cluster.hierarchy import dendrogram, linkage
+    from scipy.cluster.hierarchy import dendrogram
 
-    E = _check(E, genes)
-    Z = linkage(E, method=method, metric=metric)
+    Z = cluster_linkage(E, genes, method, metric) if Z is None else Z
     fig = Figure(figsize=(22, 6))
     ax = fig.subplots()
     dendrogram(Z, labels=list(genes), leaf_rotation=90, leaf_font_size=5, ax=ax)

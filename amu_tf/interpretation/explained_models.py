@@ -3,7 +3,7 @@ the explained rows.
 
     bundle = ModelBundle.load("runs/x/model_amu")
     m = explained_model("amu:small", bundle, table, rows)
-    m.kind, m.X, m.scores, m.predicted, m.gene_embedding
+    m.X, m.scores, m.predicted, m.gene_embedding
 
 What a model is comes from what it declares: ``model_info.json``'s ``kind`` (``keras`` for a
 zoo model, ``biomarker``, ``recipe``, ``searched`` / ``sklearn`` for the searched baselines),
@@ -83,9 +83,7 @@ class ExplainedModel:
     explained rows.
     """
 
-    name: str
     bundle: ModelBundle
-    kind: str
     X: np.ndarray
     scores: np.ndarray
     predicted: np.ndarray
@@ -112,4 +110,4 @@ def explained_model(name: str, bundle: ModelBundle, table, rows: ExplainedRows,
         raise InputDataError(f"model {name}: input has {X.shape[1]} columns, expected "
                              f"{len(genes)}{reads}")
     p = np.asarray(bundle.estimator.predict_proba(X[rows.explain]))[:, 1]
-    return ExplainedModel(name, bundle, kind, X, p, (p >= bundle.threshold).astype(int))
+    return ExplainedModel(bundle, X, p, (p >= bundle.threshold).astype(int))

@@ -94,16 +94,13 @@ def unwrap(model, X):
     from amu_tf.training.searched_classifier import SearchedClassifier
     from amu_tf.training.zoo_classifier import ZooClassifier
 
-    if _is_keras(model):
-        return model, X, "itself"
     if isinstance(model, ZooClassifier):
         return model.model_, X, f"{type(model).__name__}.model_"
     if isinstance(model, (SearchedClassifier, GridSearchCV, RandomizedSearchCV)):
         inner = model.best_estimator_
         if _is_tree(inner) or _is_keras(inner):
             return unwrap(inner, X)
-        return model, X, "itself"
-    if isinstance(model, Pipeline):
+    elif isinstance(model, Pipeline):
         last = model.steps[-1][1]
         if _is_tree(last):
             Xt = np.asarray(model[:-1].transform(X), dtype=float)

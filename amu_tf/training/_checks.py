@@ -36,11 +36,6 @@ def check_binary_y(y, n_rows: int, name="y"):
             f"the training set has a single class ({classes.tolist()}): a classifier needs "
             "both responders and non-responders"
         )
-    if len(classes) > 2:
-        raise InputDataError(
-            f"{name} has {len(classes)} classes {classes.tolist()}; only binary response is "
-            "supported"
-        )
     return classes, y01.astype(np.int32)
 
 

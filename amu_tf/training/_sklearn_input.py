@@ -47,11 +47,8 @@ def fit_input(estimator, X, y, n_features=None, allow_nan=False, float64=False):
     if y is None:
         raise InputDataError(f"{type(estimator).__name__} requires y to be passed, but the "
                              "target y is None")
-    if float64:
-        X = _validated(estimator, X, reset=True, ensure_min_samples=2, dtype=np.float64,
-                       finite=True)
-    else:
-        X = _validated(estimator, X, reset=True, ensure_min_samples=2)
+    X = _validated(estimator, X, reset=True, ensure_min_samples=2,
+                   dtype=np.float64 if float64 else "numeric", finite=float64)
     try:
         y = column_or_1d(np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y), warn=True)
         if not (y.dtype.kind == "f" and np.isnan(y).any()):  # check_binary_y names NaN labels
@@ -76,8 +73,6 @@ def fit_input(estimator, X, y, n_features=None, allow_nan=False, float64=False):
 def predict_input(estimator, X, allow_nan=False, float64=False):
     """``X`` for a fitted classifier's prediction: ``n_features_in_`` columns (zero rows
     allowed), float32 and finite (``float64``, ``allow_nan``: as in :func:`fit_input`)."""
-    if float64:
-        return _validated(estimator, X, reset=False, ensure_min_samples=0, dtype=np.float64,
-                          finite=True)
-    X = _validated(estimator, X, reset=False, ensure_min_samples=0)
-    return X if allow_nan else check_X(X, estimator.n_features_in_)
+    X = _validated(estimator, X, reset=False, ensure_min_samples=0,
+                   dtype=np.float64 if float64 else "numeric", finite=float64)
+    return X if (allow_nan or float64) else check_X(X, estimator.n_features_in_)

@@ -30,7 +30,7 @@ import numpy as np
 
 from amu_tf.artifacts import Artifact
 from amu_tf.errors import ArtifactError
-from amu_tf.training.model_info import MODEL_INFO_FILE, ModelInfo  # noqa: F401 (re-exported)
+from amu_tf.training.model_info import ModelInfo
 
 TRAINING_SUMMARY_FILE = "training_summary.json"
 KERAS_FILE = "model.keras"
