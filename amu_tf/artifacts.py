@@ -23,11 +23,12 @@ import shutil
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
 
 from amu_tf import __version__
+from amu_tf.data.text_files import read_json
 from amu_tf.errors import ArtifactError
 
 METADATA_FILE = "artifact.json"
@@ -107,16 +108,16 @@ class Artifact:
         meta_file = uri / METADATA_FILE
         if not meta_file.is_file():
             raise ArtifactError(f"{uri} is not an amu-tf artifact (no {METADATA_FILE})")
-        try:
-            meta = json.loads(meta_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{meta_file} is corrupt: {exc}") from None
+        meta = read_json(meta_file, "artifact metadata", error=ArtifactError)
+        if not isinstance(meta, dict) or not isinstance(meta.get("type"), str):
+            raise ArtifactError(f"artifact metadata {meta_file} is damaged: no artifact type")
         if expected_type is not None and meta.get("type") != expected_type:
             raise ArtifactError(
                 f"{uri} is a {meta.get('type')!r} artifact, expected {expected_type!r}"
             )
         meta["uri"] = uri
-        return cls(**meta)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in meta.items() if k in known})
 
     def stale_inputs(self) -> list[str]:
         """One line per recorded input that has changed since this artifact was made: an
@@ -129,10 +130,10 @@ class Artifact:
                 continue
             try:
                 if uri.is_dir():
-                    now = json.loads((uri / METADATA_FILE).read_text()).get("content_hash")
+                    now = read_json(uri / METADATA_FILE, error=ArtifactError).get("content_hash")
                 else:
                     now = hash_path(uri)
-            except (OSError, ValueError):
+            except (OSError, ValueError, AttributeError, ArtifactError):
                 continue
             if now != recorded:
                 lines.append(f"{self.uri} is stale: its input {uri} ({ref.get('type')}) "

@@ -103,7 +103,10 @@ def run_audit(table_uri_or_df, output_uri: str | os.PathLike | None = None, data
 def load_audit_report(uri) -> dict:
     """The ``report.json`` of an AuditReport artifact."""
     art = Artifact.load(uri, expected_type="AuditReport")
-    return json.loads((art.path / REPORT_JSON).read_text())
+    from amu_tf.data.text_files import read_json
+    from amu_tf.errors import ArtifactError
+
+    return read_json(art.path / REPORT_JSON, "audit report", error=ArtifactError)
 
 
 def audit_summary(uri) -> dict:

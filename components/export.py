@@ -33,6 +33,7 @@ import numpy as np
 
 from amu_tf import __version__
 from amu_tf.artifacts import METADATA_FILE as ARTIFACT_FILE, Artifact, hash_path, safe_name
+from amu_tf.data.text_files import read_json
 from amu_tf.errors import ArtifactError
 from amu_tf.training.model_info import ModelInfo
 from amu_tf.serving.exported_model import TRANSFORM_ASSET
@@ -132,9 +133,10 @@ def honest_metrics(evaluation: Artifact, model: str) -> dict:
     folder = evaluation.path
     try:
         metrics = pd.read_csv(folder / "metrics.csv")
-        blessing = json.loads((folder / BLESSING_JSON).read_text())
-        protocols = json.loads((folder / EVALUATION_JSON).read_text())["protocols"]
-    except (OSError, ValueError, KeyError) as exc:
+        blessing = read_json(folder / BLESSING_JSON, "evaluation blessing", error=ArtifactError)
+        protocols = read_json(folder / EVALUATION_JSON, "evaluation record",
+                              error=ArtifactError)["protocols"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"the evaluation {folder} cannot be read: {exc}") from None
     if model not in blessing:
         raise ArtifactError(f"{model!r} was not evaluated in {folder} (it evaluated "

@@ -179,8 +179,16 @@ def run_interpret(model_uris, table_uri, output_uri, *, string=None, string_mapp
     """Model artifact(s) (a URI or a list) + a CohortTable (artifact or table file) -> an
     Interpretation artifact at ``output_uri``; ``interpretation.md`` inside is the report's
     section."""
+    from amu_tf.data.text_files import check_text_file, read_text
     from amu_tf.training.model_bundle import ModelBundle
 
+    # the user's text files are judged before any work (a UTF-16 GMT or a binary STRING file
+    # used to fail only after the SHAP work was done); a GMT is small: decoded whole
+    for path, what in ((string, "STRING file"), (string_mapping, "STRING mapping file")):
+        if path is not None:
+            check_text_file(path, what)
+    if gmt is not None:
+        read_text(gmt, "GMT file")
     if isinstance(model_uris, (str, os.PathLike)):
         model_uris = [model_uris]
     models, arts = {}, []

@@ -25,7 +25,8 @@ import pandas as pd
 from amu_tf import __version__
 from amu_tf.artifacts import Artifact, ArtifactWriter, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
-from amu_tf.errors import InputDataError, SpecError
+from amu_tf.data.text_files import read_json, read_text
+from amu_tf.errors import ArtifactError, InputDataError, SpecError
 from amu_tf.panel import panel_entrez, panel_symbols
 from amu_tf.training.model_bundle import JOBLIB_FILE, TRAINING_SUMMARY_FILE, TRANSFORM_DIR
 from amu_tf.training.model_info import ModelInfo
@@ -231,7 +232,8 @@ def load_transform_graph(uri, train: pd.DataFrame, name: str):
     if fitted != get_transform(name).name:
         raise InputDataError(f"the TransformGraph {uri} holds {fitted!r}, not the {name!r} "
                              "transform asked for")
-    fit_ids = (art.path / FIT_SAMPLES_FILE).read_text().splitlines()
+    fit_ids = read_text(art.path / FIT_SAMPLES_FILE, "fitted sample list",
+                        error=ArtifactError).splitlines()
     if fit_ids != train["sample"].astype(str).tolist():
         raise InputDataError(f"the TransformGraph {uri} was fitted on other rows than the "
                              f"{len(train)} training rows; fit it on them (amu run does) or "
@@ -268,7 +270,7 @@ def format_summary(art: Artifact) -> str:
     """A one-screen summary of a Model artifact."""
     uri = Path(art.uri)
     info = ModelInfo.read(uri)
-    summ = json.loads((uri / TRAINING_SUMMARY_FILE).read_text())
+    summ = read_json(uri / TRAINING_SUMMARY_FILE, "training summary", error=ArtifactError)
     lines = [
         f"Model artifact: {uri}",
         f"  model:      {info.model} ({info.kind}), seed {info.seed}",

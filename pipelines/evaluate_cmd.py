@@ -77,7 +77,8 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
     check_models(models)
     check_protocols(protocols)
     check_transform(transform, models)
-    check_counts(folds=folds, repeats=repeats, n_boot=n_boot, epochs=epochs, patience=patience)
+    check_counts(folds=folds, repeats=repeats, n_boot=n_boot, epochs=epochs, patience=patience,
+                 seed=seed)
     if audit_uri is None:  # audited now, as an artifact of its own beside the evaluation
         from components.audit import run_audit
 

@@ -39,7 +39,9 @@ def command(models, table, out, string, string_mapping, min_score, network_simil
     gene-set enrichment, written as one Interpretation artifact (interpretation.md inside
     is the report's section). Parts whose inputs are missing are skipped with a message."""
     from components.interpret import run_interpret
+    from pipelines.option_checks import check_counts
 
+    check_counts(seed=seed, n_explain=n_explain, n_perm=n_perm, top_k=top_k)
     art = run_interpret(list(models), table, out, string=string, string_mapping=string_mapping,
                         min_string_score=min_score, network_similarity=network_similarity,
                         gmt=gmt, top_k=top_k, rows=rows,

@@ -36,10 +36,12 @@ def check_protocols(protocols) -> None:
 
 def check_counts(**values) -> None:
     """``folds`` >= 2, ``repeats``/``epochs``/``patience``/``n_explain``/``n_background``/
-    ``n_jobs``/``n_per_cohort`` >= 1, ``n_boot``/``n_perm`` >= 0 (None: the default
-    applies)."""
+    ``n_jobs``/``n_per_cohort`` >= 1, ``n_boot``/``n_perm``/``seed`` >= 0 (None: the default
+    applies). A negative seed is refused here: NumPy's and scikit-learn's generators raise
+    deep inside the first fit."""
     minimum = {"folds": 2, "repeats": 1, "epochs": 1, "patience": 1, "n_boot": 0,
-               "n_explain": 1, "n_background": 1, "n_perm": 0, "n_jobs": 1, "n_per_cohort": 1}
+               "n_explain": 1, "n_background": 1, "n_perm": 0, "n_jobs": 1, "n_per_cohort": 1,
+               "seed": 0, "top_k": 1}
     for name, value in values.items():
         if value is None:
             continue

@@ -277,7 +277,7 @@ def check_run_inputs(c: RunConfig) -> None:
     check_transform(c.transform, c.models, allow_gene_choice=False)
     check_counts(folds=c.folds, repeats=c.repeats, n_boot=c.n_boot, epochs=c.epochs,
                  patience=c.patience, n_explain=c.n_explain, n_background=c.n_background,
-                 n_perm=c.n_perm, n_jobs=c.n_jobs, n_per_cohort=c.n_per_cohort)
+                 n_perm=c.n_perm, n_jobs=c.n_jobs, n_per_cohort=c.n_per_cohort, seed=c.seed)
     if len(set(c.models)) != len(c.models):
         dup = next(m for m in c.models if c.models.count(m) > 1)
         raise SpecError(f"--models: {dup!r} is given twice")
@@ -291,9 +291,12 @@ def check_run_inputs(c: RunConfig) -> None:
         raise SpecError("--export-dir is empty; give a folder for the exports")
     if c.strategy not in STRATEGY_NAMES:
         raise SpecError(f"--strategy {c.strategy!r}: choose from {', '.join(STRATEGY_NAMES)}")
-    for path in (c.string, c.gmt):
-        if path is not None and not Path(path).is_file():
-            raise SpecError(f"{path} does not exist")
+    from amu_tf.data.text_files import check_text_file, read_text
+
+    if c.string is not None:  # readable text: refused now, not after the SHAP work
+        check_text_file(c.string, "STRING file", error=SpecError)
+    if c.gmt is not None:  # a GMT is small: decoded whole
+        read_text(c.gmt, "GMT file", error=SpecError)
     for spec in c.cohorts:
         CohortSpec.from_toml(spec, data_root=c.data_root).check_files()
     if Path(c.export_dir).is_file():

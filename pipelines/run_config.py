@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -137,18 +136,12 @@ class RunConfig:
 def read_toml(path) -> dict:
     """The fields of a run configuration file, with one-line errors for a missing or
     unparsable file and unknown keys."""
+    from amu_tf.data.schema import check_keys
+    from amu_tf.data.text_files import read_toml as read
+
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"--config {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SpecError(f"--config {path}: not a TOML file ({exc})") from None
-    known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SpecError(f"--config {path}: unknown option {unknown[0]!r} (known: "
-                        f"{', '.join(sorted(known))})")
+    data = read(path, "--config", error=SpecError)
+    check_keys(data, [f.name for f in fields(RunConfig)], f"--config {path}")
     return data
 
 

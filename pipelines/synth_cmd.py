@@ -19,6 +19,9 @@ def command(out_dir, seed, no_signal, effect):
     from pathlib import Path
 
     from amu_tf.data.synthetic import TRUTH_FILE, generate_default_cohorts
+    from pipelines.option_checks import check_counts
+
+    check_counts(seed=seed)
 
     specs = generate_default_cohorts(out_dir, seed=seed, signal=not no_signal, effect=effect)
     truth = json.loads((Path(out_dir) / TRUTH_FILE).read_text())

@@ -52,7 +52,7 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
     est_params = _parse_params(params)
     check_models([model_name], option="--model")
     check_transform(transform, [model_name])
-    check_counts(epochs=epochs)
+    check_counts(epochs=epochs, seed=seed)
     kind = estimator_kind(model_name)
     if epochs is not None:
         if kind != "keras":

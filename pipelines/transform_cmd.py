@@ -44,8 +44,10 @@ def command(table, name, out, train_cohorts, train_samples, params):
 
     ids = None
     if train_samples:
-        with open(train_samples) as fh:
-            ids = [line.strip() for line in fh if line.strip()]
+        from amu_tf.data.text_files import read_text
+
+        ids = [line.strip() for line in read_text(train_samples, "--train-samples").splitlines()
+               if line.strip()]
     art = run_transform(table, out, name, train_samples=ids,
                         train_cohorts=list(train_cohorts) or None, params=_parse_params(params))
     click.echo(format_summary(art))

@@ -66,8 +66,8 @@ def test_config_round_trips_through_its_toml(tmp_path):
 @pytest.mark.parametrize("text, message, parse_error", [
     ("folds = 'five'\n", "folds must be an integer", True),
     ("allow_leaks = 1\n", "allow_leaks must be true or false", True),
-    ("modles = ['logreg']\n", "unknown option 'modles'", True),
-    ("folds = \n", "not a TOML file", True),
+    ("modles = ['logreg']\n", "unknown key 'modles'; did you mean 'models'?", True),
+    ("folds = \n", "is not valid TOML", True),
     ("strategy = 'bogus'\n", "--strategy 'bogus'", False),  # values: checked before work
     ("n_explain = 0\n", "--n-explain must be an integer >= 1", False),
 ])

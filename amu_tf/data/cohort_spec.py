@@ -42,10 +42,10 @@ number (not ``true``), response map values are the integers 0 or 1.
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from amu_tf.data.schema import check_keys
 from amu_tf.errors import SpecError
 
 DEFAULT_RESPONSE_MAP = {"CR": 1, "PR": 1, "SD": 0, "PD": 0}
@@ -71,6 +71,16 @@ _UNIT_ALIASES = {
 }
 GENE_ID_TYPES = ("symbol", "entrez", "ensembl")
 TIME_UNITS = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
+#: the keys of each part of a spec (amu_tf.data.schema refuses any other, naming the nearest)
+TOP_KEYS = ("name", "species", "expression", "clinical", "survival", "min_panel_fraction")
+EXPRESSION_KEYS = ("file", "layout", "units", "gene_id", "gene_column", "ensembl_map", "sep")
+CLINICAL_KEYS = ("file", "sep", "sample", "patient", "response", "timepoint",
+                 "timepoint_value", "treatment", "treatment_value", "response_map")
+SURVIVAL_KEYS = ("time_unit", "os_time", "os_event", "os_event_means", "pfs_time",
+                 "pfs_event", "pfs_event_means")
+#: ``species``: gene symbols are human HGNC symbols unless the spec says "mouse" (title-case
+#: MGI symbols, upper-cased to their human orthologue's spelling at ingest)
+SPECIES = ("human", "mouse")
 # Default share of the 160 panel genes that must be found, else ingest refuses the cohort.
 DEFAULT_MIN_PANEL_FRACTION = 0.8
 
@@ -100,21 +110,14 @@ class CohortSpec:
     response_map: dict = field(default_factory=lambda: dict(DEFAULT_RESPONSE_MAP))
     survival: dict = field(default_factory=dict)
     min_panel_fraction: float = DEFAULT_MIN_PANEL_FRACTION
+    species: str = "human"
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike, data_root: str | os.PathLike | None = None):
+        from amu_tf.data.text_files import read_toml
+
         path = Path(path)
-        if path.is_dir():
-            raise SpecError(f"cohort spec {path} is a directory, not a TOML file")
-        if not path.is_file():
-            raise SpecError(f"cohort spec {path} does not exist")
-        try:
-            raw = tomllib.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SpecError(f"cohort spec {path} is not valid TOML: {first}") from None
-        except OSError as exc:
-            raise SpecError(f"cannot read cohort spec {path}: {exc.strerror or exc}") from None
+        raw = read_toml(path, "cohort spec", error=SpecError)
         return cls.from_dict(raw, base=Path(data_root) if data_root else path.parent,
                              spec_file=path, confine=bool(data_root))
 
@@ -159,10 +162,7 @@ class CohortSpec:
                     )
             return full
 
-        known = {"name", "expression", "clinical", "survival", "min_panel_fraction"}
-        unknown = set(raw) - known
-        if unknown:
-            raise SpecError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
+        check_keys(raw, TOP_KEYS, where)
         name = text(raw, "name", None, required=True).strip()
         expr = raw.get("expression")
         clin = raw.get("clinical")
@@ -176,6 +176,11 @@ class CohortSpec:
             raise SpecError(f"{where}: missing [expression] section")
         if not isinstance(clin, dict):
             raise SpecError(f"{where}: missing [clinical] section")
+        check_keys(expr, EXPRESSION_KEYS, where, "expression")
+        check_keys(clin, CLINICAL_KEYS, where, "clinical")
+        species = text(raw, "species", None) or "human"
+        if species.lower() not in SPECIES:
+            raise SpecError(f"{where}: species {species!r} is not one of {list(SPECIES)}")
 
         layout = need(expr, "layout", "expression").lower()
         if layout not in _LAYOUT_ALIASES:
@@ -215,6 +220,7 @@ class CohortSpec:
             raise SpecError(f"{where}: 'survival' must be a [survival] table, got "
                             f"{type(survival).__name__} {survival!r}")
         survival = dict(survival)
+        check_keys(survival, SURVIVAL_KEYS, where, "survival")
         for k in survival:
             text(survival, k, "survival")  # every survival value is a string
         unit = survival.get("time_unit", "days")
@@ -258,6 +264,7 @@ class CohortSpec:
             response_map=response_map,
             survival=survival,
             min_panel_fraction=float(frac),
+            species=species.lower(),
         )
 
     def data_files(self) -> list[Path]:

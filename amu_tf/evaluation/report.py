@@ -91,14 +91,12 @@ def load_evaluation_record(evaluation_dir) -> dict:
     """``evaluation.json`` of a ModelEvaluation folder, with one clear error when the folder
     is not one or was written before the report could be rendered from it."""
     path = Path(evaluation_dir) / EVALUATION_JSON
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{evaluation_dir} is not a ModelEvaluation (no {EVALUATION_JSON})") \
-            from None
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path} cannot be read: {exc}") from None
-    if "report" not in record:
+    from amu_tf.data.text_files import read_json
+
+    if not path.exists():
+        raise ArtifactError(f"{evaluation_dir} is not a ModelEvaluation (no {EVALUATION_JSON})")
+    record = read_json(path, "evaluation record", error=ArtifactError)
+    if not isinstance(record, dict) or "report" not in record:
         raise ArtifactError(f"{evaluation_dir} was written by an older amu-tf (its "
                             f"{EVALUATION_JSON} has no 'report' part); run evaluate again")
     return record
@@ -121,7 +119,10 @@ def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
     params = record["parameters"]
     seed, n_boot = params["seed"], params["n_boot"]
     protocols = record["protocols"]
-    blessing = json.loads((evaluation_dir / BLESSING_JSON).read_text())
+    from amu_tf.data.text_files import read_json
+
+    blessing = read_json(evaluation_dir / BLESSING_JSON, "evaluation blessing",
+                         error=ArtifactError)
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     lines = ["# amu-tf evaluation report", "",
              f"amu-tf {__version__}, {now}, seed {seed}.", ""]

@@ -21,18 +21,17 @@ from amu_tf.interpretation.survival_analysis import bh_fdr
 def read_gmt(path) -> dict:
     """A GMT file (one set a line: name, description, genes..., tab-separated) -> {name: genes}.
     Raises :class:`InputDataError` if the file is missing or holds no gene set."""
+    from amu_tf.data.text_files import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"GMT file {path} not found")
     sets = {}
-    with open(path) as fh:
-        for line in fh:
-            parts = [p.strip() for p in line.rstrip("\n").split("\t")]
-            if len(parts) < 3 or not parts[0] or parts[0].startswith("#"):
-                continue
-            genes = [g for g in parts[2:] if g]
-            if genes:
-                sets[parts[0]] = sorted(set(genes))
+    for line in read_text(path, "GMT file").splitlines():
+        parts = [p.strip() for p in line.split("\t")]
+        if len(parts) < 3 or not parts[0] or parts[0].startswith("#"):
+            continue
+        genes = [g for g in parts[2:] if g]
+        if genes:
+            sets[parts[0]] = sorted(set(genes))
     if not sets:
         raise InputDataError(f"GMT file {path} contains no gene sets")
     return sets

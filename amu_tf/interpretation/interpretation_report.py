@@ -27,7 +27,13 @@ def interpretation_markdown(folder, prefix="") -> str:
     """The section's markdown; tables inline, image links relative to ``folder`` with
     ``prefix`` prepended (for a report that lives elsewhere)."""
     out = Path(folder)
-    summary = json.loads((out / SUMMARY_FILE).read_text())
+    from amu_tf.data.text_files import read_json
+    from amu_tf.errors import ArtifactError
+
+    summary = read_json(out / SUMMARY_FILE, "interpretation summary", error=ArtifactError)
+    if not isinstance(summary, dict) or not {"top_k", "rows", "models"} <= set(summary):
+        raise ArtifactError(f"interpretation summary {out / SUMMARY_FILE} is damaged: it lacks "
+                            "top_k/rows/models; run `amu interpret` again")
     k = summary["top_k"]
     L = ["## Interpretation", "", f"Rows explained: {summary['rows']['explained']} "
          f"({summary['rows']['note']}); background: {summary['rows']['background']} training rows.", ""]

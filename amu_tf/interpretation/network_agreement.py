@@ -25,6 +25,9 @@ from amu_tf.errors import InputDataError
 
 def read_mapping(path) -> dict:
     """STRING id -> symbol, from ``protein.info`` or a two-column file."""
+    from amu_tf.data.text_files import check_text_file
+
+    check_text_file(path, "STRING mapping file")
     df = pd.read_csv(path, sep=None, engine="python", dtype=str, comment=None)
     cols = [c.lstrip("#").strip() for c in df.columns]
     df.columns = cols
@@ -43,9 +46,9 @@ def read_string_network(path, mapping=None, min_score=0, keep=None,
     ``keep`` (e.g. the panel's symbols) drops edges not joining two kept genes while reading,
     in chunks, so STRING's genome-wide file (~13 million lines) needs little memory.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputDataError(f"network file {path} not found")
+    from amu_tf.data.text_files import check_text_file
+
+    path = check_text_file(path, "STRING file")
     try:
         header = pd.read_csv(path, sep=r"\s+", nrows=0).columns
     except pd.errors.EmptyDataError:

@@ -39,10 +39,9 @@ TRANSFORM_DIR = "transform"
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path} cannot be read: {exc}") from None
+    from amu_tf.data.text_files import read_json
+
+    data = read_json(path, "model file", error=ArtifactError)
     if not isinstance(data, dict):
         raise ArtifactError(f"{path} does not hold a JSON object")
     return data

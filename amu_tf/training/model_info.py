@@ -127,10 +127,9 @@ class ModelInfo:
             raise ArtifactError(f"{folder} has no {MODEL_INFO_FILE} (the model's name, genes, "
                                 "transform and threshold): it is not a complete Model "
                                 "artifact; train it again with `amu train`")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{path} cannot be read: {exc}") from None
+        from amu_tf.data.text_files import read_json
+
+        data = read_json(path, "model info", error=ArtifactError)
         return cls.from_json(data, where=str(path))
 
     def write(self, folder) -> Path:

@@ -72,10 +72,45 @@ def get_transform(name: str = DEFAULT_TRANSFORM, **params) -> BaseTransform:
         raise SpecError(
             f"unknown transform {name!r}; choose one of {', '.join(TRANSFORMS)}"
         ) from None
+    check_params(cls, params, f"transform {name!r}")
     try:
         return cls(**params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise SpecError(f"bad parameters for transform {name!r}: {exc}") from None
+
+
+def check_params(cls, params: dict, what: str) -> None:
+    """Every parameter in ``params`` is one of ``cls``'s constructor's (else the nearest
+    name), of its default's type (a bool for a flag; an int or float for a number) and, for a
+    number, >= 0 (a fraction <= 1); ``eps`` > 0. One-line :class:`SpecError` otherwise:
+    ``--param eps=abc`` was a TypeError deep in the first transform."""
+    import inspect
+
+    from amu_tf.data.schema import nearest
+
+    sig = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()
+           if k != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    for key, value in params.items():
+        if key not in sig:
+            guess = nearest(key, sig)
+            raise SpecError(f"{what} has no parameter {key!r}"
+                            f"{f'; did you mean {guess!r}?' if guess else ''} "
+                            f"(parameters: {', '.join(sig)})")
+        default = sig[key]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise SpecError(f"{what}: {key} must be true or false, got {value!r}")
+        elif isinstance(default, (int, float)):
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not is_number or (isinstance(default, int) and not isinstance(default, bool)
+                                 and not isinstance(value, int)):
+                kind = "an integer" if isinstance(default, int) else "a number"
+                raise SpecError(f"{what}: {key} must be {kind}, got {value!r}")
+            if value < 0 or (key == "eps" and value <= 0) or (
+                    key.endswith("fraction") and value > 1):
+                raise SpecError(f"{what}: {key} = {value!r} is out of range (must be "
+                                f"{'> 0' if key == 'eps' else '>= 0'}"
+                                f"{' and <= 1' if key.endswith('fraction') else ''})")
 
 
 def load_transform(directory) -> BaseTransform:

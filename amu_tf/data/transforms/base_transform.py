@@ -252,10 +252,11 @@ def read_config(directory) -> tuple[dict, dict]:
     cfg_file = d / CONFIG_FILE
     if not cfg_file.is_file():
         raise ArtifactError(f"{d} holds no fitted transform ({CONFIG_FILE} missing)")
-    try:
-        config = json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{cfg_file} is corrupt: {exc}") from None
+    from amu_tf.data.text_files import read_json
+
+    config = read_json(cfg_file, "fitted transform", error=ArtifactError)
+    if not isinstance(config, dict):
+        raise ArtifactError(f"fitted transform {cfg_file} is damaged: not a JSON object")
     arrays = {}
     if (d / STATE_FILE).is_file():
         with np.load(d / STATE_FILE) as z:

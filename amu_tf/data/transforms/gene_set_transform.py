@@ -30,10 +30,10 @@ class GeneSetTransform(TableTransform):
         of a GMT file (name, description, then the genes, tab-separated)."""
         from pathlib import Path
 
+        from amu_tf.data.text_files import read_text
+
         p = Path(path)
-        if not p.is_file():
-            raise InputDataError(f"gene set file {path} does not exist")
-        lines = [ln.strip() for ln in p.read_text().splitlines()
+        lines = [ln.strip() for ln in read_text(p, "gene set file").splitlines()
                  if ln.strip() and not ln.startswith("#")]
         if p.suffix.lower() == ".gmt" or (lines and lines[0].count("\t") >= 2):
             genes = [g for g in lines[0].split("\t")[2:] if g]
