@@ -148,6 +148,70 @@ class Artifact:
         return cls(type=type, uri=path, content_hash=hash_path(path))
 
 
+def check_output_not_input(output, inputs, option: str = "--out") -> None:
+    """Refuse to write an artifact at ``output`` when it is one of its ``inputs`` (paths or
+    Artifacts), holds one of them (a ``table.csv.gz`` inside it), or lies inside one: the
+    writer replaces ``output`` as a whole, so ``amu transform T --out T`` destroyed the
+    table it read. Called before any work, and again by :class:`ArtifactWriter`."""
+    from amu_tf.errors import SpecError
+
+    out = Path(os.path.abspath(os.path.expanduser(str(output))))
+    for item in inputs:
+        if item is None:
+            continue
+        uri = item.uri if isinstance(item, Artifact) else item
+        if isinstance(uri, dict):  # an input reference (Artifact.ref())
+            uri = uri.get("uri")
+        if not isinstance(uri, (str, os.PathLike)):  # a DataFrame given in memory
+            continue
+        src = Path(os.path.abspath(os.path.expanduser(str(uri))))
+        if src == out:
+            raise SpecError(f"{option} {output} is an input of this step; writing there would "
+                            "destroy it: choose another folder")
+        if out in src.parents:
+            raise SpecError(f"{option} {output} holds an input of this step ({src}); writing "
+                            "there would destroy it: choose another folder")
+        if src in out.parents and src.is_dir():
+            raise SpecError(f"{option} {output} lies inside an input of this step ({src}); "
+                            "writing there would change it: choose another folder")
+
+
+def identity_hashes(art: "Artifact", names=()) -> set[str]:
+    """The content hashes that name the data of ``art``: its own; for a table file inside an
+    artifact folder, that folder's artifact's; for an artifact folder, those of its files
+    called ``names`` (``amu audit runs/x/ingest/table.csv.gz`` and ``amu audit runs/x/ingest``
+    name one table)."""
+    hashes = {art.content_hash} if art.content_hash else set()
+    path = Path(str(art.uri))
+    try:
+        if path.is_file() and (path.parent / METADATA_FILE).is_file():
+            parent = read_json(path.parent / METADATA_FILE, error=ArtifactError)
+            if isinstance(parent, dict) and parent.get("content_hash"):
+                hashes.add(parent["content_hash"])
+        elif path.is_dir():
+            hashes |= {hash_path(path / n) for n in names
+                       if n != METADATA_FILE and (path / n).is_file()}
+    except (OSError, ArtifactError):
+        pass
+    return hashes
+
+
+def vouches_for(voucher: "Artifact", art: "Artifact") -> bool:
+    """Whether ``voucher`` (an audit, an evaluation, a fitted transform) records ``art`` (a
+    table) among its inputs by content hash, or was made from exactly the cohort specs
+    ``art`` was ingested from. A path alone proves nothing: tables are rewritten in place
+    and folders are copied."""
+    refs = [ref for ref in voucher.inputs if isinstance(ref, dict)]
+    recorded = {ref.get("content_hash") for ref in refs}
+    names = {Path(str(ref.get("uri", ""))).name for ref in refs}
+    if identity_hashes(art, names) & recorded:
+        return True
+    specs = {ref.get("content_hash") for ref in art.inputs
+             if isinstance(ref, dict) and ref.get("type") == "CohortSpec"}
+    theirs = {ref.get("content_hash") for ref in refs if ref.get("type") == "CohortSpec"}
+    return bool(specs) and specs == theirs
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write a single file aside (``.<name>.tmp-<pid>``) and rename it into place, so a reader
     never sees half of it (the file-sized sibling of :class:`StagedFolder`)."""
@@ -347,6 +411,7 @@ class ArtifactWriter(StagedFolder):
         self.artifact: Artifact | None = None
 
     def __enter__(self) -> "ArtifactWriter":
+        check_output_not_input(self.uri, self.inputs)
         if self.uri.exists() and not self.overwrite:
             raise ArtifactError(f"{self.uri} exists already and will not be overwritten")
         what = _foreign(self.uri)

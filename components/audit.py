@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.artifacts import Artifact, ArtifactWriter, check_output_not_input
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.audit import PAPER_TABLE, AuditResult, LeakageAudit, detect_format
 
@@ -84,6 +84,9 @@ def run_audit(table_uri_or_df, output_uri: str | os.PathLike | None = None, data
               source: str | None = None, **params) -> tuple[Artifact | None, AuditResult]:
     """Audit the input; write an AuditReport artifact at ``output_uri`` (skipped when None).
     Returns ``(artifact_or_None, result)``; ``result.has_leak`` says whether it leaks."""
+    if output_uri is not None:
+        check_output_not_input(output_uri, table_uri_or_df if isinstance(table_uri_or_df, list)
+                               else [table_uri_or_df])
     df, inputs, desc = load_audit_input(table_uri_or_df, data_root)
     audit = LeakageAudit(**params)
     result = audit.audit_table(df, source=source or desc)
@@ -107,6 +110,25 @@ def load_audit_report(uri) -> dict:
     from amu_tf.errors import ArtifactError
 
     return read_json(art.path / REPORT_JSON, "audit report", error=ArtifactError)
+
+
+def check_audit_of(audit: Artifact, table: Artifact | None, force: bool = False) -> str | None:
+    """The audit must be of ``table`` (it records the table's content hash, or the very
+    specs the table was ingested from): another table's clean audit must not make a leaky
+    table's report say "clean". Returns None when it is; else raises :class:`ArtifactError`,
+    or with ``force`` returns the reason, which the caller records (``forced_past``) and the
+    report shows beside the verdict. A table given only in memory cannot be checked."""
+    from amu_tf.artifacts import vouches_for
+    from amu_tf.errors import ArtifactError
+
+    if table is None or vouches_for(audit, table):
+        return None
+    why = (f"the AuditReport {audit.uri} is not an audit of the table {table.uri} (it records "
+           "another table's content hash)")
+    if not force:
+        raise ArtifactError(f"{why}; audit this table (`amu audit TABLE --out DIR`), or pass "
+                            "--force to go on (the report then says so)")
+    return why
 
 
 def audit_summary(uri) -> dict:

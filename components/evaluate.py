@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from amu_tf.artifacts import Artifact, ArtifactWriter, to_jsonable
+from amu_tf.artifacts import Artifact, ArtifactWriter, check_output_not_input, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.blessing import bless
@@ -48,20 +48,29 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                  paper_repeats: int = 1, n_boot: int = 1000, estimator_params=None,
                  train_cohorts=None, test_cohorts=None, audit_uri=None,
                  input_artifacts=(), data_note: str | None = None, progress: bool = True,
-                 paper_duplicate: bool = True):
+                 paper_duplicate: bool = True, force: bool = False):
     """Run every protocol for every model and write a ModelEvaluation artifact.
 
     ``audit_uri``: the AuditReport artifact of the table (recorded as an input; its verdict
     goes into the report); ``input_artifacts`` (e.g. the Model artifacts) are recorded as
-    inputs too. Returns ``(artifact, [ProtocolResult], blessing)``.
+    inputs too. The audit must be of this table (content hash, :func:`components.audit.
+    check_audit_of`), unless ``force``: the evaluation then records why (``forced_past``)
+    and its report shows it beside the verdict. Returns ``(artifact, [ProtocolResult],
+    blessing)``.
     """
+    check_output_not_input(output_uri, [table, audit_uri, *input_artifacts])
     df, table_art = load_cohort_table(table)
     audit_art = audit = None  # checked before any fit
     if audit_uri is not None:
         from components.audit import audit_summary
 
+        from components.audit import check_audit_of
+
         audit_art = Artifact.load(audit_uri, expected_type="AuditReport")
         audit = audit_summary(audit_uri)
+        forced = check_audit_of(audit_art, table_art, force)
+        if forced:
+            audit["forced_past"] = forced
     protocols = list(protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
@@ -121,6 +130,7 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
             roc_auc={r.label: {row["model"]: round(float(row["roc_auc"]), 4)
                                for _, row in r.metrics.iterrows()} for r in results},
             leaky_protocols=[r.label for r in results if r.leaky],
+            forced_past=[audit["forced_past"]] if audit and audit.get("forced_past") else [],
             biomarker_verdicts=comparison["verdict"].tolist() if not comparison.empty else [],
         )
     return w.artifact, results, blessing

@@ -243,6 +243,55 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
         raise ArtifactError(f"model_info.json describes {metadata['n_inputs']} inputs but the "
                             f"model takes {n_genes}")
     model_dir = Path(base_dir) / name
+    created = [p for p in (Path(base_dir), model_dir) if not p.exists()]
+    try:
+        art, w = _write_version(model_dir, model_uri, keras_model, metadata, layer, n_genes,
+                                compiled_attention, transform, copy_transform, base_dir, name,
+                                info, model_art, evaluation, metrics)
+    except BaseException as exc:
+        # the staged version is gone (VersionWriter); folders this export created stay
+        # only when something else is in them
+        for p in reversed(created):
+            try:
+                p.rmdir()
+            except OSError:
+                pass
+        why = _write_failure(exc)
+        if why is None:
+            raise
+        raise ArtifactError(f"cannot write the export under {model_dir}: {why}") from None
+    if w.version != art.properties["version"]:  # another export took the number meanwhile
+        art.properties["version"] = w.version
+        art.properties["path"] = str(w.final_path)
+        art.uri = w.final_path
+        (w.final_path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
+    return art
+
+
+def _write_failure(exc: BaseException) -> str | None:
+    """What went wrong when writing an export failed for a reason of the place (a full disk,
+    a read-only file system, no permission): one phrase; None for anything else (a bug to
+    see whole). TensorFlow reports a full disk as ``ResourceExhaustedError``, not OSError."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    try:
+        import tensorflow as tf
+    except ImportError:  # pragma: no cover
+        return None
+    if isinstance(exc, tf.errors.ResourceExhaustedError):
+        return "no space left on device"
+    if isinstance(exc, (tf.errors.PermissionDeniedError, tf.errors.FailedPreconditionError,
+                        tf.errors.UnavailableError, tf.errors.DataLossError)):
+        first = str(getattr(exc, "message", exc)).strip().splitlines()
+        return first[0] if first else type(exc).__name__
+    return None
+
+
+def _write_version(model_dir, model_uri, keras_model, metadata, layer, n_genes,
+                   compiled_attention, transform, copy_transform, base_dir, name, info,
+                   model_art, evaluation, metrics):
+    """Write the next version of ``model_dir`` (staged, renamed into place when complete);
+    returns the PushedModel artifact and the writer."""
     with VersionWriter(model_dir) as w:
         write_saved_model(w.path, keras_model, metadata, preprocess=layer,
                           threshold=metadata["threshold"], n_genes=n_genes,
@@ -267,9 +316,4 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
             created=metadata["exported_at"],
         )
         (w.path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
-    if w.version != art.properties["version"]:  # another export took the number meanwhile
-        art.properties["version"] = w.version
-        art.properties["path"] = str(w.final_path)
-        art.uri = w.final_path
-        (w.final_path / ARTIFACT_FILE).write_text(json.dumps(art.to_json(), indent=2) + "\n")
-    return art
+    return art, w

@@ -32,7 +32,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.artifacts import Artifact, ArtifactWriter, check_output_not_input
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.interpretation import analyses
@@ -191,6 +191,7 @@ def run_interpret(model_uris, table_uri, output_uri, *, string=None, string_mapp
         read_text(gmt, "GMT file")
     if isinstance(model_uris, (str, os.PathLike)):
         model_uris = [model_uris]
+    check_output_not_input(output_uri, [*model_uris, table_uri, string, string_mapping, gmt])
     models, arts = {}, []
     for uri in map(Path, model_uris):
         bundle = ModelBundle.load(uri)

@@ -38,8 +38,18 @@ def recorded_audit(evaluation: Artifact) -> Path | None:
     return None
 
 
+def evaluated_table(evaluation: Artifact) -> Artifact | None:
+    """The table an evaluation evaluated, as it recorded it (its CohortTable input), for the
+    check that an audit shown beside it is of that table."""
+    for ref in evaluation.inputs:
+        if isinstance(ref, dict) and ref.get("type") == "CohortTable":
+            return Artifact(type="CohortTable", uri=Path(str(ref.get("uri", ""))),
+                            content_hash=ref.get("content_hash", ""))
+    return None
+
+
 def run_report(evaluation_uri, output_uri, *, audit_uri=None,
-               interpretation_uri=None) -> Artifact:
+               interpretation_uri=None, force: bool = False) -> Artifact:
     """Render the report of ``evaluation_uri`` (audit: ``audit_uri``, else the one the
     evaluation recorded; interpretation: ``interpretation_uri``, optional) into a Report
     artifact at ``output_uri``."""
@@ -47,11 +57,21 @@ def run_report(evaluation_uri, output_uri, *, audit_uri=None,
 
     evaluation = Artifact.load(evaluation_uri, expected_type="ModelEvaluation")
     inputs = [evaluation]
+    given = audit_uri is not None
     audit_uri = audit_uri or recorded_audit(evaluation)
     audit = None
     if audit_uri is not None:
-        inputs.append(Artifact.load(audit_uri, expected_type="AuditReport"))
+        from components.audit import check_audit_of
+
+        audit_art = Artifact.load(audit_uri, expected_type="AuditReport")
+        inputs.append(audit_art)
         audit = audit_summary(audit_uri)
+        # an audit given here must be of the evaluated table; the one the evaluation
+        # recorded was checked then (and a --force then is in its properties)
+        forced = (check_audit_of(audit_art, evaluated_table(evaluation), force) if given
+                  else next(iter(evaluation.properties.get("forced_past") or []), None))
+        if forced:
+            audit["forced_past"] = forced
     sections = []
     final = Path(os.path.abspath(output_uri))
     if interpretation_uri is not None:

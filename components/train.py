@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from amu_tf import __version__
-from amu_tf.artifacts import Artifact, ArtifactWriter, to_jsonable
+from amu_tf.artifacts import Artifact, ArtifactWriter, check_output_not_input, to_jsonable
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.data.text_files import read_json, read_text
 from amu_tf.errors import ArtifactError, InputDataError, SpecError
@@ -104,6 +104,7 @@ def run_train(
     from amu_tf.training.fit_estimator import fit_estimator, wants_unlabeled
 
     t_start = time.perf_counter()
+    check_output_not_input(output_uri, [table, transform_uri])
     df, table_art = load_cohort_table(table)
     train = select_training_rows(df, train_cohorts)
     cohorts_used = sorted(train["cohort"].astype(str).unique())
@@ -121,7 +122,7 @@ def run_train(
     if own_input is not None:
         tf_ = own_input().fit(train)
     elif transform_uri is not None:
-        graph, tf_ = load_transform_graph(transform_uri, train, transform)
+        graph, tf_ = load_transform_graph(transform_uri, train, transform, table_art)
     else:
         tf_ = get_transform(transform).fit(train)
     X = np.asarray(tf_.transform(train), dtype=np.float32)
@@ -221,9 +222,12 @@ def run_train(
     return w.artifact
 
 
-def load_transform_graph(uri, train: pd.DataFrame, name: str):
+def load_transform_graph(uri, train: pd.DataFrame, name: str, table: Artifact | None = None):
     """``(artifact, fitted transform)`` of a TransformGraph, checked to be transform ``name``
-    fitted on exactly the rows of ``train`` (same sample ids, same order)."""
+    fitted on exactly the rows of ``train`` (same sample ids, same order) of ``table`` (its
+    recorded input hash: the same ids in a rewritten table are other data)."""
+    from amu_tf.artifacts import vouches_for
+
     from amu_tf.data.transforms import get_transform, load_transform
     from components.transform import FIT_SAMPLES_FILE
 
@@ -232,6 +236,10 @@ def load_transform_graph(uri, train: pd.DataFrame, name: str):
     if fitted != get_transform(name).name:
         raise InputDataError(f"the TransformGraph {uri} holds {fitted!r}, not the {name!r} "
                              "transform asked for")
+    if table is not None and not vouches_for(art, table):
+        raise InputDataError(f"the TransformGraph {uri} was fitted on another table than "
+                             f"{table.uri} (it records another content hash); fit it on this "
+                             "table or leave it out")
     fit_ids = read_text(art.path / FIT_SAMPLES_FILE, "fitted sample list",
                         error=ArtifactError).splitlines()
     if fit_ids != train["sample"].astype(str).tolist():

@@ -28,7 +28,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from amu_tf.artifacts import Artifact, ArtifactWriter
+from amu_tf.artifacts import Artifact, ArtifactWriter, check_output_not_input
 from amu_tf.data.cohort_table import gene_columns, load_cohort_table
 from amu_tf.errors import InputDataError
 
@@ -70,6 +70,7 @@ def run_transform(table_uri, output_uri: str | os.PathLike, name: str = "cohort_
     artifact at ``output_uri``. Returns the artifact."""
     from amu_tf.data.transforms import get_transform
 
+    check_output_not_input(output_uri, [table_uri])
     df, table_art = load_cohort_table(table_uri)
     fit_rows = select_fit_rows(df, train_samples, train_cohorts)
     if labeled_only:

@@ -43,8 +43,10 @@ _D = RunConfig()
               help="The table's AuditReport artifact (`amu audit`) [audited now, written to "
                    "OUT_audit].")
 @click.option("--seed", default=_D.seed, show_default=True)
+@click.option("--force", is_flag=True,
+              help="Go on with an --audit that is not of TABLE (the report says so).")
 def command(table, paper_table, out, models, protocols, transform, train_cohorts, test_cohorts,
-            folds, repeats, n_boot, epochs, patience, audit_uri, seed):
+            folds, repeats, n_boot, epochs, patience, audit_uri, seed, force):
     """Evaluate models on TABLE (a CohortTable artifact or cohort-table CSV) under honest
     protocols, with 95% bootstrap CIs, figures, tables and report.md. The leakage audit's
     verdict is in the report: an AuditReport given with --audit, or one written beside the
@@ -79,20 +81,32 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
     check_transform(transform, models)
     check_counts(folds=folds, repeats=repeats, n_boot=n_boot, epochs=epochs, patience=patience,
                  seed=seed)
+    own_audit = None
     if audit_uri is None:  # audited now, as an artifact of its own beside the evaluation
+        import shutil
+
+        from amu_tf.artifacts import check_output_not_input
         from components.audit import run_audit
 
+        check_output_not_input(out, [paper_table or table])
         audit_uri = Path(out).resolve().with_name(Path(out).resolve().name + "_audit")
+        if not audit_uri.exists():
+            own_audit = audit_uri  # removed again when the evaluation fails
         _, audit_result = run_audit(paper_table or table, audit_uri)
         if audit_result.has_leak:
             click.echo(f"warning: the leakage audit finds {len(audit_result.leaks)} leak(s) "
                        f"in this table ({audit_uri}); see the report's audit section", err=True)
-    art, results, blessing = run_evaluate(
-        data, out, models, protocols, transform=transform, seed=seed, n_splits=folds,
-        n_repeats=repeats, paper_repeats=repeats, n_boot=n_boot,
-        estimator_params=keras_params(models, epochs, patience),
-        train_cohorts=split_list(train_cohorts) if train_cohorts else None,
-        test_cohorts=split_list(test_cohorts) if test_cohorts else None,
-        data_note=note, paper_duplicate=dup, audit_uri=audit_uri)
+    try:
+        art, results, blessing = run_evaluate(
+            data, out, models, protocols, transform=transform, seed=seed, n_splits=folds,
+            n_repeats=repeats, paper_repeats=repeats, n_boot=n_boot,
+            estimator_params=keras_params(models, epochs, patience),
+            train_cohorts=split_list(train_cohorts) if train_cohorts else None,
+            test_cohorts=split_list(test_cohorts) if test_cohorts else None,
+            data_note=note, paper_duplicate=dup, audit_uri=audit_uri, force=force)
+    except BaseException:  # no OUT_audit/ without the evaluation it was written for
+        if own_audit is not None:
+            shutil.rmtree(own_audit, ignore_errors=True)
+        raise
     click.echo(format_results(results, blessing))
     click.echo(f"report: {Path(art.uri) / 'report.md'}")

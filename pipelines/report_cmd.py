@@ -8,7 +8,9 @@ import click
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--audit", "audit_uri", default=None, type=click.Path(file_okay=False),
               help="The AuditReport to show [RUN_DIR/audit, the one the evaluation recorded].")
-def command(run_dir, audit_uri):
+@click.option("--force", is_flag=True,
+              help="Show an --audit that is not of the evaluated table (the report says so).")
+def command(run_dir, audit_uri, force):
     """Render RUN_DIR/report/report.md from the run folder's evaluate, audit and interpret
     artifacts (as `amu run`'s report step does)."""
     from components.report import REPORT_FILE, run_report
@@ -19,5 +21,5 @@ def command(run_dir, audit_uri):
     evaluation = run.require("evaluate")
     warn_if_stale(evaluation)
     art = run_report(evaluation, run.path / "report", audit_uri=audit_uri or run.step("audit"),
-                     interpretation_uri=run.step("interpret"))
+                     interpretation_uri=run.step("interpret"), force=force)
     click.echo(art.path / REPORT_FILE)

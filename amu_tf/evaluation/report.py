@@ -81,6 +81,9 @@ def _audit_section(audit: dict | None) -> list[str]:
                                                "allowed)" if audit.get("has_leak") else ""))
     if audit.get("uri"):
         lines.append(f"(AuditReport artifact: `{audit['uri']}`)")
+    if audit.get("forced_past"):
+        lines += ["", f"> **Forced (--force):** {audit['forced_past']}; this verdict does not "
+                  "vouch for the evaluated table."]
     lines.append("")
     if audit.get("summary"):
         lines += ["```", str(audit["summary"]).rstrip(), "```", ""]
