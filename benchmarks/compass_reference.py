@@ -18,6 +18,9 @@ import types
 
 
 def compass_dir() -> str:
+    stub = sys.modules.get("compass")
+    if stub is not None and getattr(stub, "__spec__", None) is None:
+        return stub.__path__[0]
     spec = importlib.util.find_spec("compass")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("immuno-compass is not installed in this interpreter "

@@ -34,13 +34,14 @@ class PerformerAttention(keras.layers.Layer):
         key_stabilizer: ``"sample"`` or ``"batch"`` (see above).
         epsilon: the ``eps`` added to every feature.
         projection_initializer: initializer of the projection matrix when it is not loaded
-            (default: standard normal rows, like an unstructured FAVOR draw).
+            (default: N(0, 1) entries, an unstructured FAVOR draw, for which
+            ``phi(q).phi(k)`` is an unbiased estimate of ``exp(q.k / sqrt(d))``).
 
     Input ``(batch, tokens, dim)``; output the same shape.
     """
 
     def __init__(self, num_heads=2, head_dim=32, num_features=110, key_stabilizer="sample",
-                 epsilon=1e-4, projection_initializer="random_normal",
+                 epsilon=1e-4, projection_initializer=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         if key_stabilizer not in ("sample", "batch"):
@@ -50,7 +51,8 @@ class PerformerAttention(keras.layers.Layer):
         self.num_features = int(num_features)
         self.key_stabilizer = key_stabilizer
         self.epsilon = float(epsilon)
-        self.projection_initializer = keras.initializers.get(projection_initializer)
+        self.projection_initializer = keras.initializers.get(
+            projection_initializer or keras.initializers.RandomNormal(stddev=1.0))
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
