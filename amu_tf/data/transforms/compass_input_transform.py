@@ -1,0 +1,200 @@
+"""``CompassInputTransform``: a genome-wide cohort table -> COMPASS's encoder input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from amu_tf.biomarkers.biomarker_score import MIN_NEW_COHORT, cohort_keys, resolve_columns
+from amu_tf.data.cohort_table import all_gene_columns
+from amu_tf.data.transforms.table_transform import TableTransform
+from amu_tf.errors import InputDataError
+
+#: how each published unit reached the table (``amu_tf.data.expression_reader``), and what
+#: this transform does to get log2(TPM + 1) from it
+UNIT_HANDLING = {
+    "tpm": "as is (the table holds log2(TPM + 1))",
+    "log2(tpm+1)": "as is",
+    "log2(tpm+0.001)": "as is (ingest re-based it to log2(TPM + 1))",
+    "fpkm": "FPKM -> TPM by rescaling each sample to sum 1e6 over the table's genes",
+    "counts": "log2(CPM + 1) used as log2(TPM + 1): no gene lengths; a per-gene length "
+              "factor is mostly absorbed by the per-cohort min-max scaler",
+}
+SCALER_FITS = ("per_cohort", "training")
+
+
+class CompassInputTransform(TableTransform):
+    """COMPASS's input contract, read from its code (``compass/model/scaler.py``,
+    ``compass/main.py``): the 15,672 genes of its tokenizer in token order, each
+    ``log2(TPM + 1)`` and then min-max scaled per gene to [0, 1] (scikit-learn's
+    ``MinMaxScaler``: a constant gene becomes 0; values outside the fitted range are not
+    clipped). The cancer-type token is separate (:meth:`cancer_codes`; melanoma = SKCM = 25).
+
+    **Units.** The cohort table stores every cohort as ``log2(x + 1)`` of its published unit
+    (counts -> CPM, TPM and log2 TPM -> TPM, FPKM -> FPKM); the unit is recorded per cohort
+    in the CohortTable artifact's summary, and is passed here as ``cohort_units``
+    (``{cohort: unit}``; a cohort not named is taken as TPM). :data:`UNIT_HANDLING` says what
+    is done for each; ``units_`` records it.
+
+    **The scaler.** COMPASS fits its min-max scaler on its pre-training data (TCGA, not in
+    the wheel) and refits it on the user's data when it starts from the distilled encoder.
+    ``scaler_fit="per_cohort"`` (default) fits min and max per gene on each cohort's rows
+    given to ``fit`` and, for a cohort not seen there, on that cohort's own rows at
+    ``transform`` (as ``cohort_z`` does; expression only, never labels; at least
+    5 samples): it removes cohort-level unit and platform offsets, which is what lets the
+    encoder's features transfer across cohorts. ``"training"`` fits one scaler on all rows
+    given to ``fit`` and applies it frozen to every row (per-sample; cohort offsets pass
+    through). ``scaler_fit_`` and ``scaler_cohorts_`` record the choice.
+
+    **Missing genes.** A gene a cohort lacks (not in the table, or NaN for all of that
+    cohort's rows) gets ``missing_fill`` after scaling (default 0.0: the cohort's minimum,
+    which is what COMPASS computes for a gene filled with TPM 0). A cohort missing more
+    than ``max_missing_fraction`` (default 0.2, i.e. 3,134) of the 15,672 genes is refused
+    with one line; ``missing_genes_`` lists each fitted cohort's missing genes.
+    """
+
+    def __init__(self, scaler_fit="per_cohort", max_missing_fraction=0.2, missing_fill=0.0,
+                 cohort_units=None, cancer_type="SKCM", genes=None):
+        self.scaler_fit = scaler_fit
+        self.max_missing_fraction = max_missing_fraction
+        self.missing_fill = missing_fill
+        self.cohort_units = cohort_units
+        self.cancer_type = cancer_type
+        self.genes = genes
+
+    name = "compass_input"
+
+    # ------------------------------------------------------------------------------------
+    def _compass_genes(self):
+        if self.genes is not None:
+            return list(self.genes)
+        from amu_tf.utils.transformers.convert_compass import load_compass_assets
+
+        return list(load_compass_assets()["genes"])
+
+    def _unit(self, cohort):
+        units = {str(k): str(v).lower().replace(" ", "")
+                 for k, v in (self.cohort_units or {}).items()}
+        unit = units.get(str(cohort), "tpm")
+        if unit not in UNIT_HANDLING:
+            raise InputDataError(f"compass_input: cohort {cohort}: unknown unit {unit!r} "
+                                 f"(one of {sorted(UNIT_HANDLING)})")
+        return unit
+
+    def _log2_tpm1(self, table, genes, cohorts):
+        """``(n, len(genes))`` log2(TPM + 1), NaN where missing, and each cohort's unit."""
+        cols = resolve_columns(table.columns, genes)
+        present = [j for j, g in enumerate(genes) if cols[g] is not None]
+        out = np.full((len(table), len(genes)), np.nan)
+        if present:
+            block = table[[cols[genes[j]] for j in present]]
+            out[:, present] = block.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        units = {}
+        for c in np.unique(cohorts):
+            unit = self._unit(c)
+            units[str(c)] = unit
+            if unit != "fpkm":
+                continue
+            rows = cohorts == c
+            every = table.loc[rows, all_gene_columns(table)].apply(
+                pd.to_numeric, errors="coerce").to_numpy(np.float64)
+            total = np.nansum(np.exp2(every) - 1.0, axis=1, keepdims=True)
+            if not np.all(total > 0):
+                raise InputDataError(f"compass_input: cohort {c} has a sample with no "
+                                     "expression to rescale FPKM to TPM")
+            out[rows] = np.log2((np.exp2(out[rows]) - 1.0) / total * 1e6 + 1.0)
+        return out, units
+
+    def _check_missing(self, values, cohorts, genes):
+        missing = {}
+        for c in np.unique(cohorts):
+            absent = np.all(np.isnan(values[cohorts == c]), axis=0)
+            frac = absent.mean()
+            if frac > self.max_missing_fraction:
+                raise InputDataError(
+                    f"compass_input: cohort {c} lacks {int(absent.sum())} of COMPASS's "
+                    f"{len(genes)} genes ({frac:.0%} > max_missing_fraction "
+                    f"{self.max_missing_fraction:.0%}); the encoder would see mostly filled tokens")
+            missing[str(c)] = [g for g, a in zip(genes, absent) if a]
+        return missing
+
+    @staticmethod
+    def _min_max(values):
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+
+    # ------------------------------------------------------------------------------------
+    def fit(self, table, y=None):
+        """Learn the genes' min and max from ``table``'s expression (``y`` is ignored)."""
+        self._check_table(table)
+        if self.scaler_fit not in SCALER_FITS:
+            raise InputDataError(f"compass_input: scaler_fit must be one of {SCALER_FITS}, "
+                                 f"not {self.scaler_fit!r}")
+        from amu_tf.utils.transformers.convert_compass import load_compass_assets
+
+        codes = load_compass_assets()["cancer_codes"] if self.genes is None else None
+        genes = self._compass_genes()
+        cohorts = cohort_keys(table)
+        values, units = self._log2_tpm1(table, genes, cohorts)
+        self.missing_genes_ = self._check_missing(values, cohorts, genes)
+        if self.scaler_fit == "training":
+            self.scaler_ = {None: self._min_max(values)}
+            self.scaler_cohorts_ = []
+        else:
+            self.scaler_ = {str(c): self._min_max(values[cohorts == c])
+                            for c in np.unique(cohorts)}
+            self.scaler_cohorts_ = sorted(self.scaler_)
+        self.scaler_fit_ = self.scaler_fit
+        self.genes_ = genes
+        self.units_ = {c: f"{u}: {UNIT_HANDLING[u]}" for c, u in units.items()}
+        code_table = codes or {"SKCM": 25}
+        if self.cancer_type not in code_table or code_table[self.cancer_type] < 0:
+            raise InputDataError(f"compass_input: unknown cancer type {self.cancer_type!r}")
+        self.cancer_code_ = int(code_table[self.cancer_type])
+        self.n_features_out_ = len(genes)
+        return self
+
+    def transform(self, table):
+        """``(n, 15672)`` float32 encoder input, in COMPASS's gene order."""
+        check_is_fitted(self, "scaler_")
+        self._check_table(table)
+        cohorts = cohort_keys(table)
+        values, _ = self._log2_tpm1(table, self.genes_, cohorts)
+        self._check_missing(values, cohorts, self.genes_)
+        out = np.empty_like(values)
+        for c in np.unique(cohorts):
+            rows = cohorts == c
+            if self.scaler_fit_ == "training":
+                lo, hi = self.scaler_[None]
+            elif str(c) in self.scaler_:
+                lo, hi = self.scaler_[str(c)]
+            else:
+                if rows.sum() < MIN_NEW_COHORT:
+                    raise InputDataError(
+                        f"compass_input: cohort {c} was not seen at fit and has only "
+                        f"{int(rows.sum())} sample(s); its scaler is fitted on its own rows, "
+                        f"which needs at least {MIN_NEW_COHORT}")
+                lo, hi = self._min_max(values[rows])
+            span = hi - lo
+            span = np.where(np.isfinite(span) & (span > 0), span, 1.0)   # as MinMaxScaler
+            out[rows] = (values[rows] - lo) / span
+        out = np.where(np.isfinite(out), out, self.missing_fill)
+        return out.astype(np.float32)
+
+    def cancer_codes(self, table):
+        """``(n,)`` int32 cancer-type token of each row (``cancer_type`` for every row)."""
+        check_is_fitted(self, "cancer_code_")
+        return np.full(len(table), self.cancer_code_, dtype=np.int32)
+
+    def encoder_inputs(self, table):
+        """The :class:`~amu_tf.models.compass_encoder.CompassEncoder` input dict."""
+        return {"expression": self.transform(table), "cancer_type": self.cancer_codes(table)}
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "genes_")
+        return np.asarray(self.genes_, dtype=object)

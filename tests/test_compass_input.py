@@ -1,0 +1,85 @@
+"""CompassInputTransform: COMPASS's preprocessing from a cohort table (fast, no download:
+the gene list is given; the real 15,672 come from the wheel)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from amu_tf.data.transforms.compass_input_transform import CompassInputTransform
+from amu_tf.errors import InputDataError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "compass_parity.npz"
+
+
+def _table(values, genes, cohort="A"):
+    df = pd.DataFrame(values, columns=genes)
+    df.insert(0, "cohort", cohort)
+    df.insert(0, "sample", [f"{cohort}{i}" for i in range(len(df))])
+    return df
+
+
+def test_matches_compass_datascaler_on_real_samples():
+    with np.load(FIXTURE) as npz:
+        tpm, expected = npz["scaler_tpm"].astype(np.float64), npz["scaler_out"]
+    genes = [f"G{i}" for i in range(tpm.shape[1])]
+    table = _table(np.log2(tpm + 1.0), genes, "Liu2019")
+    t = CompassInputTransform(genes=genes).fit(table)
+    np.testing.assert_allclose(t.transform(table), expected, rtol=1e-5, atol=1e-6)
+    assert t.scaler_fit_ == "per_cohort" and t.scaler_cohorts_ == ["Liu2019"]
+
+
+def test_missing_genes_get_the_fill_and_too_many_are_refused():
+    genes = [f"G{i}" for i in range(10)]
+    rng = np.random.default_rng(0)
+    table = _table(rng.random((6, 8)) * 5, genes[:8])
+    t = CompassInputTransform(genes=genes, max_missing_fraction=0.2).fit(table)
+    out = t.transform(table)
+    assert out.shape == (6, 10) and out.dtype == np.float32
+    assert np.all(out[:, 8:] == 0.0)
+    assert t.missing_genes_ == {"A": ["G8", "G9"]}
+    with pytest.raises(InputDataError, match="lacks 2 of COMPASS's 10 genes"):
+        CompassInputTransform(genes=genes, max_missing_fraction=0.1).fit(table)
+
+
+def test_per_cohort_and_training_scalers():
+    genes = ["G0", "G1"]
+    a = _table(np.array([[0.0, 1.0], [2.0, 3.0], [1.0, 2.0], [1.0, 1.0], [0.5, 2.5]]), genes, "A")
+    b = _table(a[genes].to_numpy() + 10.0, genes, "B")
+    per = CompassInputTransform(genes=genes).fit(a)
+    # a cohort unseen at fit is scaled on its own rows: the offset of 10 disappears
+    np.testing.assert_allclose(per.transform(b), per.transform(a), atol=1e-6)
+    frozen = CompassInputTransform(genes=genes, scaler_fit="training").fit(a)
+    assert frozen.scaler_cohorts_ == [] and frozen.transform(b).min() > 1.0
+    with pytest.raises(InputDataError, match="not seen at fit"):
+        per.transform(b.iloc[:3])
+
+
+def test_fpkm_is_rescaled_to_tpm():
+    genes = ["G0", "G1", "G2"]
+    fpkm = np.array([[10.0, 30.0, 60.0], [1.0, 1.0, 2.0], [5.0, 0.0, 5.0]])
+    table = _table(np.log2(fpkm + 1.0), genes, "F")
+    t = CompassInputTransform(genes=genes, cohort_units={"F": "FPKM"}).fit(table)
+    tpm = fpkm / fpkm.sum(1, keepdims=True) * 1e6
+    x = np.log2(tpm + 1.0)
+    expected = (x - x.min(0)) / (x.max(0) - x.min(0))
+    np.testing.assert_allclose(t.transform(table), expected, rtol=1e-5, atol=1e-6)
+    assert t.units_["F"].startswith("fpkm:")
+
+
+def test_sklearn_contract_and_save(tmp_path):
+    genes = ["G0", "G1"]
+    table = _table(np.arange(12.0).reshape(6, 2), genes)
+    t = CompassInputTransform(genes=genes, scaler_fit="training")
+    assert clone(t).get_params() == t.get_params()
+    t.fit(table)
+    assert t.cancer_codes(table).tolist() == [25] * 6
+    t.save(tmp_path / "tr")
+    from amu_tf.data.transforms import load_transform
+
+    again = load_transform(tmp_path / "tr")
+    np.testing.assert_array_equal(again.transform(table), t.transform(table))
+    with pytest.raises(InputDataError):
+        CompassInputTransform(genes=genes, scaler_fit="global").fit(table)
