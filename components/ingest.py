@@ -55,6 +55,14 @@ def format_summary(s: dict) -> str:
         line += "; 0 unlabeled"
     if s["clinical_without_expression"]:
         line += f"; {s['clinical_without_expression']} clinical rows without expression"
+    if s.get("symbols_renamed"):
+        renamed = list(s["symbols_renamed"].items())
+        line += "; renamed " + ", ".join(f"{a} -> {b}" for a, b in renamed[:6]) + (
+            f", ... ({len(renamed)})" if len(renamed) > 6 else "")
+    if s.get("symbols_recased"):
+        line += f"; {s['symbols_recased']} symbols upper-cased to their HGNC spelling"
+    if s.get("species", "human") != "human":
+        line += f"; {s['species']} symbols read as their human orthologues' spelling"
     return line
 
 

@@ -29,11 +29,118 @@ def _read_input(path, data_root):
     if p.stat().st_size == 0:
         raise InputDataError(f"input {path} is empty")
     try:
-        return pd.read_csv(p, dtype={"sample": str, "patient": str, "cohort": str})
+        table = pd.read_csv(p, dtype={"sample": str, "patient": str, "cohort": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
             ValueError, EOFError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputDataError(f"cannot read {p} as CSV: {first}") from None
+    return normalise_gene_columns(table, f"input {p}: ")
+
+
+def normalise_gene_columns(table, where=""):
+    """A table given as a CSV is ingested here: its gene columns get their HGNC spelling
+    (``cd274`` -> ``CD274``, ``IL8`` -> ``CXCL8``; mouse-like ``Cd274`` refused) as ingest
+    gives a spec's genes (:func:`amu_tf.data.gene_ids.normalise_symbols`); what changed is
+    said on stderr."""
+    from amu_tf.data.cohort_table import META_COLUMNS
+    from amu_tf.data.gene_ids import normalise_symbols
+
+    meta = set(META_COLUMNS) | {"sample", "patient", "cohort", "response"}
+    genes = [c for c in table.columns if c not in meta]
+    if not genes:
+        return table
+    normal, notes = normalise_symbols([str(c) for c in genes], where=where)
+    taken = set(table.columns)
+    rename = {c: n for c, n in zip(genes, normal)
+              if n and n != c and n not in taken}
+    if rename:
+        table = table.rename(columns=rename)
+    if notes["renamed"]:
+        click.echo("note: renamed " + ", ".join(f"{a} -> {b}" for a, b in
+                                               list(notes["renamed"].items())[:6]), err=True)
+    return table
+
+
+#: the least share of the genes a model reads that a cohort must hold (the biomarkers' floor,
+#: amu_tf.biomarkers.biomarker_score.MIN_GENE_FRACTION), for every model that reads genes
+MIN_GENE_FRACTION = 0.5
+
+
+def gene_coverage(table, genes, what: str) -> float:
+    """The least share, over the cohorts of ``table``, of ``genes`` it holds (a column with a
+    value for some sample of the cohort); :class:`InputDataError` below
+    :data:`MIN_GENE_FRACTION`. TIDE, fitted on ~20,000 genes, used to score a 160-gene table
+    with varied probabilities; every model that reads genes is judged the same way now."""
+    import numpy as np
+
+    from amu_tf.errors import InputDataError
+
+    genes = list(genes)
+    if not genes:
+        return 1.0
+    cohorts = table["cohort"].astype(str) if "cohort" in table.columns else None
+    keys = sorted(cohorts.unique()) if cohorts is not None else [None]
+    lowest = 1.0
+    for key in keys:
+        rows = table if key is None else table[cohorts == key]
+        have = sum(1 for g in genes if g in rows.columns
+                   and np.isfinite(np.asarray(rows[g], dtype=np.float64)).any())
+        share = have / len(genes)
+        lowest = min(lowest, share)
+        if share < MIN_GENE_FRACTION:
+            where = "the input" if key is None else f"cohort {key}"
+            raise InputDataError(
+                f"{what} reads {len(genes)} genes; {where} has {have} of them "
+                f"({share:.0%}, need {MIN_GENE_FRACTION:.0%}): a genome-wide table is needed "
+                "(a spec or a CohortTable keeps every gene of the expression file)")
+    return lowest
+
+
+def check_expression_varies(table, genes) -> None:
+    """Refuse a cohort of several samples whose expression is the same in every sample for
+    every gene the model reads (a constant file): a model would give them all one invented
+    probability."""
+    import numpy as np
+
+    from amu_tf.errors import InputDataError
+
+    cols = [g for g in genes if g in table.columns]
+    if not cols:
+        return
+    cohorts = table["cohort"].astype(str) if "cohort" in table.columns else None
+    for key in (sorted(cohorts.unique()) if cohorts is not None else [None]):
+        rows = table if key is None else table[cohorts == key]
+        if len(rows) < 2:
+            continue
+        x = np.asarray(rows[cols], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            spread = np.nanmax(x, axis=0) - np.nanmin(x, axis=0)
+        if not np.any(spread[np.isfinite(spread)] > 0):
+            where = "the input" if key is None else f"cohort {key}"
+            raise InputDataError(
+                f"{where}: every gene the model reads has the same value in all {len(rows)} "
+                "samples (constant expression): no score can tell them apart; check the "
+                "expression file")
+
+
+def check_scores_vary(pred, table) -> None:
+    """Refuse predictions that are one value for every sample of a cohort of three or more
+    (zero variance after the transform): a constant is not a prediction."""
+    import numpy as np
+
+    from amu_tf.errors import InputDataError
+
+    p = pred["probability"].to_numpy(np.float64)
+    cohorts = (table["cohort"].astype(str).to_numpy() if "cohort" in table.columns
+               else np.zeros(len(p), dtype=object))
+    for key in np.unique(cohorts):
+        rows = p[cohorts == key]
+        if len(rows) >= 3 and np.ptp(rows) == 0:
+            where = "the input" if key == 0 else f"cohort {key}"
+            raise InputDataError(
+                f"{where}: the model gives all {len(rows)} samples the same probability "
+                f"{rows[0]:.3f}: their input does not vary after the transform (constant or "
+                "degenerate expression); no prediction is written")
 
 
 def _protected_paths(input_path, model_dir, data_root):
@@ -133,6 +240,7 @@ def command(model_dir, version, input_path, data_root, out):
     model = ExportedModel.load(model_dir, version=version)
     df = _read_input(input_path, data_root)
     table, report = model.panel_table(df)
+    check_expression_varies(table, model.symbols)
     x = model.check_input(model.model_input(table))  # all input errors before any output
     import numpy as np
     import pandas as pd
@@ -158,6 +266,8 @@ def command(model_dir, version, input_path, data_root, out):
             f"the model gave no finite probability for {int(bad.sum())} sample(s) (first: "
             f"{pred['sample'].iloc[int(np.argmax(bad))]})"
         )
+    check_scores_vary(pred, table)
+    pred["genes_present"] = round(report["n_found"] / max(1, model.n_genes), 4)
     out = _write_predictions(pred, out)
     missing = report["missing"]
     click.echo(
@@ -250,6 +360,9 @@ def _predict_with_artifact(model_dir, table, out):
             table[c] = values[c].to_numpy()
     table["sample"] = samples.to_numpy()
     bundle = ModelBundle.load(model_dir)
+    read = list(bundle.model_info.genes)
+    present = gene_coverage(table, read, f"model {bundle.name}")
+    check_expression_varies(table, read)
     try:
         p = np.asarray(bundle.predict_proba(table), dtype=np.float64)[:, 1]
     except KeyError as exc:
@@ -262,7 +375,10 @@ def _predict_with_artifact(model_dir, table, out):
         )
     pred = pd.DataFrame({"sample": table["sample"].astype(str).to_numpy(),
                          "probability": p.astype(np.float64),
-                         "predicted_class": (p >= bundle.threshold).astype(int)})
+                         "predicted_class": (p >= bundle.threshold).astype(int),
+                         # the least share, over the cohorts, of the model's genes present
+                         "genes_present": round(present, 4)})
+    check_scores_vary(pred, table)
     out = _write_predictions(pred, out)
     click.echo(f"wrote {len(pred)} predictions to {out} (Model artifact {model_dir}: "
                f"{bundle.name} ({bundle.kind}), threshold {bundle.threshold:g}, transform "

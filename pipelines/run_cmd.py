@@ -16,6 +16,7 @@ and `amu export RUN_DIR` redo the last two steps from the folder alone.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import click
 
 from amu_tf.artifacts import safe_name
+from amu_tf.errors import AmuError
 from pipelines.strategy_option import strategy_option
 from pipelines.defaults import keras_params
 from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
@@ -51,6 +53,13 @@ class RunContext:
 
     def say(self, msg: str):
         click.echo(msg)
+
+
+class Interrupted(AmuError):
+    """Ctrl-C during `amu run`: the run is recorded ``failed`` and the usual exit status of
+    an interrupted command is returned."""
+
+    exit_code = 130
 
 
 # ------------------------------------------------------------------------------ steps
@@ -237,9 +246,39 @@ STEPS = [
 ]
 
 
+def run_state(out: Path) -> tuple[str | None, str]:
+    """``(status, who)`` of the run recorded in ``out/run.json``: ``complete``, ``failed``,
+    ``running`` (its process alive, or on another host: it cannot be judged from here),
+    ``abandoned`` (recorded ``running`` by a process of this host that is gone: killed), or
+    None when there is no readable record. ``who`` names the process for messages."""
+    from amu_tf.artifacts import _HOST, pid_alive
+    from amu_tf.data.text_files import read_json
+    from amu_tf.errors import AmuError
+
+    try:
+        record = read_json(out / RUN_RECORD, "run record")
+    except AmuError:
+        return None, ""
+    if not isinstance(record, dict):
+        return None, ""
+    status = record.get("status")
+    pid, host = record.get("pid"), record.get("host")
+    who = f"process {pid}" + (f" on host {host}" if host and host != _HOST else "")
+    if status == "running":
+        if isinstance(pid, int) and host == _HOST and not pid_alive(pid):
+            return "abandoned", who
+        if not isinstance(pid, int):  # a record of an older amu-tf: no pid to judge
+            return "abandoned", "an unknown process"
+        return "running", who
+    return status, who
+
+
 def prepare_run_folder(out: Path, overwrite: bool, chief: bool = True) -> None:
     """Refuse to run into an existing, non-empty run folder (its report would sit beside
-    the new run's artifacts) unless ``overwrite``, which removes it first, as a whole."""
+    the new run's artifacts) unless ``overwrite``, which removes it first, as a whole. A run
+    that failed, or was killed (recorded ``running``, its process gone), is replaced by a
+    plain rerun: its folder is a leftover, not a result. A run still in progress is never
+    removed, not even with ``overwrite`` (its artifacts would vanish under it)."""
     import shutil
 
     from amu_tf.errors import SpecError
@@ -249,6 +288,16 @@ def prepare_run_folder(out: Path, overwrite: bool, chief: bool = True) -> None:
     if out.is_file():
         raise SpecError(f"--out {out} is a file; give a run folder")
     if not any(out.iterdir()):
+        return
+    state, who = run_state(out)
+    if state == "running":
+        raise SpecError(f"run folder {out} holds a run still in progress ({who}); wait for it "
+                        "to end or choose another --out (--overwrite does not remove a "
+                        "running run)")
+    if state in ("failed", "abandoned"):
+        click.echo(f"replacing the {'failed' if state == 'failed' else 'killed'} run in {out}",
+                   err=True)
+        shutil.rmtree(out)
         return
     if not overwrite:
         raise SpecError(f"run folder {out} exists already; pass --overwrite to replace it, "
@@ -320,7 +369,10 @@ def write_run_record(out: Path, config: RunConfig, status: str, timings=None,
     from amu_tf.artifacts import to_jsonable, write_text_atomic
 
     out.mkdir(parents=True, exist_ok=True)
-    record = {"status": status, "amu_tf_version": __version__, "config": RUN_CONFIG_FILE,
+    from amu_tf.artifacts import _HOST
+
+    record = {"status": status, "pid": os.getpid(), "host": _HOST,
+              "amu_tf_version": __version__, "config": RUN_CONFIG_FILE,
               "options": asdict(config), "timings_seconds": timings or {}}
     if error is not None:
         record["error"] = error
@@ -448,6 +500,9 @@ def command(click_ctx, more_specs, config_file, out, overwrite, **options):
         except BaseException as exc:  # the record says the run did not complete, and why
             write_run_record(ctx.out, config, "failed", timings=ctx.timings,
                              error=f"{type(exc).__name__}: {exc}")
+            if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: one line, like any failure
+                raise Interrupted(f"interrupted; the run in {out} is recorded as failed (a "
+                                  "plain rerun replaces it)") from None
             raise
         total = time.perf_counter() - t0
         write_run_record(ctx.out, config, "complete", timings=ctx.timings)

@@ -75,6 +75,10 @@ def assemble_cohort(spec, expr: pd.DataFrame, info: dict, clin: pd.DataFrame):
         "missing_genes": info["missing"],
         "duplicate_genes": info["duplicates"],
         "genes_in_file": info["genes_in_file"],
+        # symbols normalised at ingest (amu_tf.data.gene_ids.normalise_symbols)
+        "symbols_recased": int(info.get("recased", 0)),
+        "symbols_renamed": dict(info.get("renamed", {})),
+        "species": getattr(spec, "species", "human"),
         "unlabeled": dict(reasons),
         "expression_without_clinical": int(no_clin.sum()),
         "clinical_without_expression": int(len(clin) - len(in_clin)),

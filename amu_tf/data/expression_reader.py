@@ -379,11 +379,11 @@ def read_expression(spec) -> tuple[pd.DataFrame, dict]:
         check_no_annotation_rows(values, where)
     ens = read_ensembl_map(spec.ensembl_map) if spec.gene_id == "ensembl" else None
     return expression_matrix(values.to_numpy(), gene_ids, samples, spec.units, spec.gene_id,
-                             ens, where)
+                             ens, where, species=getattr(spec, "species", "human"))
 
 
 def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
-                      where="expression"):
+                      where="expression", species="human"):
     """Check a numeric genes x samples matrix (all genes of a file), convert it to the common
     log2 scale and name every gene by its symbol.
 
@@ -418,7 +418,9 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
 
     check_units(arr, gene_ids, samples, units, where)
 
-    symbols = map_to_symbols(gene_ids, gene_id, ensembl_map, where=f"{where}: ")
+    notes: dict = {}
+    symbols = map_to_symbols(gene_ids, gene_id, ensembl_map, where=f"{where}: ",
+                             species=species, notes=notes)
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             logv = to_log2_scale(arr, units)
@@ -432,6 +434,10 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
             f"value(s), first at gene {gene_ids[r]}, sample {samples[c]}"
         )
 
+    if len(samples) > 1 and logv.size and not np.any(np.ptp(logv, axis=1) > 0):
+        raise InputDataError(
+            f"{where}: every gene has the same value in all {len(samples)} samples (constant "
+            "expression): no model can tell these samples apart; check the file")
     panel = panel_symbols()
     in_panel = set(panel)
     rows_by_symbol: dict[str, list[int]] = {}
@@ -464,6 +470,8 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
                              if len(r) > 1 and s in in_panel),
         "n_genes": len(rows_by_symbol),
         "unmapped": int(sum(sym is None for sym in symbols)),
+        "recased": int(notes.get("recased", 0)),
+        "renamed": dict(notes.get("renamed", {})),
     }
     return table, info
 

@@ -125,16 +125,90 @@ def known_symbols() -> frozenset:
     return frozenset(names)
 
 
+#: old or common names of genes the biomarkers and the panel read, under their current HGNC
+#: symbol (with biomarker_presets.GENE_ALIASES): a file that says IL8 means CXCL8
+WELL_KNOWN_ALIASES = {
+    "CXCL8": ("IL8", "IL-8"), "CD274": ("PDL1", "PD-L1", "B7-H1", "B7H1"),
+    "PDCD1": ("PD1", "PD-1"), "PDCD1LG2": ("PDL2", "PD-L2", "B7-DC"),
+    "CTLA4": ("CTLA-4",), "VSIR": ("C10orf54", "VISTA"), "NRDE2": ("C14orf102",),
+    "TIGIT": ("VSIG9",), "HAVCR2": ("TIM3", "TIM-3"), "LAG3": ("LAG-3",),
+    "IDO1": ("IDO", "INDO"), "CCN2": ("CTGF",), "CCN1": ("CYR61",), "H2AZ1": ("H2AFZ",),
+}
+
+#: share of an expression file's symbols written like mouse (MGI) symbols, ``Cd8a``, above
+#: which the file is taken for a mouse one
+MOUSE_LIKE_SHARE = 0.5
+_TITLE = re.compile(r"^[A-Z][a-z][a-z0-9]*$|^[A-Z][a-z0-9]*[a-z][a-z0-9]*$")
+
+
+def alias_map() -> dict[str, str]:
+    """``{old name (upper case): current symbol}`` of :data:`WELL_KNOWN_ALIASES` and the
+    biomarkers' ``GENE_ALIASES``."""
+    from amu_tf.biomarkers.biomarker_presets import GENE_ALIASES
+
+    out = {}
+    for table in (WELL_KNOWN_ALIASES, GENE_ALIASES):
+        for new, olds in table.items():
+            for old in olds:
+                out.setdefault(old.upper(), new)
+    return out
+
+
+def normalise_symbols(ids, species: str = "human", where: str = "") -> tuple[list, dict]:
+    """Every gene symbol in its HGNC spelling, once, at ingest: case (``cd274`` and
+    ``Cd274`` -> ``CD274``; a known symbol keeps its own case, ``C10orf54``) and well-known
+    old names (``IL8`` -> ``CXCL8``, unless the file also has ``CXCL8``). A file whose
+    symbols look like mouse ones (``Cd8a``, ``Gzma``: title case) is refused unless the spec
+    says ``species = "mouse"``: human and mouse genes share most letters, not their
+    biology. Returns ``(symbols, notes)``: ``notes`` has ``recased`` (how many),
+    ``renamed`` ({old: new}) and ``species``."""
+    ids = [str(i).strip() for i in ids]
+    words = [i for i in ids if i[:1].isalpha()]
+    title = sum(bool(_TITLE.match(i)) for i in words)
+    mouse_like = bool(words) and title > MOUSE_LIKE_SHARE * len(words)
+    if mouse_like and species != "mouse":
+        example = next(i for i in words if _TITLE.match(i))
+        raise InputDataError(
+            f"{where}{title} of {len(words)} gene symbols are written like mouse symbols "
+            f"(e.g. {example!r}); the panel and the biomarkers are human genes. If this is a "
+            "mouse cohort, say species = \"mouse\" in the spec (its symbols are then "
+            "read as their human orthologues' upper-case spelling)")
+    canon = {s.upper(): s for s in known_symbols()}
+    aliases = alias_map()
+    upper_ids = {i.upper() for i in ids}
+    out, renamed, recased = [], {}, 0
+    for i in ids:
+        if not i:
+            out.append(None)
+            continue
+        key = i.upper()
+        new = aliases.get(key)
+        if new is not None and new.upper() not in upper_ids:
+            renamed[i] = new
+            out.append(new)
+            continue
+        symbol = canon.get(key, key)
+        recased += symbol != i
+        out.append(symbol)
+    return out, {"recased": recased, "renamed": renamed, "species": species}
+
+
 def map_to_symbols(ids, id_type: str, ensembl_map: dict[str, str] | None = None,
-                   where: str = ""):
+                   where: str = "", species: str = "human", notes: dict | None = None):
     """Map every id to a gene symbol (or None when unknown): panel genes to their panel
     symbol (:func:`map_to_panel`), the others to their own symbol (see the module notes),
     an old symbol of :data:`~amu_tf.biomarkers.biomarker_presets.GENE_ALIASES` to its current
-    one."""
+    one. Symbols are normalised first (:func:`normalise_symbols`); what that changed is put
+    in ``notes`` when given."""
     from amu_tf.biomarkers.biomarker_presets import GENE_ALIASES
 
     current = {old: new for new, olds in GENE_ALIASES.items() for old in olds}
     ids = [str(i).strip() for i in ids]
+    if id_type == "symbol" and guess_id_type(ids) == "symbol":
+        normal, found = normalise_symbols(ids, species, where)
+        if notes is not None:
+            notes.update(found)
+        ids = [n or "" for n in normal]
     panel = map_to_panel(ids, id_type, ensembl_map, where)
     if id_type == "symbol":
         other = [i or None for i in ids]

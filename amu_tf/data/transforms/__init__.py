@@ -102,15 +102,17 @@ def check_params(cls, params: dict, what: str) -> None:
                 raise SpecError(f"{what}: {key} must be true or false, got {value!r}")
         elif isinstance(default, (int, float)):
             is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not is_number or (isinstance(default, int) and not isinstance(default, bool)
-                                 and not isinstance(value, int)):
+            if key.endswith("fraction"):
+                if not is_number or not 0 <= value <= 1:
+                    raise SpecError(f"{what}: {key} must be a fraction in [0, 1], got "
+                                    f"{value!r}")
+                continue
+            if not is_number or (isinstance(default, int) and not isinstance(value, int)):
                 kind = "an integer" if isinstance(default, int) else "a number"
                 raise SpecError(f"{what}: {key} must be {kind}, got {value!r}")
-            if value < 0 or (key == "eps" and value <= 0) or (
-                    key.endswith("fraction") and value > 1):
-                raise SpecError(f"{what}: {key} = {value!r} is out of range (must be "
-                                f"{'> 0' if key == 'eps' else '>= 0'}"
-                                f"{' and <= 1' if key.endswith('fraction') else ''})")
+            if value < 0 or (key == "eps" and value <= 0):
+                raise SpecError(f"{what}: {key} must be {'> 0' if key == 'eps' else '>= 0'}, "
+                                f"got {value!r}")
 
 
 def load_transform(directory) -> BaseTransform:
