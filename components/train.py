@@ -30,7 +30,7 @@ from amu_tf.errors import ArtifactError, InputDataError, SpecError
 from amu_tf.panel import panel_entrez, panel_symbols
 from amu_tf.training.model_bundle import JOBLIB_FILE, TRAINING_SUMMARY_FILE, TRANSFORM_DIR
 from amu_tf.training.model_info import ModelInfo
-from amu_tf.training.threshold import THRESHOLD_METHODS
+from amu_tf.training.threshold import THRESHOLD_METHODS, threshold_record
 
 INPUT_SCALE = ("cohort-table panel genes on a common log2 scale (counts -> log2 CPM, "
                "TPM/FPKM -> log2(x+1)), genes in the order of 'genes', then the fitted "
@@ -148,6 +148,7 @@ def run_train(
         model=model, kind=kind, threshold=float(estimator.threshold_),
         threshold_method=estimator.threshold_method_,
         threshold_method_description=THRESHOLD_METHODS.get(estimator.threshold_method_, ""),
+        threshold_placement=threshold_record(estimator),
         genes=genes["symbols"], entrez_ids=genes["entrez_ids"], input_scale=INPUT_SCALE,
         transform=getattr(tf_, "name", transform),
         transform_per_sample=bool(getattr(tf_, "per_sample", False)),

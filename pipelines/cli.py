@@ -5,7 +5,31 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+#: set to 1 to let TensorFlow's, absl's, XLA's and CUDA's own log lines through (as --verbose)
+VERBOSE_ENV = "AMU_TF_VERBOSE"
+
+
+def _verbose_requested(argv) -> bool:
+    """Whether ``amu --verbose ...`` (before the sub-command) or ``AMU_TF_VERBOSE=1`` asks
+    for the libraries' own log lines. Read from ``sys.argv`` before anything imports
+    TensorFlow, since TensorFlow reads its log level once, when its C++ library loads."""
+    if os.environ.get(VERBOSE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    for arg in argv:
+        if arg == "--verbose":
+            return True
+        if not arg.startswith("-"):  # the sub-command: its own options are not ours
+            return False
+    return False
+
+
+VERBOSE = _verbose_requested(sys.argv[1:])
+if not VERBOSE:
+    # amu-tf prints its own lines only: TensorFlow's C++ logs (the CUDA probe's cuInit
+    # error on a machine without a GPU, tf.data rewrites) are ERROR-level, which only level 3
+    # hides, so a user's TF_CPP_MIN_LOG_LEVEL=0..2 is overridden here; --verbose keeps it
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ["GRPC_VERBOSITY"] = "ERROR"  # multi-worker gRPC start-up lines
 
 import click  # noqa: E402
 
@@ -32,8 +56,13 @@ class AmuGroup(click.Group):
 
 @click.group(cls=AmuGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="amu-tf")
-def amu():
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's, absl's, XLA's and CUDA's own log lines (hidden by "
+                   f"default; {VERBOSE_ENV}=1 does the same). Give it before the command: "
+                   "amu --verbose run ...")
+def amu(verbose):
     """amu-tf: predict melanoma response to immune checkpoint inhibitors from RNA-seq."""
+    # read from sys.argv at import, before TensorFlow loaded (see _verbose_requested)
 
 
 def _import_tensorflow_quietly():
@@ -44,7 +73,9 @@ def _import_tensorflow_quietly():
     line of an `Error:` message. Python-level import errors still propagate after stderr is
     restored.
     """
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules or VERBOSE:
+        if VERBOSE:
+            import tensorflow  # noqa: F401
         return
     try:
         sys.stderr.flush()
@@ -73,6 +104,10 @@ def _register():
 
 
 _import_tensorflow_quietly()
+if not VERBOSE:
+    import absl.logging  # noqa: E402  (TensorFlow's Python-side absl lines)
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
 _register()
 
 

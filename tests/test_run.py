@@ -15,16 +15,18 @@ from pipelines.cli import amu
 
 @pytest.mark.slow
 def test_amu_run_quick_end_to_end(tmp_path):
-    """The real command in a fresh process (so other libraries' warnings and C++ logs would
-    show): every step's artifact, the report, the export, and only amu-tf's own lines."""
+    """The real command in a fresh process with a clean environment, in which the user asked
+    TensorFlow for all its C++ logs (TF_CPP_MIN_LOG_LEVEL=0): every step's artifact, the
+    report, the export, and only amu-tf's own lines (no TensorFlow, absl, XLA or CUDA line)."""
     import os
     import subprocess
     import sys
 
     out = tmp_path / "run"
     export_dir = tmp_path / "served"
-    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",
-                                                            "PYTHONWARNINGS")}
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "AMU_TF_CACHE_DIR", "AMU_TF_KERNELS")
+           if k in os.environ}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "0"
     done = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--quick", "--out",
                            str(out), "--export-dir", str(export_dir)], capture_output=True,
                           text=True, env=env, timeout=900)
@@ -32,7 +34,8 @@ def test_amu_run_quick_end_to_end(tmp_path):
     assert res.exit_code == 0, res.output
     lines = [ln for chunk in res.output.splitlines() for ln in chunk.split("\r")]
     foreign = [ln for ln in lines if re.search(
-        r"Warning|WARNING|Traceback|^[IWE]\d{4} |cuda|oneDNN|absl", ln)]
+        r"Warning|WARNING|Traceback|^[IWEF]\d{4} |cuda|CUDA|oneDNN|absl|XLA|xla_|"
+        r"tensorflow/|node_def", ln)]
     assert not foreign, foreign[:5]
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "complete" and record["options"]["models"]
@@ -100,6 +103,37 @@ def test_amu_run_quick_end_to_end(tmp_path):
     assert meta["metrics"]["blessed"] == blessing["amu:tiny"]["blessed"] is True
     pushed = json.loads((version / "artifact.json").read_text())
     assert [i["type"] for i in pushed["inputs"]] == ["Model", "ModelEvaluation"]
+
+
+def test_verbose_lets_the_library_logs_through():
+    """``amu --verbose`` (and AMU_TF_VERBOSE=1) keep the user's TF_CPP_MIN_LOG_LEVEL, so
+    TensorFlow's own start-up lines show; without it they do not."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "0"
+
+    def tf_lines(args):
+        done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return [ln for ln in (done.stdout + done.stderr).splitlines()
+                if re.match(r"[IWEF]\d{4} ", ln)]
+
+    assert tf_lines(["--verbose", "zoo"])  # (amu run --quick above shows the quiet side)
+
+
+def test_verbose_is_read_before_the_command(monkeypatch):
+    from pipelines.cli import _verbose_requested
+
+    monkeypatch.delenv("AMU_TF_VERBOSE", raising=False)
+    assert _verbose_requested(["--verbose", "run"])
+    assert not _verbose_requested(["run", "--verbose"])  # a sub-command's option, not ours
+    assert not _verbose_requested(["run", "--quick"]) and not _verbose_requested([])
+    monkeypatch.setenv("AMU_TF_VERBOSE", "1")
+    assert _verbose_requested(["run"])
 
 
 def test_amu_run_stops_on_a_leak(tmp_path, monkeypatch):

@@ -216,3 +216,60 @@ def test_transforms_on_a_cohort_table(make, table):
     assert again.get_params() == {**params, key: "changed"}
     names = list(t.get_feature_names_out())
     assert len(names) == t.transform(table).shape[1] and set(names) <= set(table.columns)
+
+
+# ------------------------------------------------------------------ row order (issue #22)
+def _invariance_estimators():
+    from amu_tf.training.group_dro_logistic_regression import GroupDROLogisticRegression
+
+    ests = {name: make_estimator(name, inner_cv=2, **BASELINE_PARAMS[name])
+            for name in BASELINE_PARAMS}
+    ests["cd8a"] = make_estimator("cd8a")
+    ests["recipe:stack"] = make_estimator("recipe:stack", param_grid={"clf__C": [1.0]})
+    ests["recipe:consensus"] = make_estimator("recipe:consensus")
+    ests["group_dro"] = GroupDROLogisticRegression(rounds=5)
+    return ests
+
+
+def _assert_invariant(est, X, seed, atol):
+    """scikit-learn's check_methods_sample_order_invariance and
+    check_methods_subset_invariance, on given data: each row's probability and label are
+    the same whichever rows come with it and in whatever order."""
+    proba, label = est.predict_proba(X), est.predict(X)
+    idx = np.random.default_rng(seed).permutation(len(X))
+    np.testing.assert_allclose(est.predict_proba(X[idx]), proba[idx], rtol=0, atol=atol)
+    assert (est.predict(X[idx]) == label[idx]).all()
+    for size in (1, 7):  # in batches, as _apply_on_subsets
+        parts = [slice(i, i + size) for i in range(0, len(X), size)]
+        np.testing.assert_allclose(np.concatenate([est.predict_proba(X[s]) for s in parts]),
+                                   proba, rtol=0, atol=atol)
+        assert (np.concatenate([est.predict(X[s]) for s in parts]) == label).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("name", sorted(_invariance_estimators()))
+def test_predictions_do_not_depend_on_row_order(name, seed):
+    """The checks' data shape (20 x 3, uniform, label from the first column), drawn with 5
+    seeds: float64 arithmetic keeps a row's probability within 1e-9 (the checks' tolerance)
+    whatever rows come with it, and the threshold keeps a margin from the scores it was
+    chosen on, so no label flips (issue #22: float32 failed on an AVX-512 CPU)."""
+    if name == "xgboost":
+        pytest.importorskip("xgboost")
+    rng = np.random.RandomState(seed)
+    X = 3 * rng.uniform(size=(20, 3))
+    y = (X[:, 0] >= 1).astype(int)
+    est = clone(_invariance_estimators()[name]).fit(X, y)
+    _assert_invariant(est, X, seed, atol=1e-9)
+    if hasattr(est, "threshold_margin_"):
+        assert est.threshold_margin_ > 0
+
+
+def test_zoo_classifier_predictions_do_not_depend_on_row_order():
+    """The zoo model at its width (Keras, float32): probabilities agree to float32 rounding
+    and labels exactly, in any row order and batch size."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 160)).astype(np.float32)
+    y = (X[:, :5].sum(1) > 0).astype(int)
+    est = make_estimator("cnn:paper", epochs=1).fit(X, y)
+    _assert_invariant(est, X, 3, atol=1e-6)
+    assert est.threshold_margin_ > 0

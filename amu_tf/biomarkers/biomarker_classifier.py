@@ -47,7 +47,7 @@ class BiomarkerClassifier(ClassifierMixin, BaseEstimator):
         """Freeze ``center_``/``scale_`` from the scores (the first column of ``X``) and the
         Youden threshold from the rows whose score is finite."""
         from amu_tf.training._sklearn_input import fit_input
-        from amu_tf.training.threshold import youden_threshold
+        from amu_tf.training.threshold import threshold_margin, youden_threshold
 
         X, self.classes_, y = fit_input(self, X, y, allow_nan=True)
         s = np.asarray(X, dtype=np.float64)[:, 0]
@@ -58,6 +58,7 @@ class BiomarkerClassifier(ClassifierMixin, BaseEstimator):
         p = self._proba1(s)
         self.threshold_ = float(youden_threshold(y[finite], p[finite]))
         self.threshold_method_ = "youden_train"
+        self.threshold_margin_ = threshold_margin(p[finite], self.threshold_)
         return self
 
     def _scores(self, X):

@@ -51,6 +51,8 @@ class ModelInfo:
     n_responders: int | None = None
     seed: int = 0
     threshold_method_description: str = ""
+    # how the threshold was placed: {"method", "rule", "margin"} (threshold.threshold_record)
+    threshold_placement: dict = field(default_factory=dict)
     input_scale: str = ""
     keras_backend: str | None = None  # the backend a zoo model was trained under
     params: dict = field(default_factory=dict)

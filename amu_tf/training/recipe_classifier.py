@@ -90,7 +90,8 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         spec = self._spec()
         # NaN/inf are left to the inner estimator, which refuses or allows them
         X, self.classes_, y = fit_input(self, X, y, allow_nan=True)
-        X = np.asarray(X, dtype=np.float32)
+        # float64, as the searched baselines: a float32 product rounds a row by its position
+        X = np.asarray(X, dtype=np.float64)
         name = spec["estimator"]
         inner_groups, n_splits, self.selection_used_ = self._inner_groups(groups, cohorts, y)
         self.direction_ = None
@@ -131,6 +132,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
                 X @ self.direction_[:, None], y)
         self.threshold_ = float(self.estimator_.threshold_)
         self.threshold_method_ = self.estimator_.threshold_method_
+        self.threshold_margin_ = getattr(self.estimator_, "threshold_margin_", None)
         return self
 
     def score_weights(self):
@@ -143,7 +145,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
 
     def _inner_input(self, X):
         check_is_fitted(self, "estimator_")
-        X = np.asarray(predict_input(self, X, allow_nan=True), dtype=np.float32)
+        X = np.asarray(predict_input(self, X, allow_nan=True), dtype=np.float64)
         if self._spec()["estimator"] == "mean":
             return X.mean(axis=1, keepdims=True)
         direction = getattr(self, "direction_", None)  # absent in older artifacts

@@ -33,7 +33,7 @@ from sklearn.model_selection import (
 from amu_tf.errors import InputDataError
 from amu_tf.training._checks import check_per_class
 from amu_tf.training._sklearn_input import fit_input, predict_input
-from amu_tf.training.threshold import youden_threshold
+from amu_tf.training.threshold import threshold_margin, youden_threshold
 
 
 class SearchedClassifier(ClassifierMixin, BaseEstimator):
@@ -76,6 +76,11 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
         """Search, refit and choose the threshold on ``X``, ``y`` only; ``groups`` (e.g.
         patient ids) keeps each group inside one inner fold."""
         X, self.classes_, y01 = fit_input(self, X, y)
+        # float64 from here on: a float32 matrix product (BLAS) rounds a row differently
+        # depending on where it falls in the kernel's blocks, so a row's probability would
+        # depend on the other rows given with it (~1e-7; seen on AVX-512 CPUs); float64
+        # keeps that below 1e-15
+        X = np.asarray(X, dtype=np.float64)
         what = f"the inner {self.inner_cv}-fold CV of the hyper-parameter search"
         check_per_class(y01, self.classes_, self.inner_cv, what)
         if groups is None:
@@ -124,6 +129,7 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
         # not TunedThresholdClassifierCV: it averages fold scores on a grid, not this pooled cut
         self.threshold_ = youden_threshold(y01, self.oof_proba_)
         self.threshold_method_ = "youden_oof"
+        self.threshold_margin_ = threshold_margin(self.oof_proba_, self.threshold_)
         self.best_estimator_ = clone(best).fit(X, y01)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
@@ -133,7 +139,7 @@ class SearchedClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "best_estimator_")
-        X = predict_input(self, X)
+        X = np.asarray(predict_input(self, X), dtype=np.float64)  # as in fit
         return np.asarray(self.best_estimator_.predict_proba(X), dtype=np.float64)
 
     def predict(self, X) -> np.ndarray:

@@ -29,6 +29,34 @@ def is_probability(value) -> bool:
             and 0 <= value <= 1)
 
 
+#: how ``youden_threshold`` places the cut (recorded in model_info.json beside the margin)
+YOUDEN_PLACEMENT = ("midpoint between the score at the Youden cut and the next lower distinct "
+                    "score of the rows it was chosen on (predict positive if p >= threshold)")
+
+
+def threshold_margin(scores, threshold) -> float | None:
+    """The distance from ``threshold`` to the nearest of ``scores`` (the rows it was chosen
+    on): half the gap the midpoint rule split. A prediction changes class only if a score
+    moves by more than the distance to the threshold; the scores the model computes for
+    the same row in another row order or batch differ by rounding only (about 1e-16 in the
+    float64 scikit-learn path, 1e-7 in Keras's float32), far below this margin."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    scores = scores[np.isfinite(scores)]
+    if not scores.size:
+        return None
+    return float(np.min(np.abs(scores - float(threshold))))
+
+
+def threshold_record(estimator) -> dict:
+    """How ``estimator.threshold_`` was placed, for model_info.json: its method, the
+    placement rule and its margin from the scores it was chosen on."""
+    method = getattr(estimator, "threshold_method_", "unknown")
+    margin = getattr(estimator, "threshold_margin_", None)
+    rule = "a fixed value given by the user" if method == "fixed" else YOUDEN_PLACEMENT
+    return {"method": method, "rule": rule,
+            "margin": None if margin is None else float(margin)}
+
+
 def youden_threshold(y_true, scores) -> float:
     """The score threshold maximising Youden's J = TPR - FPR (predict positive if ``>=``).
 

@@ -37,7 +37,7 @@ from amu_tf.errors import InputDataError
 from amu_tf.training._checks import check_per_class, check_X
 from amu_tf.training._sklearn_input import fit_input, predict_input
 from amu_tf.training.distribution_strategy import data_parallel, num_replicas
-from amu_tf.training.threshold import youden_threshold
+from amu_tf.training.threshold import threshold_margin, youden_threshold
 from amu_tf.training.upsampling import upsample_indices
 
 STATE_FILE = "zoo_classifier.json"
@@ -375,11 +375,15 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         if self.threshold != "youden":
             self.threshold_, self.threshold_method_ = float(self.threshold), "fixed"
         elif len(va):
-            self.threshold_ = youden_threshold(y01[va], self.predict_proba(X[va])[:, 1])
-            self.threshold_method_ = "youden_inner_val"
+            rows, self.threshold_method_ = va, "youden_inner_val"
         else:
-            self.threshold_ = youden_threshold(y01[tr], self.predict_proba(X[tr])[:, 1])
-            self.threshold_method_ = "youden_train"
+            rows, self.threshold_method_ = tr, "youden_train"
+        if self.threshold == "youden":
+            p = self.predict_proba(X[rows])[:, 1]
+            self.threshold_ = youden_threshold(y01[rows], p)
+            self.threshold_margin_ = threshold_margin(p, self.threshold_)
+        else:
+            self.threshold_margin_ = None
         return self
 
     def _fit_model(self, model, X, y01, tr_fit, va, class_weight, strategy):
@@ -415,10 +419,14 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                 callbacks.append(backup_callback(self.backup_dir, strategy))
         elif self.backup_dir is not None:
             callbacks.append(keras.callbacks.BackupAndRestore(backup_dir=str(self.backup_dir)))
-        if replicas > 1:
-            # Several replicas (GPUs or workers): a tf.data pipeline sharded by the strategy.
-            # ``batch_size`` stays the global batch; every worker draws the same seeded order
-            # and keeps its share of each batch.
+        if strategy is not None:
+            # TensorFlow: our own seeded tf.data pipeline (sharded by the strategy when there
+            # are several replicas, GPUs or workers). ``batch_size`` stays the global batch;
+            # every worker draws the same seeded order and keeps its share of each batch.
+            # Also on one replica: Keras's array adapter slices batches with a parallel map,
+            # which TensorFlow 2.21 rewrites under op determinism into a MapDataset carrying
+            # an attribute that op lacks (an E-level ``use_unbounded_threadpool`` log line
+            # per fit).
             per_replica = max(1, self._p("batch_size") // replicas)
             fit_data = dict(x=make_dataset(X[tr_fit], y01[tr_fit], per_replica, strategy,
                                            shuffle=True, seed=self.seed), shuffle=False)
