@@ -1,0 +1,168 @@
+"""``CompassConcepts``: COMPASS encoder outputs -> gene-set or cell-type/pathway concept
+features, from the wheel's tokenizer tables.
+
+COMPASS reads its encoder out through a projector (``compass/projector/``): the gene tokens'
+encodings are pooled per gene set (133 sets of its ``conception_processed.tsv``), each gene
+set is scored to a scalar, and the gene-set scores are pooled per broad cell type / pathway
+concept (44, ``Reference`` last). Its trained projector (attention pooling weights, a linear
+scorer) is not in the wheel, only the encoder, so the port uses COMPASS's own label-free
+pooling path (``mode="pooling"`` in its code): the mean of a set's gene-token encodings,
+then the mean of a concept's gene-set vectors, and one of three readouts:
+
+- ``"mean"``: the mean over the ``d`` = 32 channels (COMPASS's ``GeneSetScorePooling``);
+  needs no fit;
+- ``"pc1"`` (default): the first principal component of each feature's ``d``-vector, fitted
+  on the rows given to ``fit`` (expression only, never labels), oriented to correlate
+  positively with the ``"mean"`` readout over those rows; a linear scorer of one channel
+  combination per feature, which is what COMPASS's scorer learns, here chosen without labels;
+- ``"vector"``: the ``d``-vectors themselves, flattened (``n_features * d`` columns).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from amu_tf.errors import InputDataError
+
+LEVELS = ("geneset", "concept")
+READOUTS = ("pc1", "mean", "vector")
+
+
+def concept_tables(concepts_tsv: str, genes) -> dict:
+    """COMPASS's projector tables: ``geneset_names`` (by ``GeneSet_index``),
+    ``geneset_members`` (gene token indices of each set, genes outside the tokens dropped),
+    ``concept_names`` (by ``Concept_index``, ``Reference`` last, as COMPASS orders them) and
+    ``concept_members`` (gene-set positions of each concept)."""
+    table = pd.read_csv(io.StringIO(concepts_tsv), sep="\t", index_col=0)
+    table = table.sort_values("GeneSet_index")
+    index = {g: i for i, g in enumerate(genes)}
+    members = [[index[g] for g in str(s).split(":") if g in index] for s in table["Genes"]]
+    names = [str(n) for n in table.index]
+    order = (table[["BroadCelltypePathway", "Concept_index"]].drop_duplicates()
+             .sort_values("Concept_index")["BroadCelltypePathway"].tolist())
+    order = [c for c in order if c != "Reference"] + (["Reference"] if "Reference" in order else [])
+    pos = {n: i for i, n in enumerate(names)}
+    concept_members = [[pos[n] for n in table.index[table["BroadCelltypePathway"] == c]]
+                       for c in order]
+    return {"n_genes": len(genes), "geneset_names": names, "geneset_members": members,
+            "concept_names": order, "concept_members": concept_members}
+
+
+def pooling_matrix(members, n_columns) -> np.ndarray:
+    """``(len(members), n_columns)`` float32 matrix whose rows average their members."""
+    m = np.zeros((len(members), n_columns), dtype=np.float32)
+    for i, idx in enumerate(members):
+        if idx:
+            m[i, idx] = 1.0 / len(idx)
+    return m
+
+
+def _default_tables():
+    from amu_tf.utils.transformers.convert_compass import load_compass_assets
+
+    assets = load_compass_assets()
+    return concept_tables(assets["concepts"], assets["genes"])
+
+
+def geneset_vectors(encodings, tables=None) -> np.ndarray:
+    """``(n, n_genesets, d)``: the mean gene-token encoding of each gene set, from the
+    encoder's output ``(n, n_genes + 2, d)`` (or its gene tokens alone, ``(n, n_genes, d)``)."""
+    tables = tables or _default_tables()
+    enc = np.asarray(encodings, dtype=np.float32)
+    n_genes = int(tables["n_genes"])
+    if enc.ndim != 3 or enc.shape[1] not in (n_genes, n_genes + 2):
+        raise InputDataError(f"compass_concepts: encodings of shape {enc.shape}; expected "
+                             f"(samples, {n_genes} + 2 tokens, d) or (samples, {n_genes}, d)")
+    genes = enc[:, 2:, :] if enc.shape[1] == n_genes + 2 else enc
+    pool = pooling_matrix(tables["geneset_members"], genes.shape[1])
+    return np.einsum("sg,ngd->nsd", pool, genes)
+
+
+def encode_genesets(model, inputs: dict, batch_size=16, tables=None) -> np.ndarray:
+    """Run a :class:`~amu_tf.models.compass_encoder.CompassEncoder` batch by batch and keep
+    only the gene-set vectors ``(n, n_genesets, d)`` (the full encodings of a cohort would
+    take 2 MB per sample)."""
+    tables = tables or _default_tables()
+    n = len(inputs["expression"])
+    out = []
+    for start in range(0, n, batch_size):
+        batch = {k: np.asarray(v)[start:start + batch_size] for k, v in inputs.items()}
+        enc = model(batch, training=False)
+        out.append(geneset_vectors(np.asarray(enc), tables))
+    return np.concatenate(out, axis=0)
+
+
+class CompassConcepts(TransformerMixin, BaseEstimator):
+    """Concept features from COMPASS encoder outputs (see the module docstring).
+
+    ``fit(X)`` / ``transform(X)`` take the encoder's output ``(n, n_genes + 2, d)`` or the
+    gene-set vectors of :func:`encode_genesets` ``(n, 133, d)``; ``transform`` gives float32
+    ``(n, n_features)`` (``(n, n_features * d)`` for ``readout="vector"``).
+
+    Args:
+        level: ``"geneset"`` (133 gene sets) or ``"concept"`` (44 cell-type / pathway
+            concepts, ``Reference`` last).
+        readout: ``"pc1"``, ``"mean"`` or ``"vector"``.
+        tables: :func:`concept_tables` output; default: read from the converted wheel.
+    """
+
+    def __init__(self, level="concept", readout="pc1", tables=None):
+        self.level = level
+        self.readout = readout
+        self.tables = tables
+
+    def _vectors(self, X):
+        tables = self.tables or _default_tables()
+        X = np.asarray(X, dtype=np.float32)
+        n_sets = len(tables["geneset_names"])
+        sets = X if X.ndim == 3 and X.shape[1] == n_sets else geneset_vectors(X, tables)
+        if self.level == "geneset":
+            return sets, tables["geneset_names"]
+        pool = pooling_matrix(tables["concept_members"], n_sets)
+        return np.einsum("cs,nsd->ncd", pool, sets), tables["concept_names"]
+
+    def fit(self, X, y=None):
+        """Learn the readout (``pc1``: one direction per feature) from ``X``; ``y`` ignored."""
+        if self.level not in LEVELS or self.readout not in READOUTS:
+            raise InputDataError(f"compass_concepts: level must be one of {LEVELS} and readout "
+                                 f"one of {READOUTS}")
+        vec, names = self._vectors(X)
+        self.feature_names_ = list(names)
+        self.d_ = int(vec.shape[-1])
+        if self.readout == "pc1":
+            if len(vec) < 2:
+                raise InputDataError("compass_concepts: readout 'pc1' needs at least 2 rows")
+            self.center_ = vec.mean(axis=0)                                # (f, d)
+            directions = np.empty_like(self.center_)
+            for f in range(vec.shape[1]):
+                z = vec[:, f, :] - self.center_[f]
+                _, _, vt = np.linalg.svd(z, full_matrices=False)
+                u = vt[0]
+                if np.corrcoef(z @ u, vec[:, f, :].mean(-1))[0, 1] < 0:
+                    u = -u
+                directions[f] = u
+            self.directions_ = directions
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self, "feature_names_")
+        vec, _ = self._vectors(X)
+        if self.readout == "mean":
+            out = vec.mean(-1)
+        elif self.readout == "vector":
+            out = vec.reshape(len(vec), -1)
+        else:
+            out = np.einsum("nfd,fd->nf", vec - self.center_, self.directions_)
+        return np.nan_to_num(out).astype(np.float32)
+
+    def get_feature_names_out(self, input_features=None):
+        check_is_fitted(self, "feature_names_")
+        if self.readout == "vector":
+            return np.asarray([f"{n}:{k}" for n in self.feature_names_ for k in range(self.d_)],
+                              dtype=object)
+        return np.asarray(self.feature_names_, dtype=object)
