@@ -4,15 +4,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast test-no-kernel test-jax install clean bench
+.PHONY: run test test-fast test-no-kernel test-jax install lock clean bench
 
-$(STAMP): setup.py
+# every install takes the exact versions of the lock (made by `make lock` from setup.py's
+# ranges), so a new release of a dependency cannot change a result or turn CI red
+LOCK := requirements/lock.txt
+PIP_VERSION := 26.3
+
+$(STAMP): setup.py $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q "pip==$(PIP_VERSION)"
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# refresh the lock after changing setup.py's dependencies (Linux x86-64, Python 3.11: the
+# machines CI and the developers use; the extras dev and jax included)
+lock:
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
+	$(PYTHON) -m uv pip compile setup.py --extra dev --extra jax \
+		-c requirements/constraints.in --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --annotation-style line \
+		-o $(LOCK)
 
 run: $(STAMP)
 	$(BIN)/amu run --overwrite
