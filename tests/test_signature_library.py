@@ -206,3 +206,36 @@ def test_signature_classifier_in_a_leave_one_cohort_out_protocol():
     r = run_protocol(table, "loco", {"sig:MINI_GSVA": est}, n_boot=0)
     auc = r.metrics.set_index("model").loc["sig:MINI_GSVA", "roc_auc"]
     assert auc > 0.8
+
+
+@pytest.mark.slow
+def test_the_59_shared_signatures_load_and_score_a_real_cohort(shared_data, tmp_path):
+    from components.ingest import run_ingest
+
+    from amu_tf.data.cohort_table import read_table
+
+    folder = shared_data / "signatures"
+    t = sl.list_signatures(folder).set_index("model")
+    assert len(t) == 59 and (t["scored_by"] != "").sum() == 56
+    assert set(t.index[t["scored_by"] == ""]) == {"sig:IPRES_Hugo", "sig:IPSOV_Shen",
+                                                  "sig:PassON_Du"}
+    assert t.loc["sig:CYT_Rooney", "n_genes"] == 2 and t.loc["sig:IFN_Ayers", "pmid"] == "28650338"
+    assert t.loc["sig:PredictIO_Bareche", "scored_by"] == "predictio"
+    assert len(sl.expand_model_names(["sig:*"], folder)) == 56
+    spec = Path(__file__).parents[1] / "examples" / "cohorts" / "GSE78220.toml"
+    run_ingest([str(spec)], tmp_path / "cohort", data_root=shared_data)
+    table = read_table(tmp_path / "cohort")
+    table = table[table["response"].notna()].reset_index(drop=True)
+    refused = {}
+    for model in sl.expand_model_names(["sig:*"], folder):
+        tf_ = sl.SignatureTransform(model, str(folder))
+        try:
+            s = tf_.fit_transform(table)[:, 0]
+        except InputDataError as exc:
+            assert "\n" not in str(exc)
+            refused[model] = str(exc)
+            continue
+        assert np.isfinite(s).all(), model
+        assert abs(s.mean()) < 1e-4 and s.std() == pytest.approx(1, abs=1e-3)
+        assert min(tf_.coverage_.values()) >= sl.MIN_GENE_FRACTION
+    assert len(refused) <= 3, refused

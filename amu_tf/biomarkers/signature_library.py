@@ -435,9 +435,8 @@ class SignatureTransform(TableTransform):
     def _all_genes(self, table):
         from amu_tf.data.cohort_table import all_gene_columns
 
-        genes = [g for g in all_gene_columns(table)
-                 if pd.api.types.is_numeric_dtype(table[g])]
-        return genes
+        numeric = set(table.select_dtypes("number").columns)
+        return [g for g in all_gene_columns(table) if g in numeric]
 
     def fit(self, table, y=None):
         self._check_table(table)
@@ -494,7 +493,8 @@ class SignatureTransform(TableTransform):
         sig = self.signature_
         lib = load_signatures(self.signatures_dir)
         method = "ssgsea" if sig.scorer == "ssgsea" else "gsva"
-        full = gene_values(table, self.background_)
+        # the background genes are the training table's own numeric columns (no aliases)
+        full = table.reindex(columns=self.background_).to_numpy(np.float64)
         z = self.gene_statistics_.standardise(full, cohorts)
         if sig.scorer == "predictio":
             sets = {f"{sig.name}|{lab}": [g for g, w in zip(sig.genes, sig.weights) if w == s]
