@@ -28,6 +28,7 @@ setup(
         "tidepy==1.3.9",
         "statsmodels>=0.14",  # random-effects meta-analysis (combine_effects)
         "gseapy>=1.1",  # ssGSEA scores of the published signatures
+        "markdown-it-py>=3",  # report.html from report.md
     ],
     extras_require={
         "dev": ["pytest>=8", "hypothesis", "pytest-xdist"],

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from amu_tf.artifacts import METADATA_FILE, Artifact, ArtifactWriter
+from amu_tf.evaluation.html_report import HTML_REPORT_FILE, write_html_report
 from amu_tf.evaluation.report import REPORT_FILE, write_report
 
 
@@ -82,7 +83,11 @@ def run_report(evaluation_uri, output_uri, *, audit_uri=None,
     with ArtifactWriter(output_uri, "Report", inputs=inputs) as w:
         write_report(w.path / REPORT_FILE, evaluation.path, audit=audit,
                      extra_sections=sections, link_base=(final, evaluation.path))
+        # the same content as one self-contained page (figures embedded); links in the
+        # Markdown are relative to the report's final folder
+        write_html_report(w.path / REPORT_FILE, w.path / HTML_REPORT_FILE, base_dir=final)
         w.properties = {"report": str(Path(output_uri) / REPORT_FILE),
+                        "report_html": str(Path(output_uri) / HTML_REPORT_FILE),
                         "blessed": evaluation.properties.get("blessed", []),
                         "interpretation": interpretation_uri is not None}
     return w.artifact

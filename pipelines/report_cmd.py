@@ -1,4 +1,4 @@
-"""`amu report RUN_DIR`: render the run's report.md again from its artifacts (evaluation,
+"""`amu report RUN_DIR`: render the run's report.md and report.html again from its artifacts (evaluation,
 audit, interpretation) into RUN_DIR/report/; prints its path."""
 
 import click
@@ -13,7 +13,7 @@ import click
 def command(run_dir, audit_uri, force):
     """Render RUN_DIR/report/report.md from the run folder's evaluate, audit and interpret
     artifacts (as `amu run`'s report step does)."""
-    from components.report import REPORT_FILE, run_report
+    from components.report import HTML_REPORT_FILE, REPORT_FILE, run_report
     from pipelines.option_checks import warn_if_stale
     from pipelines.run_folder import RunFolder
 
@@ -23,3 +23,4 @@ def command(run_dir, audit_uri, force):
     art = run_report(evaluation, run.path / "report", audit_uri=audit_uri or run.step("audit"),
                      interpretation_uri=run.step("interpret"), force=force)
     click.echo(art.path / REPORT_FILE)
+    click.echo(art.path / HTML_REPORT_FILE)

@@ -512,6 +512,7 @@ def command(click_ctx, more_specs, config_file, out, overwrite, **options):
     click.echo(f"done in {total:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in ctx.timings.items())})")
     if "report" in ctx.artifacts:
         click.echo(f"report: {Path(ctx.artifacts['report'].uri) / 'report.md'}")
+        click.echo(f"html report: {Path(ctx.artifacts['report'].uri) / 'report.html'}")
     if "export" in ctx.artifacts:
         click.echo(f"exported: {ctx.artifacts['export'].properties['path']}")
     if "export_recommended" in ctx.artifacts:

@@ -35,3 +35,64 @@ def _seed():
     keras.utils.set_random_seed(1234)
     yield
     keras.backend.clear_session()
+
+
+def _chromium():
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture
+def browser_check(tmp_path):
+    """``browser_check(html_path, min_images)`` opens a page in headless Chromium (Debian's
+    ``chromium``, which .ci/run installs): it must load with no console message, decode every
+    image (at least ``min_images``), and give a screenshot that is not blank. Where Chromium
+    is absent it checks nothing and returns None, except in CI (``CI`` set), where it
+    fails."""
+    import re
+    import subprocess
+
+    import numpy as np
+
+    exe = _chromium()
+
+    def check(html_path, min_images=1):
+        if exe is None:  # None: not checked here
+            if os.environ.get("CI"):
+                pytest.fail("CI has no chromium: .ci/run installs Debian's chromium package")
+            return None
+        html_path = Path(html_path)
+        common = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}",
+                  "--virtual-time-budget=10000"]
+        # the page plus a probe that counts the images the browser decoded after load
+        probe = tmp_path / "probe.html"
+        script = ("<script>window.addEventListener('load', () => { const imgs = "
+                  "Array.from(document.images); const ok = imgs.filter(i => i.complete && "
+                  "i.naturalWidth > 0).length; document.body.setAttribute('data-images', "
+                  "ok + '/' + imgs.length); });</script>")
+        probe.write_text(html_path.read_text(encoding="utf-8").replace(
+            "</body>", script + "</body>"), encoding="utf-8")
+        dom = subprocess.run(common + ["--enable-logging=stderr", "--log-level=0",
+                                       "--dump-dom", probe.as_uri()],
+                             capture_output=True, text=True, timeout=180)
+        counted = re.search(r'data-images="(\d+)/(\d+)"', dom.stdout)
+        assert counted, f"the page did not finish loading: {dom.stderr[-2000:]}"
+        ok, total = map(int, counted.groups())
+        assert ok == total >= min_images, f"{ok} of {total} images decoded"
+        console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln]
+        assert not console, console[:5]
+        shot = tmp_path / "screenshot.png"
+        subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,1800",
+                                 html_path.as_uri()], capture_output=True, timeout=180)
+        from PIL import Image
+
+        pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+        assert pixels.std() > 5, "the screenshot is blank"
+        return shot
+
+    return check

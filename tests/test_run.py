@@ -14,7 +14,7 @@ from pipelines.cli import amu
 
 
 @pytest.mark.slow
-def test_amu_run_quick_end_to_end(tmp_path):
+def test_amu_run_quick_end_to_end(tmp_path, browser_check):
     """The real command in a fresh process with a clean environment, in which the user asked
     TensorFlow for all its C++ logs (TF_CPP_MIN_LOG_LEVEL=0): every step's artifact, the
     report, the export, and only amu-tf's own lines (no TensorFlow, absl, XLA or CUDA line)."""
@@ -52,6 +52,9 @@ def test_amu_run_quick_end_to_end(tmp_path):
                     "## Trained models against the best biomarker"):
         assert heading in report
     assert "amu:tiny" in report.split("## Trained models against the best biomarker")[1]
+    # the same report as one page that a browser opens with every figure
+    assert f"html report: {out / 'report' / 'report.html'}" in res.output
+    browser_check(out / "report" / "report.html", min_images=3)
     assert "CLEAN" in report
     for proto in ("cv", "loco"):
         assert (ev / "figures" / f"roc_pr_{proto}.png").stat().st_size > 10_000
