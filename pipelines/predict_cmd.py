@@ -215,7 +215,8 @@ def _check_out(out, input_path, model_dir=None, data_root=None):
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Resolve a spec's relative file paths against this folder.")
 @click.option("--out", default="predictions.csv", show_default=True, type=click.Path(),
-              help="Where to write the CSV: sample, probability, predicted_class.")
+              help="Where to write the CSV: sample, probability, predicted_class, "
+                   "genes_present (the share of the model's genes the input holds).")
 def command(model_dir, version, input_path, data_root, out):
     """Predict response with an exported SavedModel (loaded with tf.saved_model.load), or
     with a Model artifact of `amu train` directly (its fitted transform and estimator).

@@ -178,8 +178,12 @@ def test_a_run_that_fails_says_so_in_its_record(tmp_path, monkeypatch):
         _amu(["run", "--quick", "--out", str(out)])
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "failed" and "a step failed" in record["error"]
-    r = _amu(["run", "--quick", "--out", str(out)])  # refuses, and says how to replace it
-    assert r.exit_code == 2 and "--overwrite" in r.output
+    # a failed run is a leftover, not a result: a plain rerun replaces it (issue #25)
+    (out / "stale").write_text("x")
+    with pytest.raises(RuntimeError):
+        _amu(["run", "--quick", "--out", str(out)])
+    assert not (out / "stale").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
 
 
 def test_a_sample_annotation_among_the_genes_is_refused_and_featurecounts_columns_dropped(

@@ -45,7 +45,7 @@ def test_rest_bodies_in_both_forms_match_amu_predict(served, tmp_path):
     r = _predict(["--model", base, "--input", tmp_path / "t.csv", "--out", tmp_path / "p.csv"])
     assert r.exit_code == 0, r.output
     pred = pd.read_csv(tmp_path / "p.csv", dtype={"sample": str})
-    assert list(pred.columns) == ["sample", "probability", "predicted_class"]
+    assert list(pred.columns) == ["sample", "probability", "predicted_class", "genes_present"]
     assert pred["sample"].tolist() == t["sample"].tolist()
     x = t[gene_columns()].to_numpy("float32")
     np.testing.assert_allclose(pred["probability"], keras_probability(model, x), atol=1e-5)

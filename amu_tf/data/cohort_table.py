@@ -116,12 +116,20 @@ def check_table(df: pd.DataFrame, where: str = "the table") -> None:
 def _join_other_genes(df: pd.DataFrame, h5ad: Path) -> pd.DataFrame:
     import anndata
 
-    adata = anndata.read_h5ad(h5ad)
-    if list(adata.obs_names) != df["sample"].astype(str).tolist():
-        from amu_tf.errors import ArtifactError
+    from amu_tf.errors import ArtifactError
 
+    try:
+        adata = anndata.read_h5ad(h5ad)
+        in_panel = adata.var["in_panel"].to_numpy(dtype=bool)
+    except PermissionError:  # unreadable, not damaged: the CLI names the file and why
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py/anndata raise OSError, KeyError, ...
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"{h5ad} is damaged: it cannot be read as AnnData/HDF5 ({why}); "
+                            "ingest the cohorts again") from None
+    if list(adata.obs_names) != df["sample"].astype(str).tolist():
         raise ArtifactError(f"{h5ad} does not hold the samples of {h5ad.parent / TABLE_FILE}")
-    keep = ~adata.var["in_panel"].to_numpy(dtype=bool)
+    keep = ~in_panel
     if not keep.any():
         return df
     other = pd.DataFrame(np.asarray(adata.X[:, keep], dtype=np.float64),
