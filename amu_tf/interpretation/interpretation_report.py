@@ -8,7 +8,6 @@ wrote), so the artifact's own ``interpretation.md`` and a report elsewhere show 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd

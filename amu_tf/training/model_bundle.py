@@ -22,7 +22,6 @@ comes from ``model_info.json``.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
