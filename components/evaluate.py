@@ -17,6 +17,9 @@ Artifact layout:
 * ``metrics.csv``, ``metrics_per_cohort.csv`` (loco/external), ``table_<protocol>[_<cohort>].{csv,md}``
   (the paper's Tables 2-4 shape);
 * ``figures/roc_pr_<protocol>.png``;
+* ``clinical/``: per honest protocol, the random-effects meta-analysis over cohorts
+  (``meta_*.csv``, ``forest/``), calibration (``calibration_*.csv``, reliability diagram) and
+  decision curves (:mod:`amu_tf.evaluation.clinical_outputs`);
 * ``predictions.csv.gz``; ``blessing.json``; ``biomarker_comparison.csv``;
   ``evaluation.json`` (parameters, protocols with folds and notes, the audit's verdict, and
   what the report renders).
@@ -35,6 +38,7 @@ from amu_tf.artifacts import Artifact, ArtifactWriter, check_output_not_input, t
 from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.blessing import bless
+from amu_tf.evaluation.clinical_outputs import write_clinical_outputs
 from amu_tf.evaluation.figures import plot_curves
 from amu_tf.evaluation.protocols import PROTOCOLS, run_protocol
 from amu_tf.evaluation.report import (BLESSING_JSON, COMPARISON_CSV, EVALUATION_JSON,
@@ -109,6 +113,8 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                                 for r in results], ignore_index=True)
         if not comparison.empty:
             comparison.to_csv(out / COMPARISON_CSV, index=False, float_format="%.6g")
+        # meta-analysis, calibration and decision curves of every honest protocol
+        clinical = write_clinical_outputs(results, out, seed=seed, n_boot=n_boot)
         (out / EVALUATION_JSON).write_text(json.dumps(to_jsonable({
             "parameters": parameters,
             "protocols": {r.label: {"protocol": r.protocol, "description": r.description,
@@ -120,7 +126,8 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                        "tables": [[t, Path(md).relative_to(out).as_posix()]
                                   for t, md, _ in files["tables"]],
                        "figures": {p: Path(f).relative_to(out).as_posix()
-                                   for p, f in figs.items() if f}},
+                                   for p, f in figs.items() if f},
+                       "clinical": clinical},
         }), indent=2, default=str) + "\n")
         # the evaluation's own report (the run's, with the interpretation, is the report
         # component's); links are relative, and the folder is renamed into place whole

@@ -18,6 +18,40 @@ EPOCHS = 40
 PATIENCE = 5
 
 
+def expand_models(models) -> list[str]:
+    """``--models`` with the signature groups (``sig:*``, ``sig:ssgsea``, ...) expanded to
+    the library's signatures (:func:`amu_tf.biomarkers.signature_library.expand_model_names`)."""
+    from amu_tf.biomarkers.signature_library import expand_model_names, is_signature
+
+    models = list(models)
+    return expand_model_names(models) if any(is_signature(m) for m in models) else models
+
+
+def library_signatures() -> list[str]:
+    """Every scorable published signature (``sig:<name>``) of the signature folder
+    (``--signatures``, ``$AMU_TF_SIGNATURES`` or ``../shared/data/signatures``); none when
+    there is no folder (`amu run` on real cohorts scores them all beside the biomarkers)."""
+    from amu_tf.biomarkers.signature_library import expand_model_names, resolve_signatures_dir
+    from amu_tf.errors import InputDataError
+
+    try:
+        resolve_signatures_dir()
+    except InputDataError:
+        return []
+    return expand_model_names(["sig:*"])
+
+
+def use_signatures_dir(path) -> None:
+    """``--signatures DIR``: the folder every ``sig:`` model of this process reads (through
+    ``$AMU_TF_SIGNATURES``, so the protocols' fresh estimators find it too)."""
+    import os
+
+    from amu_tf.biomarkers.signature_library import ENV_VAR, resolve_signatures_dir
+
+    if path is not None:
+        os.environ[ENV_VAR] = str(resolve_signatures_dir(os.path.abspath(path)))
+
+
 def split_list(value) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
     return [v.strip() for v in str(value).split(",") if v.strip()]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from pipelines.defaults import DEFAULT_MODELS, PAPER_TABLE_MODELS, keras_params, split_list
+from pipelines.defaults import (DEFAULT_MODELS, PAPER_TABLE_MODELS, expand_models,
+                                keras_params, split_list, use_signatures_dir)
 from pipelines.run_config import RunConfig
 
 _D = RunConfig()
@@ -22,7 +23,14 @@ _D = RunConfig()
 @click.option("--out", "out", default=None, type=click.Path(),
               help="ModelEvaluation artifact folder [runs/evaluate or runs/paper_table/evaluate].")
 @click.option("--models", default=None,
-              help=f"Comma-separated estimators [{DEFAULT_MODELS}; paper table: {PAPER_TABLE_MODELS}].")
+              help=f"Comma-separated estimators [{DEFAULT_MODELS}; paper table: "
+                   f"{PAPER_TABLE_MODELS}]; 'sig:*' adds every published signature of the "
+                   "library, sig:ssgsea / sig:gsva / sig:weighted_mean / sig:specific those "
+                   "of one scoring method.")
+@click.option("--signatures", "signatures_dir", default=None,
+              type=click.Path(exists=True, file_okay=False),
+              help="The published-signature folder (bhklab SignatureSets format) the sig: "
+                   "models read [$AMU_TF_SIGNATURES, else ../shared/data/signatures].")
 @click.option("--protocols", default=None,
               help="Comma-separated: cv, loco, external, paper [cv,loco; paper table: cv,paper].")
 @click.option("--transform", default=None,
@@ -45,8 +53,9 @@ _D = RunConfig()
 @click.option("--seed", default=_D.seed, show_default=True)
 @click.option("--force", is_flag=True,
               help="Go on with an --audit that is not of TABLE (the report says so).")
-def command(table, paper_table, out, models, protocols, transform, train_cohorts, test_cohorts,
-            folds, repeats, n_boot, epochs, patience, audit_uri, seed, force):
+def command(table, paper_table, out, models, signatures_dir, protocols, transform,
+            train_cohorts, test_cohorts, folds, repeats, n_boot, epochs, patience, audit_uri,
+            seed, force):
     """Evaluate models on TABLE (a CohortTable artifact or cohort-table CSV) under honest
     protocols, with 95% bootstrap CIs, figures, tables and report.md. The leakage audit's
     verdict is in the report: an AuditReport given with --audit, or one written beside the
@@ -56,6 +65,7 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
 
     if bool(table) == bool(paper_table):
         raise InputDataError("give a TABLE or --paper-table (one of them)")
+    use_signatures_dir(signatures_dir)
     note, dup = None, True
     if paper_table:
         data, note = load_paper_table(paper_table)
@@ -69,7 +79,7 @@ def command(table, paper_table, out, models, protocols, transform, train_cohorts
 
         warn_if_stale(table)
         data = table
-        models = split_list(models or DEFAULT_MODELS)
+        models = expand_models(split_list(models or DEFAULT_MODELS))
         protocols = split_list(protocols or "cv,loco")
         transform = transform or "cohort_z"
         out = out or "runs/evaluate"

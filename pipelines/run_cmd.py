@@ -26,7 +26,7 @@ import click
 from amu_tf.artifacts import safe_name
 from amu_tf.errors import AmuError
 from pipelines.strategy_option import strategy_option
-from pipelines.defaults import keras_params
+from pipelines.defaults import keras_params, use_signatures_dir
 from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
 from pipelines.run_folder import RECOMMENDED, RUN_RECORD, export_run, zoo_models
 
@@ -418,8 +418,13 @@ _D = RunConfig()
 @click.option("--out", "out", default="runs/default", show_default=True, type=click.Path(),
               help="Run folder; each step writes <out>/<step>/.")
 @click.option("--models", default=None,
-              help="Comma-separated estimators [the default set: `amu zoo`; TIDE on real "
-                   "cohorts only].")
+              help="Comma-separated estimators [the default set: `amu zoo`; TIDE and every "
+                   "published signature of the library (sig:*) on real cohorts only]; "
+                   "'sig:*' or sig:ssgsea etc. name signature groups.")
+@click.option("--signatures", "signatures_dir", default=None,
+              type=click.Path(exists=True, file_okay=False),
+              help="The published-signature folder (bhklab SignatureSets format) the sig: "
+                   "models read [$AMU_TF_SIGNATURES, else ../shared/data/signatures].")
 @click.option("--protocols", default=",".join(_D.protocols), show_default=True,
               help="Comma-separated: cv, loco, external, paper (LEAKY).")
 @click.option("--transform", default=_D.transform, show_default=True,
@@ -463,13 +468,14 @@ _D = RunConfig()
               help="Replace an existing run folder --out (removed first, as a whole).")
 @strategy_option
 @click.pass_context
-def command(click_ctx, more_specs, config_file, out, overwrite, **options):
+def command(click_ctx, more_specs, config_file, out, overwrite, signatures_dir, **options):
     """Run ingest -> audit -> transform -> train -> evaluate -> interpret -> report ->
     export, print where the report is and the exported version folder.
 
     Without cohort specs it runs on the synthetic default cohorts it generates (seeded).
     Only a model the evaluation blessed is exported (`amu export RUN_DIR --force` exports
     it anyway)."""
+    use_signatures_dir(signatures_dir)
     given = _given_options(click_ctx, options)
     cohorts = list(options["cohorts"]) + list(more_specs)  # `--cohorts a.toml b.toml` (glob)
     if cohorts:

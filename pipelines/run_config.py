@@ -20,7 +20,8 @@ from pathlib import Path
 
 from amu_tf.errors import SpecError
 from pipelines.defaults import (DEFAULT_MODELS, EPOCHS, PATIENCE, RUN_BIOMARKERS, RUN_RECIPES,
-                                SYNTHETIC_BIOMARKERS, split_list)
+                                SYNTHETIC_BIOMARKERS, expand_models, library_signatures,
+                                split_list)
 
 RUN_CONFIG_FILE = "run_config.toml"
 
@@ -98,6 +99,10 @@ class RunConfig:
             changes["models"] = split_list(",".join(
                 [DEFAULT_MODELS, RUN_RECIPES,
                  RUN_BIOMARKERS if self.cohorts else SYNTHETIC_BIOMARKERS]))
+            if self.cohorts:  # real cohorts: every published signature of the library too
+                changes["models"] += library_signatures()
+        elif any(str(m).startswith("sig:") for m in self.models):
+            changes["models"] = expand_models(self.models)
         if self.cohorts and self.n_per_cohort is not None:
             changes["n_per_cohort"] = None
         return replace(self, **changes) if changes else self

@@ -4,9 +4,14 @@ import click
 
 
 @click.command("zoo")
-def command():
+@click.option("--signatures", "signatures_dir", default=None,
+              type=click.Path(exists=True, file_okay=False),
+              help="The published-signature folder to list [$AMU_TF_SIGNATURES, else "
+                   "../shared/data/signatures].")
+def command(signatures_dir):
     """List every model and preset with its trainable-parameter count, the classical
-    baselines, and the published biomarkers with their references.
+    baselines, the published biomarkers with their references, and the library's published
+    signatures with gene counts and PMIDs.
 
     `params (paper)` counts as the AMU paper does (BatchNorm excluded); `params (keras)` is
     Keras's own count of trainable weights.
@@ -37,3 +42,25 @@ def command():
                "recommended for a new cohort):")
     for name, spec in TRANSFER_RECIPES.items():
         click.echo(f"{'recipe:' + name:<22} {spec['description']}")
+    click.echo("")
+    _list_signatures(signatures_dir)
+
+
+def _list_signatures(signatures_dir):
+    """The published signatures of the library folder, or how to give one."""
+    from amu_tf.biomarkers.signature_library import ENV_VAR, list_signatures
+    from amu_tf.errors import InputDataError
+
+    try:
+        table = list_signatures(signatures_dir)
+    except InputDataError as exc:
+        click.echo(f"published signatures (sig:<name>): none listed: {exc}")
+        return
+    scorable = table[table["scored_by"] != ""]
+    click.echo(f"published signatures (sig:<name>, training-free, z-scored within each cohort; "
+               f"{len(scorable)} of {len(table)} scorable; 'sig:*' names them all; folder: "
+               f"--signatures or ${ENV_VAR}):")
+    for _, r in table.iterrows():
+        how = r["scored_by"] or "not scorable"
+        click.echo(f"{r['model']:<34} {r['n_genes']:>5} genes  {r['association']:<10} "
+                   f"{how:<14} PMID {r['pmid']}" + (f"  ({r['note']})" if r["note"] else ""))

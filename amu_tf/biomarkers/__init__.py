@@ -16,7 +16,8 @@ from amu_tf.biomarkers.biomarker_transform import BiomarkerTransform
 
 
 def is_biomarker(name) -> bool:
-    return isinstance(name, str) and name in BIOMARKERS
+    """A published biomarker or a library signature (``sig:<name>``): training-free."""
+    return isinstance(name, str) and (name in BIOMARKERS or name.startswith("sig:"))
 
 
 __all__ = ["BIOMARKERS", "BiomarkerClassifier", "BiomarkerTransform", "biomarker_genes",

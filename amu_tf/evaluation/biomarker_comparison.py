@@ -60,7 +60,7 @@ def compare_with_biomarkers(result, n_boot: int = 1000, seed: int = 0,
                 d = _mean_auc(y, blocks[m][1], idx) - boot_best
                 d = d[np.isfinite(d)]
                 lo, hi = (float(np.quantile(d, alpha / 2)), float(np.quantile(d, 1 - alpha / 2)))
-            label = BIOMARKERS[best]["label"]
+            label = BIOMARKERS[best]["label"] if best in BIOMARKERS else best
             where = "pooled" if scope == "pooled" else f"on {scope}"
             if lo > 0:
                 verdict = f"{m} beats {label} {where}"

@@ -22,7 +22,9 @@ from amu_tf import __version__
 from amu_tf.errors import ArtifactError
 from amu_tf.evaluation.biomarker_comparison import comparison_markdown
 from amu_tf.evaluation.blessing import AUC_LOWER_BOUND
+from amu_tf.evaluation.clinical_outputs import clinical_markdown
 from amu_tf.evaluation.tables import to_markdown
+from amu_tf.evaluation.tripod_ai import tripod_ai_section
 
 REPORT_FILE = "report.md"
 EVALUATION_JSON = "evaluation.json"
@@ -153,6 +155,7 @@ def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
             lines += [f"![ROC and PR curves, {label}]({link(fig)})", ""]
     if (evaluation_dir / COMPARISON_CSV).is_file():
         lines += comparison_markdown(pd.read_csv(evaluation_dir / COMPARISON_CSV))
+    lines += clinical_markdown(rep.get("clinical") or {}, evaluation_dir, link)
     lines += ["## Blessing", "",
               f"A model is blessed only if the lower bound of its ROC AUC's 95% CI exceeds "
               f"{AUC_LOWER_BOUND} under every honest protocol run (a LEAKY protocol never "
@@ -162,6 +165,7 @@ def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
     lines += [to_markdown(bl), ""]
     for sec in extra_sections or []:
         lines += [sec.rstrip(), ""]
+    lines += tripod_ai_section(bool(rep.get("clinical")))
     lines += ["## Files", "",
               f"- `{link('metrics.csv')}`: every metric with `_ci_low`/`_ci_high`",
               f"- `{link('predictions.csv.gz')}`: every test prediction (model, protocol, "

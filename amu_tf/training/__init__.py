@@ -40,7 +40,7 @@ def estimator_kind(name_or_estimator) -> str:
     """``"keras"`` for zoo models, ``"biomarker"`` for the published biomarkers,
     ``"sklearn"`` for the baselines."""
     if isinstance(name_or_estimator, str):
-        if name_or_estimator in BIOMARKERS:
+        if name_or_estimator in BIOMARKERS or name_or_estimator.startswith("sig:"):
             return "biomarker"
         if name_or_estimator.startswith("recipe:"):
             return "recipe"
@@ -58,7 +58,9 @@ def make_estimator(name: str, seed: int = 0, **params):
     Zoo names (``amu:small``, ``amu-ft:base``, ``cnn:paper``, a bare family for its default
     preset) give a :class:`ZooClassifier`; ``svm``, ``rf``, ``adaboost``, ``xgboost`` and
     ``logreg`` give a :class:`SearchedClassifier`; the biomarkers (``cd8a``, ``gep18``,
-    ``tide``, ...) a :class:`~amu_tf.biomarkers.BiomarkerClassifier`.
+    ``tide``, ...) a :class:`~amu_tf.biomarkers.BiomarkerClassifier`; ``sig:<name>`` a
+    published signature of the library (:mod:`amu_tf.biomarkers.signature_library`, read from
+    ``$AMU_TF_SIGNATURES`` or ``../shared/data/signatures``).
     """
     if name in BASELINES:
         return make_baseline(name, seed=seed, **params)
@@ -67,6 +69,13 @@ def make_estimator(name: str, seed: int = 0, **params):
             raise ValueError(f"biomarker {name!r} takes no parameters (got "
                              f"{', '.join(sorted(params))}): it is not trained")
         return BiomarkerClassifier(name)
+    if name.startswith("sig:"):  # a published signature of the library (a folder read now)
+        from amu_tf.biomarkers.signature_classifier import make_signature_estimator
+
+        if set(params) - {"signatures_dir"}:
+            raise ValueError(f"signature {name!r} takes no parameters but signatures_dir (got "
+                             f"{', '.join(sorted(params))}): it is not trained")
+        return make_signature_estimator(name, **params)
     if name.startswith("recipe:"):
         recipe = name.partition(":")[2]
         if recipe not in TRANSFER_RECIPES:
