@@ -34,7 +34,7 @@ run: $(STAMP)
 	$(BIN)/amu run --overwrite
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # the TensorFlow-ops attention path (no compiled kernel): layers, models, one short training
 NO_KERNEL_TESTS := tests/test_fused_attention.py tests/test_layers.py tests/test_models.py \

@@ -65,6 +65,10 @@ def test_round_trip_predictions_match_in_memory(tmp_path, table, model, params):
     assert info["genes"]["symbols"] == panel_symbols()
     assert info["genes"]["entrez_ids"] == panel_entrez()
     assert info["threshold_method"] in ("youden_inner_val", "youden_oof")
+    # how the threshold was placed, and how far it stands from the scores it was chosen on
+    placement = info["threshold_placement"]
+    assert placement["method"] == info["threshold_method"] and "midpoint" in placement["rule"]
+    assert placement["margin"] == pytest.approx(est.threshold_margin_) and placement["margin"] > 0
     assert info["transform"] == "cohort_z" and info["seed"] == 3
     assert "numpy" in info["library_versions"]
     summary = json.loads((art.uri / "training_summary.json").read_text())
