@@ -16,6 +16,7 @@ from amu_tf.biomarkers import BIOMARKERS, BiomarkerClassifier
 from amu_tf.models.amu_presets import AMU_FT_PRESETS, AMU_PRESETS
 from amu_tf.models.cnn_presets import CNN_PRESETS
 from amu_tf.training.baselines import BASELINES, make_baseline
+from amu_tf.training.compass_probe_classifier import CompassProbeClassifier
 from amu_tf.training.recipe_classifier import RecipeClassifier
 from amu_tf.training.searched_classifier import SearchedClassifier
 from amu_tf.training.transfer_recipes import TRANSFER_RECIPES
@@ -32,7 +33,9 @@ ZOO_ESTIMATORS = tuple(
 #: the published biomarkers (``amu_tf.biomarkers``): training-free, only a threshold is fitted
 BIOMARKER_ESTIMATORS = tuple(BIOMARKERS)
 #: the cross-cohort recipes of issue #15 (``amu_tf.training.transfer_recipes``)
-RECIPE_ESTIMATORS = tuple(f"recipe:{r}" for r in TRANSFER_RECIPES)
+#: ``recipe:compass-probe`` (issue #23): a linear probe on COMPASS's pre-trained encoder
+COMPASS_PROBE = "recipe:compass-probe"
+RECIPE_ESTIMATORS = tuple(f"recipe:{r}" for r in TRANSFER_RECIPES) + (COMPASS_PROBE,)
 ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES) + BIOMARKER_ESTIMATORS + RECIPE_ESTIMATORS
 
 
@@ -47,7 +50,7 @@ def estimator_kind(name_or_estimator) -> str:
         return "sklearn" if name_or_estimator in BASELINES else "keras"
     if isinstance(name_or_estimator, BiomarkerClassifier):
         return "biomarker"
-    if isinstance(name_or_estimator, RecipeClassifier):
+    if isinstance(name_or_estimator, (RecipeClassifier, CompassProbeClassifier)):
         return "recipe"
     return "keras" if isinstance(name_or_estimator, ZooClassifier) else "sklearn"
 
@@ -76,6 +79,8 @@ def make_estimator(name: str, seed: int = 0, **params):
             raise ValueError(f"signature {name!r} takes no parameters but signatures_dir (got "
                              f"{', '.join(sorted(params))}): it is not trained")
         return make_signature_estimator(name, **params)
+    if name == COMPASS_PROBE:  # its own class: it reads COMPASS's encoder, not a recipe spec
+        return CompassProbeClassifier(seed=seed, **params)
     if name.startswith("recipe:"):
         recipe = name.partition(":")[2]
         if recipe not in TRANSFER_RECIPES:
@@ -95,7 +100,7 @@ def make_estimator(name: str, seed: int = 0, **params):
 
 
 __all__ = [
-    "BIOMARKER_ESTIMATORS", "RECIPE_ESTIMATORS", "RecipeClassifier", "TRANSFER_RECIPES",
+    "BIOMARKER_ESTIMATORS", "COMPASS_PROBE", "CompassProbeClassifier", "RECIPE_ESTIMATORS", "RecipeClassifier", "TRANSFER_RECIPES",
     "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
     "ZooClassifier", "estimator_kind", "make_baseline", "make_estimator", "upsample_indices",
     "youden_threshold",

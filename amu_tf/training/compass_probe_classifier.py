@@ -1,0 +1,146 @@
+"""``CompassProbeClassifier``: ``recipe:compass-probe``, a linear probe on COMPASS's
+pre-trained encoder."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from amu_tf.training._sklearn_input import fit_input, predict_input
+
+DEFAULT_CS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
+    """An L2 logistic regression on COMPASS concept features, its C chosen by inner
+    leave-one-cohort-out.
+
+    What it reads is :meth:`make_input_transform`: a
+    :class:`~amu_tf.training.compass_feature_transform.CompassFeatureTransform` of the
+    genome-wide table (COMPASS's genes, min-max per cohort, the frozen pre-trained encoder,
+    concept features, z-scored within cohort; label-free, encoder features cached per sample:
+    see that class for why the cache is leak-free). The protocols fit it on the training rows.
+
+    ``fit(X, y, groups=None, cohorts=None, unlabeled=None)``: for each C of ``Cs``, the
+    training rows' out-of-fold probabilities of inner splits that are the training cohorts
+    (one held out at a time) when ``cohorts`` names two or more cohorts that each hold both
+    classes, else patient-grouped stratified folds (``selection_used_`` says which). The C
+    whose mean held-out AUC over the inner folds is the highest wins (ties: the smaller C,
+    the stronger regularisation); the model is refitted on all training rows with it, and
+    ``threshold_`` is Youden's J on that C's out-of-fold probabilities (training rows only,
+    ``threshold_method_ = "youden_oof"``). Arithmetic is float64. ``unlabeled`` is accepted
+    for the recipes' signature and not used.
+
+    Args:
+        level, readout, cohort_units, batch_size, disk_cache, encoder_config, genes, tables:
+            of the feature transform.
+        Cs: the inverse regularisation strengths searched.
+        inner_splits: folds of the stratified fallback.
+        seed: seed of the stratified fallback's folds.
+    """
+
+    def __init__(self, level="concept", readout="pc1", Cs=DEFAULT_CS, cohort_units=None,
+                 inner_splits=5, seed=0, batch_size=16, disk_cache=True, encoder_config=None,
+                 genes=None, tables=None):
+        self.level = level
+        self.readout = readout
+        self.Cs = Cs
+        self.cohort_units = cohort_units
+        self.inner_splits = inner_splits
+        self.seed = seed
+        self.batch_size = batch_size
+        self.disk_cache = disk_cache
+        self.encoder_config = encoder_config
+        self.genes = genes
+        self.tables = tables
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # responder or not
+        return tags
+
+    def make_input_transform(self):
+        """The unfitted transform whose output this classifier takes."""
+        from amu_tf.training.compass_feature_transform import CompassFeatureTransform
+
+        return CompassFeatureTransform(level=self.level, readout=self.readout,
+                                       cohort_units=self.cohort_units,
+                                       batch_size=self.batch_size, disk_cache=self.disk_cache,
+                                       encoder_config=self.encoder_config, genes=self.genes,
+                                       tables=self.tables)
+
+    # inner selection --------------------------------------------------------------------
+    def _inner_splits(self, y, groups, cohorts):
+        """``(list of (train, test) index arrays, selection)``."""
+        if cohorts is not None:
+            cohorts = np.asarray(cohorts).astype(str)
+            names = np.unique(cohorts)
+            if len(names) >= 2 and all(len(np.unique(y[cohorts == c])) == 2 for c in names):
+                idx = np.arange(len(y))
+                return [(idx[cohorts != c], idx[cohorts == c]) for c in names], "loco"
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        n = int(min(self.inner_splits, np.bincount(y).min()))
+        if n < 2:
+            from amu_tf.errors import InputDataError
+
+            raise InputDataError("compass-probe: fewer than 2 training rows of a class; the "
+                                 "inner cross-validation cannot choose C")
+        g = np.arange(len(y)) if groups is None else np.asarray(groups)
+        cv = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=self.seed)
+        return list(cv.split(np.zeros(len(y)), y, g)), "stratified"
+
+    @staticmethod
+    def _logreg(C):
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=float(C), max_iter=5000)
+
+    def fit(self, X, y, groups=None, cohorts=None, unlabeled=None):
+        from sklearn.metrics import roc_auc_score
+
+        from amu_tf.training.threshold import threshold_margin, youden_threshold
+
+        X, self.classes_, y = fit_input(self, X, y, float64=True)
+        splits, self.selection_used_ = self._inner_splits(y, groups, cohorts)
+        scores, oof = {}, {}
+        for C in self.Cs:
+            p = np.full(len(y), np.nan)
+            aucs = []
+            for tr, te in splits:
+                if len(np.unique(y[tr])) < 2:
+                    continue
+                m = self._logreg(C).fit(X[tr], y[tr])
+                p[te] = m.predict_proba(X[te])[:, 1]
+                if len(np.unique(y[te])) == 2:
+                    aucs.append(roc_auc_score(y[te], p[te]))
+            scores[float(C)] = float(np.mean(aucs)) if aucs else np.nan
+            oof[float(C)] = p
+        finite = {c: s for c, s in scores.items() if np.isfinite(s)}
+        best = (max(sorted(finite), key=lambda c: (finite[c], -c)) if finite
+                else float(min(self.Cs)))
+        self.cv_scores_ = scores
+        self.C_ = best
+        self.estimator_ = self._logreg(best).fit(X, y)
+        p = oof[best]
+        ok = np.isfinite(p)
+        self.threshold_ = float(youden_threshold(y[ok], p[ok]))
+        self.threshold_method_ = "youden_oof"
+        self.threshold_margin_ = threshold_margin(p[ok], self.threshold_)
+        return self
+
+    def score_weights(self):
+        """The logistic regression's weights of the input features."""
+        check_is_fitted(self, "estimator_")
+        return np.asarray(self.estimator_.coef_[0])
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "estimator_")
+        X = predict_input(self, X, float64=True)
+        return self.estimator_.predict_proba(X)
+
+    def predict(self, X):
+        """Class labels at the frozen ``threshold_`` on the positive-class probability."""
+        positive = self.predict_proba(X)[:, 1] >= self.threshold_
+        return self.classes_[positive.astype(int)]

@@ -1,0 +1,193 @@
+"""``recipe:compass-probe`` (issue #23): the feature transform and the probe, on a tiny
+random-weight encoder over synthetic genes (the real preset is exercised by
+``benchmarks/bench_compass_generalisation.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from amu_tf.errors import InputDataError
+from amu_tf.training import estimator_kind, make_estimator
+from amu_tf.training import compass_feature_transform as cft
+from amu_tf.training.compass_probe_classifier import CompassProbeClassifier
+
+N_GENES = 40
+GENES = [f"GENE{i}" for i in range(N_GENES)]
+TINY = {"n_genes": N_GENES, "embed_dim": 8, "num_cancer_types": 33, "num_heads": 2,
+        "head_dim": 4, "num_features": 6, "intermediate_dim": 16}
+TABLES = {
+    "n_genes": N_GENES,
+    "geneset_names": [f"set{i}" for i in range(8)],
+    "geneset_members": [list(range(5 * i, 5 * i + 5)) for i in range(8)],
+    "concept_names": ["A", "B", "C", "Reference"],
+    "concept_members": [[0, 1], [2, 3], [4, 5], [6, 7]],
+}
+
+
+def _table(n_per=(20, 24, 18), seed=0, genes=GENES):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for c, n in enumerate(n_per):
+        y = np.arange(n) % 2
+        rng.shuffle(y)
+        expr = rng.gamma(2.0, 2.0, size=(n, len(genes))) + c  # a cohort offset
+        expr[:, :10] += 2.5 * y[:, None]                      # signal in the first sets
+        df = pd.DataFrame(np.log2(expr + 1.0), columns=genes)
+        df.insert(0, "response", y.astype(float))
+        df.insert(0, "cohort", f"C{c}")
+        df.insert(0, "patient", [f"C{c}:p{i}" for i in range(n)])
+        df.insert(0, "sample", [f"C{c}:s{i}" for i in range(n)])
+        parts.append(df)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _probe(**kw):
+    kw = {"encoder_config": TINY, "genes": GENES, "tables": TABLES, "disk_cache": False,
+          "Cs": (0.01, 0.1, 1.0), "batch_size": 8, **kw}
+    return CompassProbeClassifier(**kw)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AMU_TF_CACHE_DIR", str(tmp_path / "cache"))
+    cft.clear_memory_cache()
+    yield
+    cft.clear_memory_cache()
+
+
+def _fit(est, table):
+    tf = est.make_input_transform().fit(table)
+    X = tf.transform(table)
+    est.fit(X, table["response"].to_numpy(int), groups=table["patient"].to_numpy(),
+            cohorts=table["cohort"].to_numpy())
+    return tf, X
+
+
+def test_make_estimator_and_kind():
+    est = make_estimator("recipe:compass-probe", seed=3, readout="mean")
+    assert isinstance(est, CompassProbeClassifier) and est.seed == 3 and est.readout == "mean"
+    assert estimator_kind("recipe:compass-probe") == "recipe" == estimator_kind(est)
+
+
+def test_fit_predict_contract():
+    table = _table()
+    est = _probe()
+    tf, X = _fit(est, table)
+    assert X.dtype == np.float32 and X.shape == (len(table), len(TABLES["concept_names"]))
+    # z-scored within each cohort
+    for c in table["cohort"].unique():
+        rows = (table["cohort"] == c).to_numpy()
+        np.testing.assert_allclose(X[rows].mean(0), 0.0, atol=1e-5)
+    p = est.predict_proba(X)
+    assert p.shape == (len(table), 2) and np.all((p >= 0) & (p <= 1))
+    assert set(est.predict(X)) <= {0, 1}
+    assert est.selection_used_ == "loco" and est.C_ in est.Cs
+    assert est.threshold_method_ == "youden_oof" and 0 <= est.threshold_ <= 1
+    assert est.threshold_margin_ is not None
+    assert est.score_weights().shape == (X.shape[1],)
+    # one training cohort: stratified folds instead
+    one = table[table["cohort"] == "C1"].reset_index(drop=True)
+    est1 = _probe()
+    _fit(est1, one)
+    assert est1.selection_used_ == "stratified"
+
+
+def test_a_new_cohort_is_scored_on_its_own_rows():
+    table = _table()
+    train = table[table["cohort"] != "C2"].reset_index(drop=True)
+    test = table[table["cohort"] == "C2"].reset_index(drop=True)
+    est = _probe()
+    tf, _ = _fit(est, train)
+    Xt = tf.transform(test)
+    np.testing.assert_allclose(Xt.mean(0), 0.0, atol=1e-5)
+    with pytest.raises(InputDataError, match="at least 5"):
+        tf.transform(test.iloc[:3])
+
+
+def test_c_search_uses_only_the_training_cohorts(monkeypatch):
+    table = _table(n_per=(20, 24, 18, 16))
+    train = table[table["cohort"] != "C3"].reset_index(drop=True)
+    tf = _probe().make_input_transform().fit(train)
+    X = tf.transform(train)
+    row_cohort = {X[i].tobytes(): c for i, c in enumerate(train["cohort"])}
+    seen = []
+    real = CompassProbeClassifier._logreg
+
+    def spy(C):
+        model = real(C)
+        fit = model.fit
+
+        def recording_fit(Xf, yf):
+            seen.append(sorted({row_cohort[np.asarray(r, np.float32).tobytes()] for r in Xf}))
+            return fit(Xf, yf)
+
+        model.fit = recording_fit
+        return model
+
+    monkeypatch.setattr(CompassProbeClassifier, "_logreg", staticmethod(spy))
+    est = _probe()
+    est.fit(X, train["response"].to_numpy(int), cohorts=train["cohort"].to_numpy())
+    inner, final = seen[:-1], seen[-1]
+    assert len(inner) == len(est.Cs) * 3
+    assert all(len(s) == 2 for s in inner)                   # one training cohort held out
+    assert {tuple(s) for s in inner} == {("C0", "C1"), ("C0", "C2"), ("C1", "C2")}
+    assert final == ["C0", "C1", "C2"]                       # never C3
+
+
+def test_predictions_do_not_depend_on_row_order():
+    table = _table()
+    perm = np.random.default_rng(1).permutation(len(table))
+    est_a = _probe()
+    tf_a, X_a = _fit(est_a, table)
+    p_a = est_a.predict_proba(X_a)[:, 1]
+    cft.clear_memory_cache()  # recompute the encoder in another row order
+    shuffled = table.iloc[perm].reset_index(drop=True)
+    est_b = _probe()
+    tf_b, X_b = _fit(est_b, shuffled)
+    np.testing.assert_allclose(X_b, X_a[perm], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(est_b.predict_proba(X_b)[:, 1], p_a[perm], rtol=0, atol=1e-6)
+    assert est_a.C_ == est_b.C_
+    assert abs(est_a.threshold_ - est_b.threshold_) < 1e-6
+
+
+def test_cache_gives_the_same_features(monkeypatch, tmp_path):
+    table = _table()
+    no_cache = _probe().make_input_transform().fit(table).transform(table)
+    cft.clear_memory_cache()
+    disk = _probe(disk_cache=True).make_input_transform()
+    first = disk.fit(table).transform(table)
+    files = list((tmp_path / "cache" / "compass" / "features").rglob("*.npy"))
+    assert len(files) == len(table)
+    np.testing.assert_array_equal(first, no_cache)
+    # from disk only: the encoder must not run
+    cft.clear_memory_cache()
+
+    def no_encoder(self):
+        raise AssertionError("the encoder ran although every row was cached")
+
+    monkeypatch.setattr(cft.CompassFeatureTransform, "_encoder", no_encoder)
+    again = _probe(disk_cache=True).make_input_transform().fit(table).transform(table)
+    np.testing.assert_array_equal(again, no_cache)
+    # in memory only, too
+    memory = _probe().make_input_transform().fit(table).transform(table)
+    np.testing.assert_array_equal(memory, no_cache)
+
+
+def test_too_many_missing_genes_is_one_line():
+    table = _table()
+    table = table.drop(columns=GENES[:12])   # 30% of the genes
+    with pytest.raises(InputDataError) as exc:
+        _probe().make_input_transform().fit(table)
+    assert "lacks 12" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_loco_protocol_end_to_end():
+    from amu_tf.evaluation.protocols import run_protocol
+
+    table = _table()
+    res = run_protocol(table, "loco", {"probe": _probe()}, transform=None, n_boot=0,
+                       progress=False)
+    assert len(res.predictions) == len(table)
+    assert set(res.per_cohort["cohort"]) == {"C0", "C1", "C2"}
