@@ -45,7 +45,7 @@ def _table(n_per=(20, 24, 18), seed=0, genes=GENES):
 
 def _probe(**kw):
     kw = {"encoder_config": TINY, "genes": GENES, "tables": TABLES, "disk_cache": False,
-          "Cs": (0.01, 0.1, 1.0), "batch_size": 8, **kw}
+          "level": "concept", "readout": "pc1", "Cs": (0.01, 0.1, 1.0), "batch_size": 8, **kw}
     return CompassProbeClassifier(**kw)
 
 
@@ -92,6 +92,21 @@ def test_fit_predict_contract():
     est1 = _probe()
     _fit(est1, one)
     assert est1.selection_used_ == "stratified"
+
+
+def test_auto_chooses_the_variant_by_inner_loco():
+    table = _table()
+    est = _probe(level="auto", readout="auto")
+    tf, X = _fit(est, table)
+    n_c, n_s = len(TABLES["concept_names"]), len(TABLES["geneset_names"])
+    assert X.shape[1] == 2 * n_c + 2 * n_s
+    assert len(tf.get_feature_names_out()) == X.shape[1]
+    assert est.features_ in {"concept-pc1", "concept-mean", "geneset-pc1", "geneset-mean"}
+    assert len(est.cv_scores_) == 4 * len(est.Cs)
+    assert est.cv_scores_[(est.features_, est.C_)] == max(est.cv_scores_.values())
+    w = est.score_weights()
+    assert np.count_nonzero(w) <= est.columns_[1] - est.columns_[0]
+    assert est.predict_proba(X).shape == (len(table), 2)
 
 
 def test_a_new_cohort_is_scored_on_its_own_rows():

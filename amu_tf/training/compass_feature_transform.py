@@ -29,6 +29,32 @@ def _cache_root() -> Path:
     return Path(base) / "compass" / "features"
 
 
+#: the readouts ``"auto"`` chooses between (``vector`` is too wide for a few hundred patients)
+AUTO_READOUTS = ("pc1", "mean")
+AUTO_LEVELS = ("concept", "geneset")
+
+
+def feature_variants(level, readout) -> list:
+    """``[(level, readout), ...]`` the transform outputs, in column order: one, or every
+    combination when ``level`` or ``readout`` is ``"auto"``."""
+    levels = AUTO_LEVELS if level == "auto" else (level,)
+    readouts = AUTO_READOUTS if readout == "auto" else (readout,)
+    return [(lv, ro) for lv in levels for ro in readouts]
+
+
+def feature_blocks(level, readout, tables) -> list:
+    """``[(label, start, stop), ...]``: the columns of each variant of
+    :func:`feature_variants` in the transform's output (``readout="vector"`` is 32 wide per
+    feature)."""
+    out, start = [], 0
+    for lv, ro in feature_variants(level, readout):
+        n = len(tables["geneset_names" if lv == "geneset" else "concept_names"])
+        n *= 32 if ro == "vector" else 1
+        out.append((f"{lv}-{ro}", start, start + n))
+        start += n
+    return out
+
+
 def clear_memory_cache() -> None:
     """Forget the in-memory encoder features (tests; the disk cache is left)."""
     with _LOCK:
@@ -63,11 +89,16 @@ class CompassFeatureTransform(TableTransform):
     rows, hence the keys.
 
     Args:
-        level, readout: of :class:`~amu_tf.data.compass_concepts.CompassConcepts`.
+        level, readout: of :class:`~amu_tf.data.compass_concepts.CompassConcepts`; either
+            may be ``"auto"``: the output then holds one column block per combination
+            (:func:`feature_blocks`), for the probe to choose between by inner
+            leave-one-cohort-out.
         cohort_units: ``{cohort: unit}`` of the cohorts (CohortTable summary; e.g.
             ``{"GSE91061_pre": "counts"}``); a cohort not named is taken as TPM.
         scaler_fit, max_missing_fraction: of ``CompassInputTransform``.
         cancer_type: TCGA code of the cancer-type token (melanoma: ``SKCM``).
+        cohort_cancer_types: ``{cohort: TCGA code}`` for cohorts of another cancer
+            (pan-cancer auxiliary training); a cohort not named gets ``cancer_type``.
         batch_size: encoder batch size.
         disk_cache: also keep the encoder features on disk.
         encoder_config: ``None`` for the pre-trained ``compass`` preset, or a
@@ -80,7 +111,7 @@ class CompassFeatureTransform(TableTransform):
 
     def __init__(self, level="concept", readout="pc1", cohort_units=None,
                  scaler_fit="per_cohort", max_missing_fraction=0.2, cancer_type="SKCM",
-                 batch_size=16, disk_cache=True, encoder_config=None, encoder_seed=0,
+                 cohort_cancer_types=None, batch_size=16, disk_cache=True, encoder_config=None, encoder_seed=0,
                  genes=None, tables=None):
         self.level = level
         self.readout = readout
@@ -88,6 +119,7 @@ class CompassFeatureTransform(TableTransform):
         self.scaler_fit = scaler_fit
         self.max_missing_fraction = max_missing_fraction
         self.cancer_type = cancer_type
+        self.cohort_cancer_types = cohort_cancer_types
         self.batch_size = batch_size
         self.disk_cache = disk_cache
         self.encoder_config = encoder_config
@@ -196,27 +228,55 @@ class CompassFeatureTransform(TableTransform):
                                      cohort_units=self.cohort_units,
                                      cancer_type=self.cancer_type, genes=self.genes)
 
+    def _codes(self, table):
+        """Each row's cancer-type token: ``cohort_cancer_types`` by cohort, else
+        ``cancer_type``."""
+        codes = np.full(len(table), self.input_.cancer_code_, dtype=np.int64)
+        if self.cohort_cancer_types:
+            from amu_tf.utils.transformers.convert_compass import load_compass_assets
+
+            table_codes = load_compass_assets()["cancer_codes"]
+            cohorts = cohort_keys(table)
+            for c, t in self.cohort_cancer_types.items():
+                if t not in table_codes or table_codes[t] < 0:
+                    raise InputDataError(f"compass_features: unknown cancer type {t!r} for "
+                                         f"cohort {c}")
+                codes[cohorts == str(c)] = table_codes[t]
+        return codes
+
     def _raw_features(self, table):
         X = self.input_.transform(table)
-        sets = self.geneset_vectors(X, self.input_.cancer_code_)
+        codes = self._codes(table)
+        sets = None
+        for code in np.unique(codes):
+            rows = codes == code
+            part = self.geneset_vectors(X[rows], code)
+            if sets is None:
+                sets = np.zeros((len(X),) + part.shape[1:], dtype=np.float32)
+            sets[rows] = part
         return sets
 
     def fit(self, table, y=None):
-        """Fit the input scaler, the readout and the per-cohort z-scores on ``table``'s
+        """Fit the input scaler, the readout(s) and the per-cohort z-scores on ``table``'s
         expression (``y`` is ignored)."""
         self._check_table(table)
         from amu_tf.data.compass_concepts import CompassConcepts
 
         self.input_ = self._input().fit(table)
         sets = self._raw_features(table)
-        self.concepts_ = CompassConcepts(level=self.level, readout=self.readout,
-                                         tables=self._tables()).fit(sets)
-        F = np.asarray(self.concepts_.transform(sets), dtype=np.float64)
+        self.concepts_ = [CompassConcepts(level=lv, readout=ro, tables=self._tables()).fit(sets)
+                          for lv, ro in feature_variants(self.level, self.readout)]
+        F = self._concept_features(sets)
         cohorts = cohort_keys(table)
         self.cohort_stats_ = {str(c): self._stats(F[cohorts == c]) for c in np.unique(cohorts)}
+        self.blocks_ = feature_blocks(self.level, self.readout, self._tables())
         self.missing_genes_ = self.input_.missing_genes_
         self.n_features_out_ = F.shape[1]
         return self
+
+    def _concept_features(self, sets):
+        return np.concatenate([np.asarray(c.transform(sets), dtype=np.float64)
+                               for c in self.concepts_], axis=1)
 
     @staticmethod
     def _stats(F):
@@ -227,7 +287,7 @@ class CompassFeatureTransform(TableTransform):
     def transform(self, table):
         check_is_fitted(self, "cohort_stats_")
         self._check_table(table)
-        F = np.asarray(self.concepts_.transform(self._raw_features(table)), dtype=np.float64)
+        F = self._concept_features(self._raw_features(table))
         cohorts = cohort_keys(table)
         out = np.empty_like(F)
         for c in np.unique(cohorts):
@@ -246,4 +306,6 @@ class CompassFeatureTransform(TableTransform):
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "concepts_")
-        return self.concepts_.get_feature_names_out()
+        return np.concatenate([[f"{lv}-{ro}:{n}" for n in c.get_feature_names_out()]
+                               for (lv, ro), c in zip(feature_variants(self.level, self.readout),
+                                                      self.concepts_)]).astype(object)

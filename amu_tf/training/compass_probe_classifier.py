@@ -32,21 +32,27 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
     ``threshold_method_ = "youden_oof"``). Arithmetic is float64. ``unlabeled`` is accepted
     for the recipes' signature and not used.
 
+    With ``level`` or ``readout`` ``"auto"`` (the default), the input holds one column block per feature
+    variant (concept / gene-set level x ``pc1`` / ``mean`` readout) and the same inner splits
+    choose the variant together with C (``features_``, ``C_``): a nested choice that never
+    looks at the scored cohort.
+
     Args:
-        level, readout, cohort_units, batch_size, disk_cache, encoder_config, genes, tables:
+        level, readout, cohort_units, cohort_cancer_types, batch_size, disk_cache, encoder_config, genes, tables:
             of the feature transform.
         Cs: the inverse regularisation strengths searched.
         inner_splits: folds of the stratified fallback.
         seed: seed of the stratified fallback's folds.
     """
 
-    def __init__(self, level="concept", readout="pc1", Cs=DEFAULT_CS, cohort_units=None,
-                 inner_splits=5, seed=0, batch_size=16, disk_cache=True, encoder_config=None,
+    def __init__(self, level="auto", readout="auto", Cs=DEFAULT_CS, cohort_units=None,
+                 cohort_cancer_types=None, inner_splits=5, seed=0, batch_size=16, disk_cache=True, encoder_config=None,
                  genes=None, tables=None):
         self.level = level
         self.readout = readout
         self.Cs = Cs
         self.cohort_units = cohort_units
+        self.cohort_cancer_types = cohort_cancer_types
         self.inner_splits = inner_splits
         self.seed = seed
         self.batch_size = batch_size
@@ -66,6 +72,7 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
 
         return CompassFeatureTransform(level=self.level, readout=self.readout,
                                        cohort_units=self.cohort_units,
+                                       cohort_cancer_types=self.cohort_cancer_types,
                                        batch_size=self.batch_size, disk_cache=self.disk_cache,
                                        encoder_config=self.encoder_config, genes=self.genes,
                                        tables=self.tables)
@@ -97,6 +104,28 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
 
         return LogisticRegression(C=float(C), max_iter=5000)
 
+    def _blocks(self, n_columns):
+        """``[(label, start, stop)]`` of the input's feature variants (one block unless
+        ``level`` or ``readout`` is ``"auto"``)."""
+        from amu_tf.training.compass_feature_transform import feature_blocks, feature_variants
+
+        variants = feature_variants(self.level, self.readout)
+        if len(variants) == 1:
+            return [(f"{variants[0][0]}-{variants[0][1]}", 0, n_columns)]
+        if self.tables is not None:
+            tables = self.tables
+        else:
+            from amu_tf.data.compass_concepts import _default_tables
+
+            tables = _default_tables()
+        blocks = feature_blocks(self.level, self.readout, tables)
+        if blocks[-1][2] != n_columns:
+            from amu_tf.errors import InputDataError
+
+            raise InputDataError(f"compass-probe: {n_columns} input columns, but the feature "
+                                 f"variants {[b[0] for b in blocks]} make {blocks[-1][2]}")
+        return blocks
+
     def fit(self, X, y, groups=None, cohorts=None, unlabeled=None):
         from sklearn.metrics import roc_auc_score
 
@@ -104,25 +133,31 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
 
         X, self.classes_, y = fit_input(self, X, y, float64=True)
         splits, self.selection_used_ = self._inner_splits(y, groups, cohorts)
+        blocks = self._blocks(X.shape[1])
         scores, oof = {}, {}
-        for C in self.Cs:
-            p = np.full(len(y), np.nan)
-            aucs = []
-            for tr, te in splits:
-                if len(np.unique(y[tr])) < 2:
-                    continue
-                m = self._logreg(C).fit(X[tr], y[tr])
-                p[te] = m.predict_proba(X[te])[:, 1]
-                if len(np.unique(y[te])) == 2:
-                    aucs.append(roc_auc_score(y[te], p[te]))
-            scores[float(C)] = float(np.mean(aucs)) if aucs else np.nan
-            oof[float(C)] = p
-        finite = {c: s for c, s in scores.items() if np.isfinite(s)}
-        best = (max(sorted(finite), key=lambda c: (finite[c], -c)) if finite
-                else float(min(self.Cs)))
+        for label, start, stop in blocks:
+            Xb = X[:, start:stop]
+            for C in self.Cs:
+                p = np.full(len(y), np.nan)
+                aucs = []
+                for tr, te in splits:
+                    if len(np.unique(y[tr])) < 2:
+                        continue
+                    m = self._logreg(C).fit(Xb[tr], y[tr])
+                    p[te] = m.predict_proba(Xb[te])[:, 1]
+                    if len(np.unique(y[te])) == 2:
+                        aucs.append(roc_auc_score(y[te], p[te]))
+                scores[(label, float(C))] = float(np.mean(aucs)) if aucs else np.nan
+                oof[(label, float(C))] = p
+        finite = [k for k in scores if np.isfinite(scores[k])]
+        # the best mean held-out AUC; ties: the earlier variant, then the smaller C
+        best = (max(finite, key=lambda k: (scores[k], -[b[0] for b in blocks].index(k[0]),
+                                           -k[1]))
+                if finite else (blocks[0][0], float(min(self.Cs))))
         self.cv_scores_ = scores
-        self.C_ = best
-        self.estimator_ = self._logreg(best).fit(X, y)
+        self.features_, self.C_ = best
+        self.columns_ = next((start, stop) for label, start, stop in blocks if label == best[0])
+        self.estimator_ = self._logreg(self.C_).fit(X[:, slice(*self.columns_)], y)
         p = oof[best]
         ok = np.isfinite(p)
         self.threshold_ = float(youden_threshold(y[ok], p[ok]))
@@ -133,12 +168,14 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
     def score_weights(self):
         """The logistic regression's weights of the input features."""
         check_is_fitted(self, "estimator_")
-        return np.asarray(self.estimator_.coef_[0])
+        w = np.zeros(self.n_features_in_)
+        w[slice(*self.columns_)] = self.estimator_.coef_[0]
+        return w
 
     def predict_proba(self, X):
         check_is_fitted(self, "estimator_")
         X = predict_input(self, X, float64=True)
-        return self.estimator_.predict_proba(X)
+        return self.estimator_.predict_proba(X[:, slice(*self.columns_)])
 
     def predict(self, X):
         """Class labels at the frozen ``threshold_`` on the positive-class probability."""
