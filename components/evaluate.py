@@ -11,7 +11,8 @@ not scored on rows they were trained on.
 
 Artifact layout:
 
-* ``report.md``: data, audit, protocols, results with CIs, figures, blessing (rendered from
+* ``report.md`` and ``report.html`` (the same, one self-contained page): data, audit,
+  protocols, results with CIs, figures, blessing (rendered from
   the files below by :mod:`amu_tf.evaluation.report`; a run's report, with the
   interpretation, is the ``report`` component's);
 * ``metrics.csv``, ``metrics_per_cohort.csv`` (loco/external), ``table_<protocol>[_<cohort>].{csv,md}``
@@ -39,6 +40,7 @@ from amu_tf.data.cohort_table import load_cohort_table
 from amu_tf.errors import InputDataError
 from amu_tf.evaluation.blessing import bless
 from amu_tf.evaluation.clinical_outputs import write_clinical_outputs
+from amu_tf.evaluation.html_report import HTML_REPORT_FILE, write_html_report
 from amu_tf.evaluation.figures import plot_curves
 from amu_tf.evaluation.protocols import PROTOCOLS, run_protocol
 from amu_tf.evaluation.report import (BLESSING_JSON, COMPARISON_CSV, EVALUATION_JSON,
@@ -132,6 +134,7 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
         # the evaluation's own report (the run's, with the interpretation, is the report
         # component's); links are relative, and the folder is renamed into place whole
         write_report(out / REPORT_FILE, out, audit=audit)
+        write_html_report(out / REPORT_FILE, out / HTML_REPORT_FILE)  # figures embedded
         w.properties.update(
             blessed=[m for m, b in blessing.items() if b["blessed"]],
             roc_auc={r.label: {row["model"]: round(float(row["roc_auc"]), 4)

@@ -279,9 +279,10 @@ CASES = [
     # ---- 7. genes: symbols normalised at ingest, coverage for every model
     Case("mouse-symbols-refused", lambda w, t: ["ingest", _recased_spec(
         w, t, str.capitalize), "--out", _out(t)], "written like mouse symbols", ("out",)),
-    Case("tide-on-a-panel-table", lambda w, t: [
-        "predict", "--model", _tide(w), "--input", w["table"] / "table.csv.gz",
-        "--out", _out(t, "p.csv")], "need 50%", ("p.csv",)),
+    # TIDE correlates with ~22,800 genes: a 600-gene table is refused when it is fitted
+    Case("tide-on-a-small-table", lambda w, t: [
+        "train", "--table", w["table"], "--model", "tide", "--out", _out(t)],
+        "genes of TIDE's model", ("out",)),
     Case("constant-expression-predict", lambda w, t: [
         "predict", "--model", w["run"] / "train" / "logreg", "--input", _constant_csv(w, t),
         "--out", _out(t, "p.csv")], "constant expression", ("p.csv",)),
@@ -371,19 +372,6 @@ def _constant_csv(w, tmp):
     out = tmp / "const.csv"
     t.to_csv(out, index=False)
     return out
-
-
-_TIDE = {}
-
-
-def _tide(w):
-    """TIDE fitted on the genome-wide synthetic table (600 genes), once."""
-    if "uri" not in _TIDE:
-        from components.train import run_train
-
-        _TIDE["uri"] = w["base"] / "tide"
-        run_train(w["table"], _TIDE["uri"], model="tide")
-    return _TIDE["uri"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)

@@ -70,3 +70,5 @@ def test_the_report_shows_them_with_tripod(evaluation):
         assert heading in report
     assert "sig:TEST_Tcell" in report and "sample size justification" in report
     assert "forest_loco_summary.png" in report and "reliability_loco.png" in report
+    page = (evaluation / "report.html").read_text()
+    assert "Meta-analysis across cohorts" in page and page.count("data:image/png") >= 6

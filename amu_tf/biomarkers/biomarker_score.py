@@ -158,6 +158,44 @@ def impres(values: np.ndarray) -> np.ndarray:
     return np.where(n > 0, hits * len(pairs) / np.maximum(n, 1), np.nan)
 
 
+def tide_coverage(genes, values: np.ndarray, cohorts: np.ndarray,
+                  min_gene_fraction=MIN_GENE_FRACTION) -> dict:
+    """``{cohort: fraction}`` of the genes of TIDE's dysfunction model (tidepy's, about
+    22,800 Entrez ids) that each cohort measures; raises when a cohort holds fewer than
+    ``min_gene_fraction`` of them (TIDE correlates a sample with genome-wide signatures: on a
+    160-gene panel it would score noise, as the other biomarkers refuse too few genes)."""
+    import pandas as pd
+    from tidepy.pred import MODEL_DB
+
+    model_genes = set(pd.Index(MODEL_DB["tide"]["Dysfunction"].index).astype(str))
+    symbol_to_entrez = _tide_symbols()
+    ids = np.array([symbol_to_entrez.get(str(g), str(g)) for g in genes], dtype=object)
+    known = np.array([i in model_genes for i in ids])
+    out = {}
+    for c in np.unique(cohorts):
+        present = ~np.all(np.isnan(values[cohorts == c]), axis=0)
+        frac = len(set(ids[present & known])) / max(1, len(model_genes))
+        out[str(c)] = round(float(frac), 4)
+        if frac < min_gene_fraction:
+            raise InputDataError(
+                f"biomarker TIDE: cohort {c} measures {frac:.1%} of the ~{len(model_genes):,} "
+                f"genes of TIDE's model (at least {min_gene_fraction:.0%} are needed); a "
+                "genome-wide cohort table is needed (ingest keeps every gene of the "
+                "expression file)")
+    return out
+
+
+def _tide_symbols() -> dict:
+    """tidepy's own symbol -> Entrez id table (its Gene_Ref), as strings."""
+    import importlib.resources
+
+    import pandas as pd
+
+    ref = pd.read_pickle(importlib.resources.files("tidepy") / "data" / "Gene_Ref.pkl")
+    table = ref["Symbol"]
+    return {str(k): str(v) for k, v in table.items()}
+
+
 def tide(centred: pd.DataFrame, cancer="Melanoma", pretreat=False) -> np.ndarray:
     """``-TIDE`` per sample of ``centred`` (samples x genes, centred within the cohort),
     computed by ``tidepy`` (its own printed notes silenced)."""

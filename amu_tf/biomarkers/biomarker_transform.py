@@ -7,7 +7,7 @@ import numpy as np
 from amu_tf.biomarkers.biomarker_presets import BIOMARKERS, biomarker_genes
 from amu_tf.biomarkers.biomarker_score import (MIN_GENE_FRACTION, CohortStatistics,
                                                check_coverage, cohort_keys, combine,
-                                               gene_values, impres, tide)
+                                               gene_values, impres, tide, tide_coverage)
 from amu_tf.data.transforms.table_transform import TableTransform
 from amu_tf.errors import SpecError
 
@@ -58,8 +58,9 @@ class BiomarkerTransform(TableTransform):
         if kind != "tide":
             self.missing_genes_ = check_coverage(self.biomarker, values, cohorts,
                                                  self.min_gene_fraction)
-        else:
+        else:  # coverage of TIDE's genome-wide model, per cohort
             self.missing_genes_ = {}
+            self.coverage_ = tide_coverage(genes, values, cohorts, self.min_gene_fraction)
         self.genes_ = list(genes)
         self.statistics_ = None if kind == "pairs" else CohortStatistics(genes).fit(values,
                                                                                     cohorts)
@@ -78,6 +79,8 @@ class BiomarkerTransform(TableTransform):
         elif kind == "tide":
             import pandas as pd
 
+            self.last_coverage_ = tide_coverage(genes, values, cohorts,
+                                                self.min_gene_fraction)
             centred = self.statistics_.standardise(values, cohorts, centre_only=True)
             score = tide(pd.DataFrame(centred, columns=genes), cancer=self.cancer)
         else:
