@@ -190,6 +190,25 @@ def test_cache_gives_the_same_features(monkeypatch, tmp_path):
     np.testing.assert_array_equal(memory, no_cache)
 
 
+def test_cancer_type_token_per_cohort(monkeypatch):
+    from amu_tf.utils.transformers import convert_compass
+
+    monkeypatch.setattr(convert_compass, "load_compass_assets",
+                        lambda: {"cancer_codes": {"SKCM": 25, "BLCA": 1, "NORMAL": -1}})
+    table = _table()
+    # the mean readout: nothing fitted across cohorts, so the others stay exactly as they were
+    plain = _probe(readout="mean").make_input_transform().fit(table)
+    mixed = _probe(readout="mean", cohort_cancer_types={"C1": "BLCA"}).make_input_transform()
+    mixed.fit(table)
+    a, b = plain.transform(table), mixed.transform(table)
+    c1 = (table["cohort"] == "C1").to_numpy()
+    np.testing.assert_array_equal(a[~c1], b[~c1])      # the other cohorts keep SKCM
+    assert not np.allclose(a[c1], b[c1])                # another token, other encodings
+    assert len(mixed.genes_) == N_GENES
+    with pytest.raises(InputDataError, match="unknown cancer type"):
+        _probe(cohort_cancer_types={"C1": "XYZ"}).make_input_transform().fit(table)
+
+
 def test_too_many_missing_genes_is_one_line():
     table = _table()
     table = table.drop(columns=GENES[:12])   # 30% of the genes

@@ -271,6 +271,7 @@ class CompassFeatureTransform(TableTransform):
         self.cohort_stats_ = {str(c): self._stats(F[cohorts == c]) for c in np.unique(cohorts)}
         self.blocks_ = feature_blocks(self.level, self.readout, self._tables())
         self.missing_genes_ = self.input_.missing_genes_
+        self.genes_ = list(self.input_.genes_)  # what it reads (the model's gene list)
         self.n_features_out_ = F.shape[1]
         return self
 

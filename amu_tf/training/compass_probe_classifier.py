@@ -45,6 +45,9 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         seed: seed of the stratified fallback's folds.
     """
 
+    #: its name among the recipes (``amu train``'s summary reads it)
+    recipe = "compass-probe"
+
     def __init__(self, level="auto", readout="auto", Cs=DEFAULT_CS, cohort_units=None,
                  cohort_cancer_types=None, inner_splits=5, seed=0, batch_size=16, disk_cache=True, encoder_config=None,
                  genes=None, tables=None):
