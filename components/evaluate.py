@@ -54,15 +54,18 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                  paper_repeats: int = 1, n_boot: int = 1000, estimator_params=None,
                  train_cohorts=None, test_cohorts=None, audit_uri=None,
                  input_artifacts=(), data_note: str | None = None, progress: bool = True,
-                 paper_duplicate: bool = True, force: bool = False):
+                 paper_duplicate: bool = True, force: bool = False, dropped_models=None,
+                 drop_unscorable: bool = False):
     """Run every protocol for every model and write a ModelEvaluation artifact.
 
     ``audit_uri``: the AuditReport artifact of the table (recorded as an input; its verdict
     goes into the report); ``input_artifacts`` (e.g. the Model artifacts) are recorded as
     inputs too. The audit must be of this table (content hash, :func:`components.audit.
     check_audit_of`), unless ``force``: the evaluation then records why (``forced_past``)
-    and its report shows it beside the verdict. Returns ``(artifact, [ProtocolResult],
-    blessing)``.
+    and its report shows it beside the verdict. ``drop_unscorable``: the published
+    signatures (``sig:``) a cohort cannot score leave the evaluation, listed with the reason
+    in ``dropped_models`` (what ``sig:*`` does; ``dropped_models`` may also name models the
+    caller left out before). Returns ``(artifact, [ProtocolResult], blessing)``.
     """
     check_output_not_input(output_uri, [table, audit_uri, *input_artifacts])
     df, table_art = load_cohort_table(table)
@@ -77,6 +80,15 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
         forced = check_audit_of(audit_art, table_art, force)
         if forced:
             audit["forced_past"] = forced
+    dropped_models = dict(dropped_models or {})
+    if drop_unscorable:
+        from amu_tf.biomarkers.signature_library import unscorable_signatures
+
+        dropped_models.update(unscorable_signatures(df, models))
+        models = [m for m in models if m not in dropped_models]
+        if not models:
+            raise InputDataError("no model left to evaluate: every signature asked for lacks "
+                                 "genes in a cohort")
     protocols = list(protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:
@@ -99,7 +111,8 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                   "seed": seed, "n_splits": n_splits, "n_repeats": n_repeats,
                   "paper_repeats": paper_repeats, "n_boot": n_boot,
                   "train_cohorts": train_cohorts, "test_cohorts": test_cohorts,
-                  "estimator_params": estimator_params or {}}
+                  "estimator_params": estimator_params or {},
+                  "dropped_models": dropped_models}
     inputs = ([table_art] if table_art is not None else []) + \
         ([audit_art] if audit_art is not None else []) + list(input_artifacts)
     with ArtifactWriter(output_uri, "ModelEvaluation", inputs=inputs,

@@ -11,6 +11,7 @@ import click
 from pipelines.defaults import (DEFAULT_MODELS, PAPER_TABLE_MODELS, expand_models,
                                 keras_params, split_list, use_signatures_dir)
 from pipelines.run_config import RunConfig
+from amu_tf.biomarkers.signature_library import GROUPS as SIGNATURE_GROUPS
 
 _D = RunConfig()
 
@@ -66,7 +67,7 @@ def command(table, paper_table, out, models, signatures_dir, protocols, transfor
     if bool(table) == bool(paper_table):
         raise InputDataError("give a TABLE or --paper-table (one of them)")
     use_signatures_dir(signatures_dir)
-    note, dup = None, True
+    note, dup, from_group = None, True, False
     if paper_table:
         data, note = load_paper_table(paper_table)
         dup = data["patient"].nunique() == len(data)  # already upsampled: split as it is
@@ -79,7 +80,11 @@ def command(table, paper_table, out, models, signatures_dir, protocols, transfor
 
         warn_if_stale(table)
         data = table
-        models = expand_models(split_list(models or DEFAULT_MODELS))
+        asked = split_list(models or DEFAULT_MODELS)
+        # a signature group (sig:*) leaves out, with the reason, the signatures a cohort
+        # cannot score; a signature named alone is refused instead
+        from_group = any(m == "sig:*" or m in SIGNATURE_GROUPS for m in asked)
+        models = expand_models(asked)
         protocols = split_list(protocols or "cv,loco")
         transform = transform or "cohort_z"
         out = out or "runs/evaluate"
@@ -113,7 +118,8 @@ def command(table, paper_table, out, models, signatures_dir, protocols, transfor
             estimator_params=keras_params(models, epochs, patience),
             train_cohorts=split_list(train_cohorts) if train_cohorts else None,
             test_cohorts=split_list(test_cohorts) if test_cohorts else None,
-            data_note=note, paper_duplicate=dup, audit_uri=audit_uri, force=force)
+            data_note=note, paper_duplicate=dup, audit_uri=audit_uri, force=force,
+            drop_unscorable=from_group)
     except BaseException:  # no OUT_audit/ without the evaluation it was written for
         if own_audit is not None:
             shutil.rmtree(own_audit, ignore_errors=True)

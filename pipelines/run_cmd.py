@@ -43,6 +43,7 @@ class RunContext:
     config: RunConfig
     artifacts: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    dropped_models: dict = field(default_factory=dict)  # model -> why it left the run
 
     def step_dir(self, name: str) -> Path:
         return self.out / name
@@ -81,6 +82,31 @@ def step_ingest(ctx: RunContext):
         ctx.say("  " + format_summary(s))
     ctx.artifacts["ingest"] = art
     check_protocols_fit(art.uri, c)
+    drop_unscorable_signatures(ctx, art.uri)
+
+
+def drop_unscorable_signatures(ctx: RunContext, table_uri) -> None:
+    """The published signatures (``sig:``) a cohort of the table cannot score (below the
+    coverage floor) leave the run with a line each, before anything is fitted: a library of
+    59 signatures always has some whose genes a cohort lacks (``amu evaluate`` with one named
+    signature refuses it instead)."""
+    from dataclasses import replace
+
+    from amu_tf.biomarkers.signature_library import unscorable_signatures
+    from amu_tf.data.cohort_table import load_cohort_table
+
+    c = ctx.config
+    if not any(str(m).startswith("sig:") for m in c.models):
+        return
+    table, _ = load_cohort_table(table_uri)
+    dropped = unscorable_signatures(table, c.models)
+    if dropped:
+        ctx.config = replace(c, models=[m for m in c.models if m not in dropped])
+        ctx.dropped_models = dropped
+        ctx.say(f"  {len(dropped)} published signature(s) left out (a cohort has too few of "
+                "their genes):")
+        for name, why in dropped.items():
+            ctx.say(f"    {name}: {why}")
 
 
 def check_protocols_fit(table_uri, c: RunConfig) -> None:
@@ -172,7 +198,7 @@ def step_evaluate(ctx: RunContext):
         train_cohorts=c.train_cohorts, test_cohorts=c.test_cohorts,
         audit_uri=ctx.artifacts["audit"].uri if "audit" in ctx.artifacts else None,
         input_artifacts=list(ctx.artifacts.get("train", {}).values()),
-        data_note=c.data_note)
+        data_note=c.data_note, dropped_models=ctx.dropped_models)
     ctx.artifacts["evaluate"] = art
     ctx.say(format_results(results, blessing))
 

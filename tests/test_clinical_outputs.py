@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 INFO = ("signature,association,RNA.type,method,cancer.type,score.function,PMID\n"
-        "TEST_Tcell,sensitive,log TPM,Weighted Mean,melanoma,geneSigMean,123\n")
+        "TEST_Tcell,sensitive,log TPM,Weighted Mean,melanoma,geneSigMean,123\n"
+        "TEST_Absent,sensitive,log TPM,Weighted Mean,melanoma,geneSigMean,456\n")
 
 
 def _signature_folder(root):
@@ -18,6 +19,9 @@ def _signature_folder(root):
     rows = ["signature_name,gene_id,gene_type,gene_name,weight,entrez_id"]
     rows += [f"TEST_Tcell,,protein_coding,{g},1,NA" for g in ("CD8A", "GZMA", "PRF1", "CXCL9")]
     (root / "IO" / "TEST_Tcell.csv").write_text("\n".join(rows) + "\n")
+    rows = ["signature_name,gene_id,gene_type,gene_name,weight,entrez_id"]
+    rows += [f"TEST_Absent,,protein_coding,{g},1,NA" for g in ("NOTAGENE1", "NOTAGENE2")]
+    (root / "IO" / "TEST_Absent.csv").write_text("\n".join(rows) + "\n")
     return root
 
 
@@ -31,6 +35,12 @@ def evaluation(tmp_path_factory):
     table.to_csv(tmp / "table.csv", index=False)
     sigs = _signature_folder(tmp / "sigs")
     out = tmp / "evaluate"
+    # a signature named alone whose genes a cohort lacks is refused in one line, before work
+    alone = CliRunner().invoke(amu, [
+        "evaluate", str(tmp / "table.csv"), "--out", str(tmp / "alone"), "--models",
+        "sig:TEST_Absent", "--signatures", str(sigs), "--protocols", "loco"])
+    assert alone.exit_code == 2 and "TEST_Absent" in alone.output, alone.output
+    assert not (tmp / "alone").exists()
     res = CliRunner().invoke(amu, [
         "evaluate", str(tmp / "table.csv"), "--out", str(out), "--models", "logreg,cd8a,sig:*",
         "--signatures", str(sigs), "--protocols", "cv,loco", "--folds", "3", "--n-boot", "50"])
@@ -69,6 +79,8 @@ def test_the_report_shows_them_with_tripod(evaluation):
                     "## TRIPOD+AI: what this report covers"):
         assert heading in report
     assert "sig:TEST_Tcell" in report and "sample size justification" in report
+    # sig:* leaves out, and says so, the signature no cohort can score
+    assert "Left out (1; a cohort has too few of their genes): `sig:TEST_Absent`" in report
     assert "forest_loco_summary.png" in report and "reliability_loco.png" in report
     page = (evaluation / "report.html").read_text()
     assert "Meta-analysis across cohorts" in page and page.count("data:image/png") >= 6

@@ -541,6 +541,27 @@ class SignatureTransform(TableTransform):
         return np.asarray([self.name], dtype=object)
 
 
+def unscorable_signatures(table: pd.DataFrame, names, signatures_dir=None) -> dict:
+    """``{sig:<name>: reason}`` for the signatures among ``names`` that some cohort of
+    ``table`` cannot score (fewer of its genes than the coverage floor): what a group such as
+    ``sig:*`` leaves out on these cohorts, said rather than failing the whole evaluation. Reads
+    only which genes each cohort measures, never a label."""
+    from amu_tf.biomarkers.biomarker_score import cohort_keys, gene_values
+
+    out = {}
+    cohorts = cohort_keys(table)
+    for name in names:
+        if not is_signature(name):
+            continue
+        tf_ = SignatureTransform(name, signatures_dir)
+        sig = get_signature(name, signatures_dir)
+        try:
+            tf_._coverage(sig, gene_values(table, sig.genes), cohorts)
+        except InputDataError as exc:
+            out[name] = str(exc)
+    return out
+
+
 def signature_scores(table: pd.DataFrame, signature: str, signatures_dir=None) -> np.ndarray:
     """The ``(n,)`` z-scored, direction-applied score of one signature for a table, each
     cohort standardised with its own rows (``SignatureTransform().fit_transform``)."""

@@ -142,6 +142,11 @@ def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
     for label, p in protocols.items():
         lines.append(f"- **{label}**: {p['description']}.")
         lines += [f"  - {n}" for n in p["notes"]]
+    dropped = params.get("dropped_models") or {}
+    if dropped:
+        lines += ["", f"Left out ({len(dropped)}; a cohort has too few of their genes): "
+                  + "; ".join(f"`{m}`" for m in dropped) + f" (reasons in "
+                  f"`{link(EVALUATION_JSON)}`, parameters.dropped_models)."]
     lines += ["", f"Transform: `{params['transform']}`, fitted on each split's training rows. "
               f"Models: {', '.join(f'`{m}`' for m in params['models'])}.", "",
               METHOD_NOTES.format(n_boot=n_boot, seed=seed), "## Results", ""]
