@@ -112,7 +112,10 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                   "paper_repeats": paper_repeats, "n_boot": n_boot,
                   "train_cohorts": train_cohorts, "test_cohorts": test_cohorts,
                   "estimator_params": estimator_params or {},
-                  "dropped_models": dropped_models}
+                  "dropped_models": dropped_models,
+                  "calibrate": next((p.get("calibrate") for p in
+                                     (estimator_params or {}).values() if p.get("calibrate")),
+                                    None)}
     inputs = ([table_art] if table_art is not None else []) + \
         ([audit_art] if audit_art is not None else []) + list(input_artifacts)
     with ArtifactWriter(output_uri, "ModelEvaluation", inputs=inputs,

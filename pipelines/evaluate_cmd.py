@@ -11,6 +11,7 @@ import click
 from pipelines.defaults import (DEFAULT_MODELS, PAPER_TABLE_MODELS, expand_models,
                                 keras_params, split_list, use_signatures_dir)
 from pipelines.run_config import RunConfig
+from pipelines.run_cmd import calibrated
 from amu_tf.biomarkers.signature_library import GROUPS as SIGNATURE_GROUPS
 
 _D = RunConfig()
@@ -28,6 +29,9 @@ _D = RunConfig()
                    f"{PAPER_TABLE_MODELS}]; 'sig:*' adds every published signature of the "
                    "library, sig:ssgsea / sig:gsva / sig:weighted_mean / sig:specific those "
                    "of one scoring method.")
+@click.option("--calibrate", type=click.Choice(["sigmoid", "isotonic"]), default=None,
+              help="Recalibrate every model's probabilities (Platt or isotonic) on out-of-fold "
+                   "predictions of each split's training rows, then score them.")
 @click.option("--signatures", "signatures_dir", default=None,
               type=click.Path(exists=True, file_okay=False),
               help="The published-signature folder (bhklab SignatureSets format) the sig: "
@@ -54,7 +58,7 @@ _D = RunConfig()
 @click.option("--seed", default=_D.seed, show_default=True)
 @click.option("--force", is_flag=True,
               help="Go on with an --audit that is not of TABLE (the report says so).")
-def command(table, paper_table, out, models, signatures_dir, protocols, transform,
+def command(table, paper_table, out, models, calibrate, signatures_dir, protocols, transform,
             train_cohorts, test_cohorts, folds, repeats, n_boot, epochs, patience, audit_uri,
             seed, force):
     """Evaluate models on TABLE (a CohortTable artifact or cohort-table CSV) under honest
@@ -115,7 +119,8 @@ def command(table, paper_table, out, models, signatures_dir, protocols, transfor
         art, results, blessing = run_evaluate(
             data, out, models, protocols, transform=transform, seed=seed, n_splits=folds,
             n_repeats=repeats, paper_repeats=repeats, n_boot=n_boot,
-            estimator_params=keras_params(models, epochs, patience),
+            estimator_params=calibrated(keras_params(models, epochs, patience), models,
+                                        calibrate),
             train_cohorts=split_list(train_cohorts) if train_cohorts else None,
             test_cohorts=split_list(test_cohorts) if test_cohorts else None,
             data_note=note, paper_duplicate=dup, audit_uri=audit_uri, force=force,

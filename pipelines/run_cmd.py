@@ -166,6 +166,13 @@ def estimator_params(c: RunConfig) -> dict:
     return params
 
 
+def calibrated(params: dict, models, calibrate) -> dict:
+    """``params`` with ``calibrate`` for every model (the protocols' estimators only)."""
+    if not calibrate:
+        return params
+    return {m: {**params.get(m, {}), "calibrate": calibrate} for m in models}
+
+
 def step_train(ctx: RunContext):
     """The final models: each fitted on every labeled row (Model artifacts), on the
     TransformGraph's fitted transform."""
@@ -194,7 +201,8 @@ def step_evaluate(ctx: RunContext):
     art, results, blessing = run_evaluate(
         ctx.table_uri, ctx.step_dir("evaluate"), c.models, c.protocols,
         transform=c.transform, seed=c.seed, n_splits=c.folds, n_repeats=c.repeats,
-        n_boot=c.n_boot, estimator_params=estimator_params(c),
+        n_boot=c.n_boot, estimator_params=calibrated(estimator_params(c), c.models,
+                                                     c.calibrate),
         train_cohorts=c.train_cohorts, test_cohorts=c.test_cohorts,
         audit_uri=ctx.artifacts["audit"].uri if "audit" in ctx.artifacts else None,
         input_artifacts=list(ctx.artifacts.get("train", {}).values()),
@@ -348,6 +356,8 @@ def check_run_inputs(c: RunConfig) -> None:
     from amu_tf.training.distribution_strategy import STRATEGY_NAMES
 
     check_models(c.models, c.interpret_models)
+    if c.calibrate not in (None, "sigmoid", "isotonic"):
+        raise SpecError(f"calibrate {c.calibrate!r}: choose sigmoid or isotonic")
     check_protocols(c.protocols)
     check_transform(c.transform, c.models, allow_gene_choice=False)
     check_counts(folds=c.folds, repeats=c.repeats, n_boot=c.n_boot, epochs=c.epochs,
@@ -447,6 +457,11 @@ _D = RunConfig()
               help="Comma-separated estimators [the default set: `amu zoo`; TIDE and every "
                    "published signature of the library (sig:*) on real cohorts only]; "
                    "'sig:*' or sig:ssgsea etc. name signature groups.")
+@click.option("--calibrate", type=click.Choice(["sigmoid", "isotonic"]), default=None,
+              help="Under the protocols, recalibrate every model's probabilities (Platt or "
+                   "isotonic) on out-of-fold predictions of each split's training rows; the "
+                   "Calibration section then measures the recalibrated models. The trained "
+                   "and exported models stay uncalibrated (the report says so).")
 @click.option("--signatures", "signatures_dir", default=None,
               type=click.Path(exists=True, file_okay=False),
               help="The published-signature folder (bhklab SignatureSets format) the sig: "

@@ -35,7 +35,7 @@ LIST_FIELDS = ("cohorts", "models", "protocols", "train_cohorts", "test_cohorts"
 #: fields that are a number or None
 OPTIONAL_INT_FIELDS = ("n_per_cohort",)
 #: fields that are a path or name, or None
-OPTIONAL_STR_FIELDS = ("data_root", "string", "gmt", "export_name")
+OPTIONAL_STR_FIELDS = ("data_root", "string", "gmt", "export_name", "calibrate")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class RunConfig:
     export_dir: str = "saved_models"
     export_name: str | None = None
     strategy: str = "auto"  # tf.distribute for the zoo models (see strategy_option)
+    calibrate: str | None = None  # recalibrate every model's probabilities in the protocols
     quick: bool = False
 
     # ------------------------------------------------------------------ reading

@@ -84,3 +84,24 @@ def test_the_report_shows_them_with_tripod(evaluation):
     assert "forest_loco_summary.png" in report and "reliability_loco.png" in report
     page = (evaluation / "report.html").read_text()
     assert "Meta-analysis across cohorts" in page and page.count("data:image/png") >= 6
+
+
+def test_the_report_says_whether_probabilities_are_recalibrated(evaluation, tmp_path):
+    from amu_tf.evaluation.calibration import CalibratedClassifier
+    from amu_tf.training import make_estimator
+    from pipelines.cli import amu
+
+    assert "No model's probabilities were recalibrated" in (evaluation / "report.md").read_text()
+    est = make_estimator("logreg", calibrate="sigmoid")
+    assert isinstance(est, CalibratedClassifier) and est.method == "sigmoid"
+    with pytest.raises(ValueError, match="choose from sigmoid, isotonic"):
+        make_estimator("logreg", calibrate="beta")
+    out = tmp_path / "calibrated"
+    res = CliRunner().invoke(amu, [
+        "evaluate", str(evaluation.parent / "table.csv"), "--out", str(out), "--models",
+        "logreg", "--calibrate", "isotonic", "--protocols", "loco", "--n-boot", "20"])
+    assert res.exit_code == 0, res.output
+    report = (out / "report.md").read_text()
+    assert "recalibrated by isotonic regression" in report
+    assert json.loads((out / "evaluation.json").read_text())["parameters"]["calibrate"] == \
+        "isotonic"

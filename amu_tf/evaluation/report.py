@@ -92,6 +92,24 @@ def _audit_section(audit: dict | None) -> list[str]:
     return lines
 
 
+def probability_statement(calibrate) -> list[str]:
+    """Whether the probabilities in this report, and those of a model exported from the run,
+    are recalibrated, and on what."""
+    if calibrate:
+        how = {"sigmoid": "Platt's logistic recalibration",
+               "isotonic": "isotonic regression"}.get(calibrate, calibrate)
+        return ["**Probabilities.** Under the protocols every model's probabilities were "
+                f"recalibrated by {how}, fitted on out-of-fold predictions of each split's "
+                "training rows only (never a scored row); the tables above measure those "
+                "recalibrated probabilities. A model trained and exported by the run is not "
+                "recalibrated: its probabilities are the model's own outputs.", ""]
+    return ["**Probabilities.** No model's probabilities were recalibrated: they are each "
+            "model's own outputs (a biomarker's is a logistic map of its score), so the "
+            "calibration above says how far to trust them as risks, and the same holds for a "
+            "model exported from this run. `--calibrate sigmoid` (or `isotonic`) measures "
+            "recalibrated versions under the same protocols.", ""]
+
+
 def load_evaluation_record(evaluation_dir) -> dict:
     """``evaluation.json`` of a ModelEvaluation folder, with one clear error when the folder
     is not one or was written before the report could be rendered from it."""
@@ -160,7 +178,10 @@ def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
             lines += [f"![ROC and PR curves, {label}]({link(fig)})", ""]
     if (evaluation_dir / COMPARISON_CSV).is_file():
         lines += comparison_markdown(pd.read_csv(evaluation_dir / COMPARISON_CSV))
-    lines += clinical_markdown(rep.get("clinical") or {}, evaluation_dir, link)
+    clinical = clinical_markdown(rep.get("clinical") or {}, evaluation_dir, link)
+    if clinical:
+        clinical += probability_statement(params.get("calibrate"))
+    lines += clinical
     lines += ["## Blessing", "",
               f"A model is blessed only if the lower bound of its ROC AUC's 95% CI exceeds "
               f"{AUC_LOWER_BOUND} under every honest protocol run (a LEAKY protocol never "

@@ -55,7 +55,11 @@ def estimator_kind(name_or_estimator) -> str:
     return "keras" if isinstance(name_or_estimator, ZooClassifier) else "sklearn"
 
 
-def make_estimator(name: str, seed: int = 0, **params):
+#: the probability recalibrations ``make_estimator(..., calibrate=...)`` offers
+CALIBRATIONS = ("sigmoid", "isotonic")
+
+
+def make_estimator(name: str, seed: int = 0, calibrate: str | None = None, **params):
     """An unfitted estimator by name (see ``ESTIMATORS``); ``params`` go to its constructor.
 
     Zoo names (``amu:small``, ``amu-ft:base``, ``cnn:paper``, a bare family for its default
@@ -64,7 +68,18 @@ def make_estimator(name: str, seed: int = 0, **params):
     ``tide``, ...) a :class:`~amu_tf.biomarkers.BiomarkerClassifier`; ``sig:<name>`` a
     published signature of the library (:mod:`amu_tf.biomarkers.signature_library`, read from
     ``$AMU_TF_SIGNATURES`` or ``../shared/data/signatures``).
+
+    ``calibrate`` (``"sigmoid"``: Platt, or ``"isotonic"``) wraps the estimator in
+    :class:`~amu_tf.evaluation.calibration.CalibratedClassifier`: its probabilities are
+    recalibrated on out-of-fold predictions of the rows given to ``fit`` only.
     """
+    if calibrate is not None:
+        if calibrate not in CALIBRATIONS:
+            raise ValueError(f"calibrate {calibrate!r}: choose from {', '.join(CALIBRATIONS)}")
+        from amu_tf.evaluation.calibration import CalibratedClassifier
+
+        return CalibratedClassifier(make_estimator(name, seed=seed, **params),
+                                    method=calibrate, cv=5, seed=seed)
     if name in BASELINES:
         return make_baseline(name, seed=seed, **params)
     if name in BIOMARKERS:
