@@ -7,7 +7,8 @@ On the four shared melanoma cohorts (``examples/cohorts/*.toml`` with ``../share
 
 1. LOCO (``amu_tf.evaluation.protocols``, protocol ``loco``) of the eight biomarkers,
    ``recipe:consensus`` and the probe (default: level and readout chosen with C by inner
-   leave-one-cohort-out; each fixed level x readout as a labelled variant, ``--variants``): ROC AUC with its
+   leave-one-cohort-out; each fixed level x readout, and ``output="direction"``, as labelled
+   variants, ``--variants``): ROC AUC with its
    95% CI per held-out cohort and pooled; the paired difference to the best biomarker of each
    cohort (``compare_with_biomarkers``) and to ``recipe:consensus`` (the same resampled rows
    for both). Nothing fitted sees the held-out cohort's labels; the probe's min-max scaler and
@@ -42,12 +43,14 @@ sys.path.insert(0, str(ROOT))
 
 BIOMARKERS = ["cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres", "tide"]
 PROBE = "recipe:compass-probe"
-VARIANTS = {  # label -> (level, readout)
-    PROBE: ("auto", "auto"),
-    "compass-probe:concept-pc1": ("concept", "pc1"),
-    "compass-probe:concept-mean": ("concept", "mean"),
-    "compass-probe:geneset-pc1": ("geneset", "pc1"),
-    "compass-probe:geneset-mean": ("geneset", "mean"),
+VARIANTS = {  # label -> (level, readout, output)
+    PROBE: ("auto", "auto", "probability"),
+    "compass-probe:auto-direction": ("auto", "auto", "direction"),
+    "compass-probe:concept-pc1": ("concept", "pc1", "probability"),
+    "compass-probe:concept-mean": ("concept", "mean", "probability"),
+    "compass-probe:geneset-pc1": ("geneset", "pc1", "probability"),
+    "compass-probe:geneset-pc1-direction": ("geneset", "pc1", "direction"),
+    "compass-probe:geneset-mean": ("geneset", "mean", "probability"),
 }
 COMPASS_COHORTS = {"GSE78220": "Hugo", "GSE91061_pre": "Riaz", "Liu2019": "Liu"}
 #: TCGA code of each pan-cancer cohort's cancer-type token (``../shared/data/cohorts_pancancer``)
@@ -140,11 +143,11 @@ def main(argv=None):
     fitted = {v: [] for v in variants}  # each fold's fitted probe, to report what it chose
 
     def factory(v):
-        level, readout = VARIANTS[v]
+        level, readout, output = VARIANTS[v]
 
         def make(seed):
             est = make_estimator(PROBE, seed=seed, level=level, readout=readout,
-                                 cohort_units=units)
+                                 output=output, cohort_units=units)
             fitted[v].append(est)
             return est
         return make

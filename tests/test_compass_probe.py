@@ -109,6 +109,20 @@ def test_auto_chooses_the_variant_by_inner_loco():
     assert est.predict_proba(X).shape == (len(table), 2)
 
 
+def test_direction_output_ranks_as_the_regression():
+    table = _table()
+    prob, direc = _probe(), _probe(output="direction")
+    _, X = _fit(prob, table)
+    _fit(direc, table)
+    assert direc.C_ == prob.C_ and direc.features_ == prob.features_
+    a, b = prob.predict_proba(X)[:, 1], direc.predict_proba(X)[:, 1]
+    from scipy.stats import spearmanr
+
+    assert spearmanr(a, b).statistic > 0.999
+    assert abs(np.abs(direc.score_weights()).sum() - 1.0) < 1e-12
+    assert direc.threshold_method_ == "youden_oof" and 0 <= direc.threshold_ <= 1
+
+
 def test_a_new_cohort_is_scored_on_its_own_rows():
     table = _table()
     train = table[table["cohort"] != "C2"].reset_index(drop=True)

@@ -37,10 +37,17 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
     choose the variant together with C (``features_``, ``C_``): a nested choice that never
     looks at the scored cohort.
 
+    ``output="direction"`` keeps only the direction of the fitted weights (unit L1 norm, no
+    intercept; ``direction_``) and maps the score to a probability by the median and IQR of
+    the training rows' scores (``center_``, ``scale_``, label-free), as
+    ``recipe:stack-direction`` does: within a cohort the ranking is the same, but every fold's
+    scores sit on one scale, so predictions pooled over held-out cohorts are comparable.
+
     Args:
         level, readout, cohort_units, cohort_cancer_types, batch_size, disk_cache, encoder_config, genes, tables:
             of the feature transform.
         Cs: the inverse regularisation strengths searched.
+        output: ``"probability"`` (the regression's) or ``"direction"`` (see above).
         inner_splits: folds of the stratified fallback.
         seed: seed of the stratified fallback's folds.
     """
@@ -49,13 +56,14 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
     recipe = "compass-probe"
 
     def __init__(self, level="auto", readout="auto", Cs=DEFAULT_CS, cohort_units=None,
-                 cohort_cancer_types=None, inner_splits=5, seed=0, batch_size=16, disk_cache=True, encoder_config=None,
+                 cohort_cancer_types=None, output="probability", inner_splits=5, seed=0, batch_size=16, disk_cache=True, encoder_config=None,
                  genes=None, tables=None):
         self.level = level
         self.readout = readout
         self.Cs = Cs
         self.cohort_units = cohort_units
         self.cohort_cancer_types = cohort_cancer_types
+        self.output = output
         self.inner_splits = inner_splits
         self.seed = seed
         self.batch_size = batch_size
@@ -137,6 +145,12 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         X, self.classes_, y = fit_input(self, X, y, float64=True)
         splits, self.selection_used_ = self._inner_splits(y, groups, cohorts)
         blocks = self._blocks(X.shape[1])
+        if self.output not in ("probability", "direction"):
+            from amu_tf.errors import InputDataError
+
+            raise InputDataError(f"compass-probe: output must be 'probability' or "
+                                 f"'direction', not {self.output!r}")
+        direction = self.output == "direction"
         scores, oof = {}, {}
         for label, start, stop in blocks:
             Xb = X[:, start:stop]
@@ -147,7 +161,8 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
                     if len(np.unique(y[tr])) < 2:
                         continue
                     m = self._logreg(C).fit(Xb[tr], y[tr])
-                    p[te] = m.predict_proba(Xb[te])[:, 1]
+                    p[te] = (Xb[te] @ self._unit(m.coef_[0]) if direction
+                             else m.predict_proba(Xb[te])[:, 1])
                     if len(np.unique(y[te])) == 2:
                         aucs.append(roc_auc_score(y[te], p[te]))
                 scores[(label, float(C))] = float(np.mean(aucs)) if aucs else np.nan
@@ -160,25 +175,46 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         self.cv_scores_ = scores
         self.features_, self.C_ = best
         self.columns_ = next((start, stop) for label, start, stop in blocks if label == best[0])
-        self.estimator_ = self._logreg(self.C_).fit(X[:, slice(*self.columns_)], y)
+        Xb = X[:, slice(*self.columns_)]
+        self.estimator_ = self._logreg(self.C_).fit(Xb, y)
         p = oof[best]
+        self.direction_ = None
+        if direction:  # scores on one scale in every fold: the weights' direction only
+            self.direction_ = self._unit(self.estimator_.coef_[0])
+            s = Xb @ self.direction_
+            self.center_ = float(np.median(s))
+            q75, q25 = np.percentile(s, [75, 25])
+            self.scale_ = float(q75 - q25) if q75 > q25 else 1.0
+            p = self._sigmoid(p)
         ok = np.isfinite(p)
         self.threshold_ = float(youden_threshold(y[ok], p[ok]))
         self.threshold_method_ = "youden_oof"
         self.threshold_margin_ = threshold_margin(p[ok], self.threshold_)
         return self
 
+    @staticmethod
+    def _unit(w):
+        w = np.asarray(w, dtype=np.float64)
+        return w / max(float(np.abs(w).sum()), 1e-12)
+
+    def _sigmoid(self, s):
+        return 1.0 / (1.0 + np.exp(-(np.asarray(s) - self.center_) / self.scale_))
+
     def score_weights(self):
         """The logistic regression's weights of the input features."""
         check_is_fitted(self, "estimator_")
         w = np.zeros(self.n_features_in_)
-        w[slice(*self.columns_)] = self.estimator_.coef_[0]
+        w[slice(*self.columns_)] = (self.estimator_.coef_[0] if self.direction_ is None
+                                    else self.direction_)
         return w
 
     def predict_proba(self, X):
         check_is_fitted(self, "estimator_")
-        X = predict_input(self, X, float64=True)
-        return self.estimator_.predict_proba(X[:, slice(*self.columns_)])
+        X = predict_input(self, X, float64=True)[:, slice(*self.columns_)]
+        if self.direction_ is None:
+            return self.estimator_.predict_proba(X)
+        p = self._sigmoid(X @ self.direction_)
+        return np.column_stack([1.0 - p, p])
 
     def predict(self, X):
         """Class labels at the frozen ``threshold_`` on the positive-class probability."""
