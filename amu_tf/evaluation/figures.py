@@ -4,6 +4,7 @@ model's AUC / AP with its 95% bootstrap CI (over all repeats)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +28,31 @@ def plot_curves(result: ProtocolResult, path) -> Path:
     return path
 
 
+#: at most this many training-free models (biomarkers, signatures) are drawn: the best by AUC
+MAX_TRAINING_FREE_CURVES = 6
+
+
+def shown_models(result: ProtocolResult) -> list:
+    """Every trained model, and the training-free ones with the highest AUCs (59 published
+    signatures on one figure would be unreadable; every one is in metrics.csv)."""
+    free = [m for m in result.models if is_biomarker(m)]
+    if len(free) <= MAX_TRAINING_FREE_CURVES:
+        return list(result.models)
+    auc = result.metrics.set_index("model")["roc_auc"]
+    best = sorted(free, key=lambda m: -float(auc.get(m, -np.inf)))[:MAX_TRAINING_FREE_CURVES]
+    return [m for m in result.models if not is_biomarker(m) or m in best]
+
+
 def curves_figure(result: ProtocolResult) -> Figure:
     """The ROC (left) and PR (right) curves of every model as a ``Figure`` (drawn with
-    Matplotlib's object API: no pyplot state, no backend chosen)."""
+    Matplotlib's object API: no pyplot state, no backend chosen); with many training-free
+    models, only the best of them (:func:`shown_models`)."""
     fig = Figure(figsize=(12, 5.2))
     ax_roc, ax_pr = fig.subplots(1, 2)
     first = result.predictions[result.predictions["repeat"] == 0]
     prevalence = np.nan
-    for model in result.models:
+    shown = shown_models(result)
+    for model in shown:
         pm = first[first["model"] == model]
         y, p = pm["y"].to_numpy(), pm["p"].to_numpy()
         if len(np.unique(y)) < 2:
@@ -59,6 +77,11 @@ def curves_figure(result: ProtocolResult) -> Figure:
     for ax in (ax_roc, ax_pr):
         ax.legend(loc="lower right" if ax is ax_roc else "lower left", fontsize=8)
     title = f"Protocol {result.label}: {result.description}"
+    if len(shown) < len(result.models):
+        title += (f" ({len(result.models) - len(shown)} training-free models with lower AUCs "
+                  "not drawn: see the tables)")
     fig.suptitle(title, fontsize=9, color="firebrick" if result.leaky else "black", wrap=True)
-    fig.tight_layout()
+    with warnings.catch_warnings():  # a long legend: the layout does its best, silently
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     return fig
