@@ -1,7 +1,8 @@
 """Leave-one-cohort-out for ``recipe:compass-probe`` (issue #23) against every biomarker,
 ``recipe:consensus`` and COMPASS's own held-out predictions.
 
-    .venv/bin/python benchmarks/bench_compass_generalisation.py --out benchmarks/results_compass_generalisation.md
+    .venv/bin/python benchmarks/bench_compass_generalisation.py \
+        --auxiliary PANCANCER_TABLE --out benchmarks/results_compass_generalisation.md
 
 On the four shared melanoma cohorts (``examples/cohorts/*.toml`` with ``../shared/data``):
 
@@ -44,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 BIOMARKERS = ["cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres", "tide"]
 PROBE = "recipe:compass-probe"
 VARIANTS = {  # label -> (level, readout, output)
-    PROBE: ("auto", "auto", "probability"),
-    "compass-probe:auto-direction": ("auto", "auto", "direction"),
+    PROBE: ("auto", "auto", "direction"),
+    "compass-probe:auto-probability": ("auto", "auto", "probability"),
     "compass-probe:concept-pc1": ("concept", "pc1", "probability"),
     "compass-probe:concept-mean": ("concept", "mean", "probability"),
     "compass-probe:geneset-pc1": ("geneset", "pc1", "probability"),
@@ -70,7 +71,7 @@ def _paired(y, pa, pb, n_boot, seed):
     from amu_tf.evaluation.metrics import auc_rows, stratified_bootstrap_indices
 
     y = np.asarray(y, int)
-    d = float(auc_rows(y[None], np.asarray(pa)[None])[0] - auc_rows(y[None], np.asarray(pb)[None])[0])
+    d = _auc(y, pa) - _auc(y, pb)
     idx = stratified_bootstrap_indices(y, n_boot, seed)
     b = auc_rows(y[idx], np.asarray(pa)[idx]) - auc_rows(y[idx], np.asarray(pb)[idx])
     b = b[np.isfinite(b)]

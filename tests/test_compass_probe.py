@@ -111,7 +111,7 @@ def test_auto_chooses_the_variant_by_inner_loco():
 
 def test_direction_output_ranks_as_the_regression():
     table = _table()
-    prob, direc = _probe(), _probe(output="direction")
+    prob, direc = _probe(output="probability"), _probe(output="direction")
     _, X = _fit(prob, table)
     _fit(direc, table)
     assert direc.C_ == prob.C_ and direc.features_ == prob.features_

@@ -111,8 +111,8 @@ class CompassFeatureTransform(TableTransform):
 
     def __init__(self, level="concept", readout="pc1", cohort_units=None,
                  scaler_fit="per_cohort", max_missing_fraction=0.2, cancer_type="SKCM",
-                 cohort_cancer_types=None, batch_size=16, disk_cache=True, encoder_config=None, encoder_seed=0,
-                 genes=None, tables=None):
+                 cohort_cancer_types=None, batch_size=16, disk_cache=True, encoder_config=None,
+                 encoder_seed=0, genes=None, tables=None):
         self.level = level
         self.readout = readout
         self.cohort_units = cohort_units

@@ -32,20 +32,20 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
     ``threshold_method_ = "youden_oof"``). Arithmetic is float64. ``unlabeled`` is accepted
     for the recipes' signature and not used.
 
-    With ``level`` or ``readout`` ``"auto"`` (the default), the input holds one column block per feature
-    variant (concept / gene-set level x ``pc1`` / ``mean`` readout) and the same inner splits
-    choose the variant together with C (``features_``, ``C_``): a nested choice that never
-    looks at the scored cohort.
+    With ``level`` or ``readout`` ``"auto"`` (the default), the input holds one column block
+    per feature variant (concept / gene-set level x ``pc1`` / ``mean`` readout) and the same
+    inner splits choose the variant together with C (``features_``, ``C_``): a nested choice
+    that never looks at the scored cohort.
 
-    ``output="direction"`` keeps only the direction of the fitted weights (unit L1 norm, no
-    intercept; ``direction_``) and maps the score to a probability by the median and IQR of
-    the training rows' scores (``center_``, ``scale_``, label-free), as
+    ``output="direction"`` (the default) keeps only the direction of the fitted weights (unit
+    L1 norm, no intercept; ``direction_``) and maps the score to a probability by the median
+    and IQR of the training rows' scores (``center_``, ``scale_``, label-free), as
     ``recipe:stack-direction`` does: within a cohort the ranking is the same, but every fold's
     scores sit on one scale, so predictions pooled over held-out cohorts are comparable.
 
     Args:
-        level, readout, cohort_units, cohort_cancer_types, batch_size, disk_cache, encoder_config, genes, tables:
-            of the feature transform.
+        level, readout, cohort_units, cohort_cancer_types, batch_size, disk_cache,
+            encoder_config, genes, tables: of the feature transform.
         Cs: the inverse regularisation strengths searched.
         output: ``"probability"`` (the regression's) or ``"direction"`` (see above).
         inner_splits: folds of the stratified fallback.
@@ -56,8 +56,8 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
     recipe = "compass-probe"
 
     def __init__(self, level="auto", readout="auto", Cs=DEFAULT_CS, cohort_units=None,
-                 cohort_cancer_types=None, output="probability", inner_splits=5, seed=0, batch_size=16, disk_cache=True, encoder_config=None,
-                 genes=None, tables=None):
+                 cohort_cancer_types=None, output="direction", inner_splits=5, seed=0,
+                 batch_size=16, disk_cache=True, encoder_config=None, genes=None, tables=None):
         self.level = level
         self.readout = readout
         self.Cs = Cs
