@@ -1,12 +1,12 @@
 """How long one epoch of fine-tuning COMPASS's encoder under a small head takes on this
 machine (issue #23, ``amu:compass``): is it feasible on CPU?
 
-    .venv/bin/python benchmarks/compass_finetune_timing.py --n 64 --batch-size 16
+    .venv/bin/python benchmarks/compass_finetune_timing.py --batch-size 16 --steps 2
 
 Builds the ``compass`` preset (pre-trained weights), a head (mean of the gene tokens ->
 Dense(16, relu) -> Dense(1, sigmoid)), Adam with the encoder's gradients scaled by 0.1 (a
-lower learning rate for the encoder), and times ``--steps`` training steps on ``--n`` random
-inputs of COMPASS's shape (speed does not depend on the values), after one warm-up step.
+lower learning rate for the encoder), and times ``--steps`` training steps on one random
+batch of COMPASS's shape (speed does not depend on the values), after one warm-up step.
 Prints samples per second and the implied time of one epoch over the 231 labeled patients
 of the four shared cohorts, and of a leave-one-cohort-out run (4 folds x ``--epochs``).
 """
@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=20)
@@ -58,7 +57,9 @@ def main(argv=None):
         enc_vars = enc.trainable_variables
         head_vars = head1.trainable_variables + head2.trainable_variables
         grads = tape.gradient(loss, enc_vars + head_vars)
-        grads = [g * 0.1 for g in grads[:len(enc_vars)]] + grads[len(enc_vars):]
+        grads = [tf.IndexedSlices(g.values * 0.1, g.indices, g.dense_shape)
+                 if isinstance(g, tf.IndexedSlices) else g * 0.1
+                 for g in grads[:len(enc_vars)]] + grads[len(enc_vars):]
         opt.apply_gradients(zip(grads, enc_vars + head_vars))
         return loss
 
