@@ -31,7 +31,7 @@ def test_empty_gmt_is_a_clear_error(tmp_path):
     (tmp_path / "e.gmt").write_text("")
     with pytest.raises(InputDataError, match="contains no gene sets"):
         read_gmt(tmp_path / "e.gmt")
-    with pytest.raises(InputDataError, match="not found"):
+    with pytest.raises(InputDataError, match="does not exist"):
         read_gmt(tmp_path / "nope.gmt")
     sets = read_gmt(_gmt(tmp_path / "o.gmt", {"A": ["X1", "X2"]}))
     with pytest.raises(InputDataError, match="no gene set has"):

@@ -227,7 +227,9 @@ def test_failed_export_is_never_visible(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(export, "write_saved_model", half_write)
-    with pytest.raises(OSError, match="disk full"):
+    from amu_tf.errors import ArtifactError
+
+    with pytest.raises(ArtifactError, match="cannot write the export under"):
         export.run_export(tmp_path / "train", base_dir=base, name="m")
     assert sorted(p.name for p in (base / "m").iterdir()) == ["1"]  # no 2, no temp folder
     monkeypatch.undo()

@@ -45,7 +45,7 @@ def test_get_transform_names_and_errors():
     assert get_transform("paper", eps=1e-3).eps == 1e-3
     with pytest.raises(SpecError, match="unknown transform"):
         get_transform("zscore")
-    with pytest.raises(SpecError, match="bad parameters"):
+    with pytest.raises(SpecError, match="transform 'rank' has no parameter 'eps'"):
         get_transform("rank", eps=1.0)
     with pytest.raises(InputDataError, match="not fitted"):
         get_transform("rank").transform(make_table((3,)))

@@ -113,16 +113,8 @@ def pretrain_masked_genes(model, X, *, epochs=30, mask_rate=0.15, batch_size=32,
         if pad:
             x_e = np.concatenate([x_e, np.zeros((pad, n), np.float32)])
             t_e = np.concatenate([t_e, np.zeros((pad, 2 * n), np.float32)])
-        if keras.backend.backend() == "tensorflow":
-            # a seeded tf.data pipeline, as ZooClassifier's fit: Keras's array adapter makes
-            # a parallel map that TensorFlow rewrites under op determinism with an error log
-            from amu_tf.training.distributed_dataset import make_dataset
-
-            data = dict(x=make_dataset(x_e, t_e, batch_size, shuffle=True, seed=seed + e),
-                        shuffle=False)
-        else:
-            data = dict(x=x_e, y=t_e, batch_size=batch_size, shuffle=True)
-        hist = recon.fit(**data, epochs=1, verbose=verbose)
+        hist = recon.fit(x_e, t_e, batch_size=batch_size, epochs=1, shuffle=True,
+                         verbose=verbose)
         losses.append(float(hist.history["loss"][-1]))
     return {"loss": losses, "baseline_loss": baseline, "n_rows": int(len(X)),
             "mask_rate": float(mask_rate)}

@@ -419,14 +419,13 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                 callbacks.append(backup_callback(self.backup_dir, strategy))
         elif self.backup_dir is not None:
             callbacks.append(keras.callbacks.BackupAndRestore(backup_dir=str(self.backup_dir)))
-        if strategy is not None:
-            # TensorFlow: our own seeded tf.data pipeline (sharded by the strategy when there
-            # are several replicas, GPUs or workers). ``batch_size`` stays the global batch;
-            # every worker draws the same seeded order and keeps its share of each batch.
-            # Also on one replica: Keras's array adapter slices batches with a parallel map,
-            # which TensorFlow 2.21 rewrites under op determinism into a MapDataset carrying
-            # an attribute that op lacks (an E-level ``use_unbounded_threadpool`` log line
-            # per fit).
+        if replicas > 1:
+            # Several replicas (GPUs or workers): a tf.data pipeline sharded by the strategy.
+            # ``batch_size`` stays the global batch; every worker draws the same seeded order
+            # and keeps its share of each batch. (One replica keeps Keras's array adapter,
+            # whose order every strategy reproduces; under op determinism TensorFlow 2.21
+            # logs an ERROR-level ``use_unbounded_threadpool`` line for its parallel map,
+            # harmless, which the CLI hides unless --verbose.)
             per_replica = max(1, self._p("batch_size") // replicas)
             fit_data = dict(x=make_dataset(X[tr_fit], y01[tr_fit], per_replica, strategy,
                                            shuffle=True, seed=self.seed), shuffle=False)
