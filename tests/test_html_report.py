@@ -49,6 +49,17 @@ def test_figures_are_embedded_and_text_is_escaped(tmp_path):
     assert not re.search(r'src="(?!data:)', page)  # nothing to fetch
 
 
+def test_links_resolve_while_the_report_folder_is_staged(tmp_path):
+    """A run's report links ../evaluate/...; the HTML is written before the report's own
+    folder exists (staged, then renamed into place), so the links resolve lexically."""
+    from amu_tf.evaluation.html_report import render_html
+
+    (tmp_path / "evaluate").mkdir()
+    _png(tmp_path / "evaluate" / "roc.png")
+    page = render_html("![ROC](../evaluate/roc.png)\n", base_dir=tmp_path / "report")
+    assert not (tmp_path / "report").exists() and "data:image/png;base64," in page
+
+
 def test_the_page_opens_in_a_browser(tmp_path, browser_check):
     html_path, _ = _page(tmp_path)
     shot = browser_check(html_path, min_images=2)

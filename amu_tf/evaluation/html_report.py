@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import html as html_lib
+import os
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -70,7 +71,9 @@ def _embed_images(body: str, base_dir: Path) -> tuple[str, int, list[str]]:
             return f'<span class="missing-figure">[figure not embedded: {html_lib.escape(src)}]</span>'
         path = Path(unquote(parsed.path))
         if not path.is_absolute():
-            path = base_dir / path
+            # lexically: the report's own folder may not exist yet (it is staged and renamed
+            # into place), and "report/../evaluate" needs "report" to exist for the OS
+            path = Path(os.path.normpath(base_dir / path))
         uri = _data_uri(path)
         if uri is None:
             missing.append(src)
