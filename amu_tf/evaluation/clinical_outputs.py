@@ -57,15 +57,24 @@ def _protocol_outputs(result, out: Path, seed: int, n_boot: int) -> dict:
 
     calib = calibration_from_predictions(preds, seed=seed, n_boot=n_boot)
     calib.to_csv(out / f"calibration_{label}.csv", index=False, float_format="%.6g")
-    fig = write_reliability_figure(preds, out / f"reliability_{label}.png",
+    # the figures draw every trained model and the best training-free ones (as the ROC
+    # figure); the tables hold every model
+    from amu_tf.evaluation.decision_curve import TREAT_ALL, TREAT_NONE
+    from amu_tf.evaluation.figures import shown_models
+
+    shown = shown_models(result)
+    fig = write_reliability_figure(preds[preds["model"].isin(shown)],
+                                   out / f"reliability_{label}.png",
                                    title=f"Reliability diagram, {result.label} "
                                          "(held-out predictions)")
     rec["calibration"] = {"table": rel(out / f"calibration_{label}.csv"),
                           "figure": rel(fig[0])}
 
     curve = decision_curve_from_predictions(preds)
-    files = write_decision_curve(curve, out / f"decision_curve_{label}.png",
+    files = write_decision_curve(curve[curve["model"].isin([*shown, TREAT_ALL, TREAT_NONE])],
+                                 out / f"decision_curve_{label}.png",
                                  title=f"Decision curves, {result.label} (held-out rows)")
+    curve.to_csv(files[2], index=False, float_format="%.6g")  # every model in the table
     rec["decision_curve"] = {"table": rel(files[2]), "figure": rel(files[0])}
     return rec
 
