@@ -19,7 +19,7 @@ def command(signatures_dir):
     from amu_tf.models.zoo import list_models
 
     from amu_tf.biomarkers import BIOMARKERS, biomarker_genes
-    from amu_tf.training import BASELINES, TRANSFER_RECIPES
+    from amu_tf.training import BASELINES, COMPASS_PROBE, TRANSFER_RECIPES
 
     rows = list_models()
     click.echo(f"{'model':<14} {'params (paper)':>14} {'params (keras)':>14}  description")
@@ -42,6 +42,9 @@ def command(signatures_dir):
                "recommended for a new cohort):")
     for name, spec in TRANSFER_RECIPES.items():
         click.echo(f"{'recipe:' + name:<22} {spec['description']}")
+    click.echo(f"{COMPASS_PROBE:<22} concept features of the TCGA-pre-trained COMPASS encoder "
+               "(ported to Keras, docs/compass.md), z-scored within cohort, L2 logistic "
+               "regression tuned by inner leave-one-cohort-out; reads a genome-wide table")
     click.echo("")
     _list_signatures(signatures_dir)
 

@@ -32,9 +32,9 @@ ZOO_ESTIMATORS = tuple(
 )
 #: the published biomarkers (``amu_tf.biomarkers``): training-free, only a threshold is fitted
 BIOMARKER_ESTIMATORS = tuple(BIOMARKERS)
-#: the cross-cohort recipes of issue #15 (``amu_tf.training.transfer_recipes``)
 #: ``recipe:compass-probe`` (issue #23): a linear probe on COMPASS's pre-trained encoder
 COMPASS_PROBE = "recipe:compass-probe"
+#: the cross-cohort recipes of issue #15 (``amu_tf.training.transfer_recipes``) and the probe
 RECIPE_ESTIMATORS = tuple(f"recipe:{r}" for r in TRANSFER_RECIPES) + (COMPASS_PROBE,)
 ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES) + BIOMARKER_ESTIMATORS + RECIPE_ESTIMATORS
 
