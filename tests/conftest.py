@@ -9,8 +9,24 @@ import pytest  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+#: the files whose tests take longest (``make test --durations``), collected first: pytest-xdist
+#: (``--dist loadfile``) hands whole files to the two workers in collection order, so a slow
+#: file left for the end keeps one worker busy while the other idles (longest first balances)
+SLOW_FILES_FIRST = (
+    "test_run.py", "test_interpret.py", "test_protocols.py", "test_jax_backend.py",
+    "test_sklearn_contract.py", "test_bad_input_second_pass.py", "test_clinical_outputs.py",
+    "test_kernel_build.py", "test_biomarkers.py", "test_interpret_cli.py",
+    "test_cohort_robust_recipes.py", "test_distributed.py", "test_interpret_component.py",
+    "test_bad_input_ingest_predict.py", "test_model_bundle.py", "test_signature_library.py",
+    "test_compass_parity.py", "test_recipes.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``tensorflow_only`` skip under another Keras backend (``make test-jax``)."""
+    """The slowest files first (see ``SLOW_FILES_FIRST``; the order within a file is kept);
+    tests marked ``tensorflow_only`` skip under another Keras backend (``make test-jax``)."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend == "tensorflow":
         return
