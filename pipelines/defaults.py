@@ -52,6 +52,13 @@ def use_signatures_dir(path) -> None:
         os.environ[ENV_VAR] = str(resolve_signatures_dir(os.path.abspath(path)))
 
 
+def calibrated(params: dict, models, calibrate) -> dict:
+    """``params`` with ``calibrate`` for every model (the protocols' estimators only)."""
+    if not calibrate:
+        return params
+    return {m: {**params.get(m, {}), "calibrate": calibrate} for m in models}
+
+
 def split_list(value) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
     return [v.strip() for v in str(value).split(",") if v.strip()]

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from pipelines.defaults import (DEFAULT_MODELS, PAPER_TABLE_MODELS, expand_models,
+from pipelines.defaults import (DEFAULT_MODELS, PAPER_TABLE_MODELS, calibrated, expand_models,
                                 keras_params, split_list, use_signatures_dir)
 from pipelines.run_config import RunConfig
-from pipelines.run_cmd import calibrated
 from amu_tf.biomarkers.signature_library import GROUPS as SIGNATURE_GROUPS
 
 _D = RunConfig()

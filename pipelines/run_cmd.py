@@ -26,7 +26,7 @@ import click
 from amu_tf.artifacts import safe_name
 from amu_tf.errors import AmuError
 from pipelines.strategy_option import strategy_option
-from pipelines.defaults import keras_params, use_signatures_dir
+from pipelines.defaults import calibrated, keras_params, use_signatures_dir
 from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
 from pipelines.run_folder import RECOMMENDED, RUN_RECORD, export_run, zoo_models
 
@@ -164,13 +164,6 @@ def estimator_params(c: RunConfig) -> dict:
     if c.n_jobs != 1:
         params.update({m: {"n_jobs": c.n_jobs} for m in c.models if m in PARALLEL_SEARCH})
     return params
-
-
-def calibrated(params: dict, models, calibrate) -> dict:
-    """``params`` with ``calibrate`` for every model (the protocols' estimators only)."""
-    if not calibrate:
-        return params
-    return {m: {**params.get(m, {}), "calibrate": calibrate} for m in models}
 
 
 def step_train(ctx: RunContext):

@@ -27,6 +27,7 @@ IMPRES's pairs, is refused with :class:`InputDataError`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import warnings
 
@@ -164,11 +165,7 @@ def tide_coverage(genes, values: np.ndarray, cohorts: np.ndarray,
     22,800 Entrez ids) that each cohort measures; raises when a cohort holds fewer than
     ``min_gene_fraction`` of them (TIDE correlates a sample with genome-wide signatures: on a
     160-gene panel it would score noise, as the other biomarkers refuse too few genes)."""
-    import pandas as pd
-    from tidepy.pred import MODEL_DB
-
-    model_genes = set(pd.Index(MODEL_DB["tide"]["Dysfunction"].index).astype(str))
-    symbol_to_entrez = _tide_symbols()
+    model_genes, symbol_to_entrez = _tide_genes()
     ids = np.array([symbol_to_entrez.get(str(g), str(g)) for g in genes], dtype=object)
     known = np.array([i in model_genes for i in ids])
     out = {}
@@ -185,15 +182,18 @@ def tide_coverage(genes, values: np.ndarray, cohorts: np.ndarray,
     return out
 
 
-def _tide_symbols() -> dict:
-    """tidepy's own symbol -> Entrez id table (its Gene_Ref), as strings."""
+@functools.lru_cache(maxsize=1)
+def _tide_genes() -> tuple:
+    """TIDE's dysfunction-model genes (Entrez ids) and tidepy's own symbol -> Entrez table
+    (its Gene_Ref), as strings; read once per process (every fit and transform checks them)."""
     import importlib.resources
 
     import pandas as pd
+    from tidepy.pred import MODEL_DB
 
+    model_genes = frozenset(pd.Index(MODEL_DB["tide"]["Dysfunction"].index).astype(str))
     ref = pd.read_pickle(importlib.resources.files("tidepy") / "data" / "Gene_Ref.pkl")
-    table = ref["Symbol"]
-    return {str(k): str(v) for k, v in table.items()}
+    return model_genes, {str(k): str(v) for k, v in ref["Symbol"].items()}
 
 
 def tide(centred: pd.DataFrame, cancer="Melanoma", pretreat=False) -> np.ndarray:

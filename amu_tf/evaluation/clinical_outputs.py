@@ -108,7 +108,6 @@ def _ci(v, lo, hi, fmt="{:.3f}") -> str:
 
 
 def _calibration_md(calib: pd.DataFrame) -> str:
-    cols = calib.columns
     shown = pd.DataFrame({
         "model": calib["model"], "cohort": calib["cohort"], "n": calib["n"],
         "Brier [95% CI]": [_ci(*v) for v in zip(calib["brier"], calib["brier_ci_low"],
@@ -119,7 +118,7 @@ def _calibration_md(calib: pd.DataFrame) -> str:
         "calibration slope [95% CI]": [
             _ci(*v, fmt="{:.2f}") for v in zip(calib["slope"], calib["slope_ci_low"],
                                                calib["slope_ci_high"])],
-        "note": calib["note"].fillna("") if "note" in cols else "",
+        "note": calib["note"].fillna(""),  # calibration_metrics always writes one
     })
     return _table_md(shown)
 
