@@ -118,6 +118,21 @@ def build_metadata(info: ModelInfo, transform, in_graph: bool, imputes: bool, na
     }
 
 
+def calibration_metadata(calibration) -> dict:
+    """Whether the exported probabilities are recalibrated, and on what (the metadata's
+    ``calibration``)."""
+    if calibration is None:
+        return {"method": None,
+                "statement": "not recalibrated: the probability is the model's own output "
+                             "(train with --calibrate sigmoid|isotonic to recalibrate it)"}
+    return {"method": calibration.method, "in_graph": True,
+            "statement": "probability and predicted_class are " + calibration.describe()
+                         + "; logits are the model's own, before recalibration",
+            "map": {k: v for k, v in calibration.to_json().items()
+                    if k in ("slope", "intercept", "knots_x", "knots_y")},
+            "fitted_on": calibration.fitted_on}
+
+
 NO_EVALUATION = {"source": "none: exported without a ModelEvaluation; no honest metrics and "
                           "no blessing (export with --evaluation, or from a run folder)",
                  "protocols": {}, "blessed": None, "blessing_reason": None}
@@ -236,9 +251,12 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     n_genes = int(keras_model.input_shape[-1])
     layer, imputes = _preprocess_layer(transform, n_genes)
     n_features = len(getattr(transform, "biomarkers", ()) or ()) or None  # signature scores
+    if graph is not None and n_features is None and n_genes != len(info.genes):
+        n_features = n_genes  # a Python-side transform makes features of the genes
     metadata = build_metadata(info, transform, layer is not None, imputes, name, model_art,
                               n_inputs=n_features, graph=graph)
     metadata["metrics"] = metrics
+    metadata["calibration"] = calibration_metadata(bundle.calibration)
     if metadata["n_inputs"] != n_genes:
         raise ArtifactError(f"model_info.json describes {metadata['n_inputs']} inputs but the "
                             f"model takes {n_genes}")
@@ -247,7 +265,7 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
     try:
         art, w = _write_version(model_dir, model_uri, keras_model, metadata, layer, n_genes,
                                 compiled_attention, transform, copy_transform, base_dir, name,
-                                info, model_art, evaluation, metrics)
+                                info, model_art, evaluation, metrics, bundle.calibration)
     except BaseException as exc:
         # the staged version is gone (VersionWriter); folders this export created stay
         # only when something else is in them
@@ -289,13 +307,13 @@ def _write_failure(exc: BaseException) -> str | None:
 
 def _write_version(model_dir, model_uri, keras_model, metadata, layer, n_genes,
                    compiled_attention, transform, copy_transform, base_dir, name, info,
-                   model_art, evaluation, metrics):
+                   model_art, evaluation, metrics, calibration=None):
     """Write the next version of ``model_dir`` (staged, renamed into place when complete);
     returns the PushedModel artifact and the writer."""
     with VersionWriter(model_dir) as w:
         write_saved_model(w.path, keras_model, metadata, preprocess=layer,
                           threshold=metadata["threshold"], n_genes=n_genes,
-                          compiled_attention=compiled_attention)
+                          compiled_attention=compiled_attention, calibration=calibration)
         src = Path(model_uri) / "transform"
         if transform is not None and not metadata["transform"]["in_graph"]:
             if src.is_dir() and copy_transform:

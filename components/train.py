@@ -89,6 +89,7 @@ def run_train(
     train_cohorts=None,
     seed: int = 0,
     transform_uri=None,
+    calibrate: str | None = None,
     **estimator_params,
 ) -> Artifact:
     """Fit ``transform`` then estimator ``model`` on the labeled rows of ``train_cohorts``
@@ -98,7 +99,13 @@ def run_train(
     ``transform_uri``: a TransformGraph artifact fitted on exactly these training rows (the
     transform step of `amu run`); its fitted transform is used instead of fitting
     ``transform`` again, and it is recorded among the Model's inputs. A biomarker reads its
-    own genes and ignores it."""
+    own genes and ignores it.
+
+    ``calibrate`` (``"sigmoid"`` or ``"isotonic"``): after the fit, recalibrate the model's
+    probabilities on 5-fold out-of-fold predictions of these training rows
+    (:mod:`amu_tf.training.probability_calibration`; patient-grouped folds); the map is
+    stored as ``probability_calibration.json``, the threshold becomes Youden's J in the
+    recalibrated scale, and ``amu predict`` and ``amu export`` apply both."""
     from amu_tf.data.transforms import get_transform
     from amu_tf.training import estimator_kind, make_estimator
     from amu_tf.training.fit_estimator import fit_estimator, wants_unlabeled
@@ -110,7 +117,11 @@ def run_train(
     cohorts_used = sorted(train["cohort"].astype(str).unique())
     y = train["response"].to_numpy().astype(int)
 
+    estimator_params = dict(estimator_params)
+    calibrate = estimator_params.pop("calibrate", None) or calibrate
     try:  # bad names and parameters fail before any work
+        if calibrate is not None and calibrate not in ("sigmoid", "isotonic"):
+            raise ValueError(f"calibrate {calibrate!r}: choose sigmoid or isotonic")
         estimator = make_estimator(model, seed=seed, **estimator_params)
         if hasattr(estimator, "check_params"):  # types and ranges of training parameters
             estimator.check_params()
@@ -140,15 +151,33 @@ def run_train(
                   cohorts=train["cohort"].astype(str).to_numpy(), unlabeled=unlabeled)
     fit_seconds = time.perf_counter() - t0
     kind = estimator_kind(estimator)
+    calibration, calibration_seconds = None, 0.0
+    if calibrate is not None:
+        from amu_tf.training.probability_calibration import fit_probability_calibration
+
+        t0 = time.perf_counter()
+        quiet = {**estimator_params, "verbose": 0} if "verbose" in estimator_params else \
+            estimator_params
+        calibration = fit_probability_calibration(
+            make_estimator(model, seed=seed, **quiet), X, y, method=calibrate, groups=groups,
+            cohorts=train["cohort"].astype(str).to_numpy(), seed=seed)
+        calibration_seconds = time.perf_counter() - t0
 
     params = {k: v for k, v in estimator.get_params(deep=False).items()
               if isinstance(v, (str, int, float, bool, type(None), list, dict, tuple))}
     genes = _genes_read(tf_)
+    threshold, threshold_method = float(estimator.threshold_), estimator.threshold_method_
+    placement = threshold_record(estimator)
+    if calibration is not None:  # the threshold lives in the recalibrated scale
+        threshold, threshold_method = calibration.threshold, "youden_oof_calibrated"
+        placement = {**placement, "method": threshold_method, "margin": None,
+                     "uncalibrated_threshold": float(estimator.threshold_),
+                     "uncalibrated_method": estimator.threshold_method_}
     info = ModelInfo(
-        model=model, kind=kind, threshold=float(estimator.threshold_),
-        threshold_method=estimator.threshold_method_,
-        threshold_method_description=THRESHOLD_METHODS.get(estimator.threshold_method_, ""),
-        threshold_placement=threshold_record(estimator),
+        model=model, kind=kind, threshold=threshold,
+        threshold_method=threshold_method,
+        threshold_method_description=THRESHOLD_METHODS.get(threshold_method, ""),
+        threshold_placement=placement,
         genes=genes["symbols"], entrez_ids=genes["entrez_ids"], input_scale=INPUT_SCALE,
         transform=getattr(tf_, "name", transform),
         transform_per_sample=bool(getattr(tf_, "per_sample", False)),
@@ -157,12 +186,16 @@ def run_train(
         keras_backend=_keras_backend(kind),  # a .keras file loads under any backend
         params=params,
         n_pretraining_unlabeled=int(len(unlabeled)) if unlabeled is not None else 0,
+        calibration=({"method": calibration.method, "description": calibration.describe()}
+                     if calibration is not None else {}),
     )
     summary = {
         "model": model,
         "kind": kind,
         "timings_seconds": {"transform_fit": round(transform_seconds, 3),
-                            "estimator_fit": round(fit_seconds, 3)},
+                            "estimator_fit": round(fit_seconds, 3),
+                            **({"calibration_fit": round(calibration_seconds, 3)}
+                               if calibration is not None else {})},
         "host": {"python": platform.python_version(), "machine": platform.machine()},
     }
     if kind == "keras":
@@ -180,7 +213,9 @@ def run_train(
                                     "tensorflow" else f"{info.keras_backend} backend: "
                                     "Keras-ops attention (the compiled kernel is TensorFlow's)")
     elif kind == "biomarker":
-        summary.update(biomarker=estimator.biomarker, missing_genes=tf_.missing_genes_,
+        summary.update(biomarker=getattr(estimator, "biomarker", None)
+                       or getattr(estimator, "signature", None),  # a library signature's name
+                       missing_genes=getattr(tf_, "missing_genes_", None),
                        note="training-free: only the decision threshold was fitted")
     elif kind == "recipe":
         inner = estimator.estimator_
@@ -198,7 +233,7 @@ def run_train(
         )
 
     parameters = {"model": model, "transform": transform, "train_cohorts": cohorts_used,
-                  "seed": seed, "estimator_params": estimator_params}
+                  "seed": seed, "estimator_params": estimator_params, "calibrate": calibrate}
     inputs = ([table_art] if table_art is not None else []) + ([graph] if graph else [])
     from amu_tf.training.chief_output import written_by_chief
 
@@ -212,12 +247,15 @@ def run_train(
 
             joblib.dump(estimator, w.path / JOBLIB_FILE)
         tf_.save(w.path / TRANSFORM_DIR)
+        if calibration is not None:
+            calibration.write(w.path)
         summary["timings_seconds"]["total"] = round(time.perf_counter() - t_start, 3)
         info.write(w.path)
         (w.path / TRAINING_SUMMARY_FILE).write_text(json.dumps(to_jsonable(summary), indent=2) + "\n")
         w.properties.update(
             model=model, kind=kind, threshold=info.threshold,
             threshold_method=info.threshold_method, n_train=info.n_train,
+            calibrated=calibrate,
             n_responders=info.n_responders, training_cohorts=cohorts_used,
         )
     return w.artifact

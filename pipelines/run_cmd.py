@@ -181,7 +181,8 @@ def step_train(ctx: RunContext):
             p["verbose"] = 1
         models[m] = run_train(ctx.table_uri, ctx.step_dir("train") / safe_name(m), model=m,
                               transform=c.transform, seed=c.seed,
-                              transform_uri=ctx.artifacts["transform"].uri, **p)
+                              transform_uri=ctx.artifacts["transform"].uri,
+                              calibrate=c.calibrate, **p)
         ctx.say(f"  {m}: threshold {models[m].properties.get('threshold', float('nan')):.3f} "
                 f"-> {models[m].uri}")
     ctx.artifacts["train"] = models
@@ -451,10 +452,11 @@ _D = RunConfig()
                    "published signature of the library (sig:*) on real cohorts only]; "
                    "'sig:*' or sig:ssgsea etc. name signature groups.")
 @click.option("--calibrate", type=click.Choice(["sigmoid", "isotonic"]), default=None,
-              help="Under the protocols, recalibrate every model's probabilities (Platt or "
-                   "isotonic) on out-of-fold predictions of each split's training rows; the "
-                   "Calibration section then measures the recalibrated models. The trained "
-                   "and exported models stay uncalibrated (the report says so).")
+              help="Recalibrate every model's probabilities (Platt or isotonic) on "
+                   "out-of-fold predictions of training rows only: under the protocols, each "
+                   "split's (the Calibration section measures these); for the trained and "
+                   "exported models, all labeled rows (the threshold then lives in the "
+                   "recalibrated scale). The report and the export's metadata say so.")
 @click.option("--signatures", "signatures_dir", default=None,
               type=click.Path(exists=True, file_okay=False),
               help="The published-signature folder (bhklab SignatureSets format) the sig: "

@@ -39,9 +39,15 @@ def _parse_params(pairs):
 @click.option("--epochs", default=None, type=int, help="Keras models: maximum epochs.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Extra estimator parameter, e.g. --param patience=5 --param balance=class_weight.")
+@click.option("--calibrate", type=click.Choice(["sigmoid", "isotonic"]), default=None,
+              help="Recalibrate the model's probabilities (Platt or isotonic) on 5-fold "
+                   "out-of-fold predictions of its training rows (5 more fits); the threshold "
+                   "is then chosen in the recalibrated scale, and `amu predict` and `amu "
+                   "export` apply both.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @strategy_option
-def command(table, model_name, transform, out, cohorts, seed, epochs, params, quiet, strategy):
+def command(table, model_name, transform, out, cohorts, seed, epochs, params, calibrate, quiet,
+            strategy):
     """Train one model on the labeled rows of a cohort table and write a Model artifact
     (model, fitted transform, frozen threshold chosen on training rows, summary)."""
     from amu_tf.training import estimator_kind
@@ -73,7 +79,7 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, qu
         click.echo(f"training {model_name} with transform {transform} (seed {seed}) ...",
                    err=True)
     art = run_train(table, out, model=model_name, transform=transform,
-                    train_cohorts=train_cohorts, seed=seed, **est_params)
+                    train_cohorts=train_cohorts, seed=seed, calibrate=calibrate, **est_params)
     from amu_tf.training.cluster_config import is_chief, task_name
 
     if is_chief():

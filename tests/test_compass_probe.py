@@ -255,3 +255,33 @@ def test_sklearn_contract():
     failed = sorted(r["check_name"] for r in results if r["status"] == "failed")
     assert counts["failed"] == 0, failed
     assert counts["passed"] >= 50, counts
+
+
+@pytest.mark.parametrize("output", ["probability", "direction"])
+def test_export_as_a_savedmodel_and_predict_from_it(tmp_path, output):
+    """`amu export` writes the probe as a TF Serving SavedModel (its concept features made
+    in Python from assets/transform/, the regression in the graph); the served probabilities
+    equal the Model artifact's, and a new cohort is scored on its own rows."""
+    from amu_tf.serving import ExportedModel, read_metadata
+    from amu_tf.training.model_bundle import ModelBundle
+    from components.export import run_export
+    from components.train import run_train
+
+    table = _table()
+    params = {"encoder_config": TINY, "genes": GENES, "tables": TABLES, "disk_cache": False,
+              "level": "concept", "readout": "pc1", "Cs": (0.01, 0.1, 1.0), "batch_size": 8,
+              "output": output}
+    art = run_train(table, tmp_path / "probe", model="recipe:compass-probe", **params)
+    pushed = run_export(art.uri, base_dir=tmp_path / "sm", name="probe")
+    meta = read_metadata(pushed.properties["path"])
+    assert meta["n_inputs"] == len(TABLES["concept_names"]) and meta["n_genes"] == N_GENES
+    assert meta["transform"]["python_side"] and not meta["transform"]["in_graph"]
+    new = _table(n_per=(16,), seed=5).assign(cohort="NEW")
+    new["sample"] = "NEW:" + new["sample"]
+    bundle = ModelBundle.load(art.uri)
+    served = ExportedModel.load(tmp_path / "sm" / "probe")
+    for df in (table, new):
+        want = bundle.predict_proba(df)[:, 1]
+        got = served.predict_table(df.drop(columns=["response", "patient"]))
+        np.testing.assert_allclose(got["probability"], want, atol=1e-5)
+        assert got["probability"].std() > 0

@@ -239,3 +239,24 @@ def test_the_59_shared_signatures_load_and_score_a_real_cohort(shared_data, tmp_
         assert abs(s.mean()) < 1e-4 and s.std() == pytest.approx(1, abs=1e-3)
         assert min(tf_.coverage_.values()) >= sl.MIN_GENE_FRACTION
     assert len(refused) <= 3, refused
+
+
+@pytest.mark.parametrize("model", ["sig:MINI_Mean", "sig:MINI_GSVA"])
+def test_a_signature_trains_as_a_final_model_and_predicts(tmp_path, monkeypatch, model):
+    """`amu run` on real cohorts trains every signature as a final model: the Model artifact
+    records its name and coverage, loads and predicts (a real run once crashed here)."""
+    import json
+
+    from amu_tf.training.model_bundle import ModelBundle
+    from components.train import run_train
+
+    monkeypatch.setenv("AMU_TF_SIGNATURES", str(MINI))
+    table = _table(cohorts=("A", "B"))
+    art = run_train(table, tmp_path / "m", model=model)
+    summary = json.loads((art.path / "training_summary.json").read_text())
+    assert summary["biomarker"] == model and summary["kind"] == "biomarker"
+    assert summary["missing_genes"] == {"A": [], "B": []} or not any(
+        summary["missing_genes"].values())
+    bundle = ModelBundle.load(art.uri)
+    p = bundle.predict_proba(table)[:, 1]
+    assert np.isfinite(p).all() and p.std() > 0

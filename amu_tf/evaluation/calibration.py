@@ -307,79 +307,46 @@ class CalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         return tags
 
-    def _fit_calibrator(self, p, y):
-        from sklearn.isotonic import IsotonicRegression
-        from sklearn.linear_model import LogisticRegression
-
-        if self.method == "sigmoid":
-            return LogisticRegression(C=1e6, max_iter=1000).fit(_logit(p)[:, None], y)
-        if self.method == "isotonic":
-            return IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
-        raise InputDataError(f"calibration method {self.method!r}: 'sigmoid' (Platt) or "
-                             "'isotonic'")
-
-    def _calibrate(self, p):
-        if self.method == "sigmoid":
-            return self.calibrator_.predict_proba(_logit(p)[:, None])[:, 1]
-        return self.calibrator_.predict(p)
-
     def fit(self, X, y, groups=None, cohorts=None):
         """Out-of-fold probabilities, the calibrator, the final estimator and the threshold,
-        all from these rows only (see the class docstring)."""
-        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+        all from these rows only (see the class docstring;
+        :func:`~amu_tf.training.probability_calibration.fit_probability_calibration` does
+        steps 1, 2 and the threshold, the same code that recalibrates an exported model)."""
         from sklearn.preprocessing import LabelEncoder
 
         from amu_tf.training.fit_estimator import fit_estimator
-        from amu_tf.training.threshold import youden_threshold
+        from amu_tf.training.probability_calibration import METHODS, fit_probability_calibration
 
         if self.estimator is None:
             raise InputDataError("CalibratedClassifier needs an estimator to calibrate")
-        if self.method not in ("sigmoid", "isotonic"):
-            self._fit_calibrator(None, None)  # raises the one-line error
+        if self.method not in METHODS:
+            raise InputDataError(f"calibration method {self.method!r}: 'sigmoid' (Platt) or "
+                                 "'isotonic'")
         enc = LabelEncoder().fit(np.asarray(y).ravel())
         self.classes_ = enc.classes_
         if len(self.classes_) != 2:
             raise InputDataError("CalibratedClassifier: two classes are needed, got "
                                  f"{len(self.classes_)}")
         yy = enc.transform(np.asarray(y).ravel())
-        n_min = int(np.bincount(yy).min())
-        if n_min < self.cv:
-            raise InputDataError(f"CalibratedClassifier: {n_min} sample(s) of the smaller class "
-                                 f"for {self.cv}-fold out-of-fold calibration; use a smaller cv")
-        if groups is not None:
-            splitter = StratifiedGroupKFold(self.cv, shuffle=True, random_state=self.seed)
-            splits = list(splitter.split(X, yy, groups))
-        else:
-            splitter = StratifiedKFold(self.cv, shuffle=True, random_state=self.seed)
-            splits = list(splitter.split(X, yy))
-
-        def take(a, idx):
-            if a is None:
-                return None
-            return a.iloc[idx] if hasattr(a, "iloc") else np.asarray(a)[idx]
-
-        oof = np.full(len(yy), np.nan)
-        for tr, te in splits:
-            est = clone(self.estimator)
-            fit_estimator(est, take(X, tr), take(y, tr), groups=take(groups, tr),
-                          cohorts=take(cohorts, tr))
-            oof[te] = np.asarray(est.predict_proba(take(X, te)))[:, 1]
-        oof = np.nan_to_num(oof, nan=float(np.nanmean(oof)))
-        self.calibrator_ = self._fit_calibrator(oof, yy)
+        try:
+            self.calibration_ = fit_probability_calibration(
+                self.estimator, X, yy, method=self.method, groups=groups, cohorts=cohorts,
+                cv=self.cv, seed=self.seed)
+        except InputDataError as exc:
+            raise InputDataError(f"CalibratedClassifier: {exc}") from None
         self.estimator_ = clone(self.estimator)
         fit_estimator(self.estimator_, X, y, groups=groups, cohorts=cohorts)
-        calibrated = self._calibrate(oof)
-        self.threshold_ = float(youden_threshold(yy, calibrated))
+        self.threshold_ = self.calibration_.threshold
         self.threshold_method_ = "youden_oof_calibrated"
-        self.oof_brier_ = float(np.mean((yy - calibrated) ** 2))
+        self.oof_brier_ = self.calibration_.fitted_on["brier_after"]
         return self
 
     def predict_proba(self, X):
         from sklearn.utils.validation import check_is_fitted
 
-        check_is_fitted(self, "calibrator_")
+        check_is_fitted(self, "calibration_")
         p = np.asarray(self.estimator_.predict_proba(X), dtype=float)[:, 1]
-        p = np.clip(self._calibrate(np.nan_to_num(p, nan=0.5)), 0.0, 1.0)
+        p = np.clip(self.calibration_.apply(np.nan_to_num(p, nan=0.5)), 0.0, 1.0)
         return np.column_stack([1 - p, p])
 
     def predict(self, X):

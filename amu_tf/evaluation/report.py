@@ -101,13 +101,17 @@ def probability_statement(calibrate) -> list[str]:
         return ["**Probabilities.** Under the protocols every model's probabilities were "
                 f"recalibrated by {how}, fitted on out-of-fold predictions of each split's "
                 "training rows only (never a scored row); the tables above measure those "
-                "recalibrated probabilities. A model trained and exported by the run is not "
-                "recalibrated: its probabilities are the model's own outputs.", ""]
+                "recalibrated probabilities. A model trained and exported by `amu run "
+                "--calibrate` is recalibrated the same way on out-of-fold predictions of all "
+                "its labeled training rows, and its decision threshold is chosen in the "
+                "recalibrated scale; the export's `assets/amu_metadata.json` (`calibration`) "
+                "records the map and what it was fitted on.", ""]
     return ["**Probabilities.** No model's probabilities were recalibrated: they are each "
             "model's own outputs (a biomarker's is a logistic map of its score), so the "
             "calibration above says how far to trust them as risks, and the same holds for a "
-            "model exported from this run. `--calibrate sigmoid` (or `isotonic`) measures "
-            "recalibrated versions under the same protocols.", ""]
+            "model exported from this run (its metadata says \"not recalibrated\"). "
+            "`--calibrate sigmoid` (or `isotonic`) measures recalibrated versions under the "
+            "same protocols and recalibrates the exported model on its training rows.", ""]
 
 
 def load_evaluation_record(evaluation_dir) -> dict:

@@ -110,4 +110,6 @@ def explained_model(name: str, bundle: ModelBundle, table, rows: ExplainedRows,
         raise InputDataError(f"model {name}: input has {X.shape[1]} columns, expected "
                              f"{len(genes)}{reads}")
     p = np.asarray(bundle.estimator.predict_proba(X[rows.explain]))[:, 1]
+    if bundle.calibration is not None:  # the threshold is in the recalibrated scale
+        p = bundle.calibration.apply(p)
     return ExplainedModel(bundle, X, p, (p >= bundle.threshold).astype(int))

@@ -16,6 +16,11 @@ with the same signature as the zoo models (``probability``, ``logits``, ``predic
   takes their mean or their learnt weighted sum. Here the signature's input (7 scores) is not
   the gene list of the metadata (the genes the scores are computed from).
 
+* ``recipe:compass-probe``: input = the probe's COMPASS concept features (the pre-trained
+  encoder's read-out, z-scored within the cohort: computed before the graph, by ``amu
+  predict`` from ``assets/transform/``, which needs the converted encoder in the cache); the
+  graph applies the probe's logistic regression (or its direction, centre and scale).
+
 TIDE (``tidepy``) and the tree and kernel baselines cannot be written as such a graph; their
 Model artifacts are served by ``amu predict --model <Model artifact>`` instead.
 """
@@ -73,7 +78,19 @@ def serving_model(bundle):
     from amu_tf.biomarkers.biomarker_presets import BIOMARKERS, biomarker_genes
     from amu_tf.training.recipe_classifier import RecipeClassifier
 
+    from amu_tf.training.compass_probe_classifier import CompassProbeClassifier
+
     est = bundle.estimator
+    if isinstance(est, CompassProbeClassifier):
+        w = est.score_weights()  # zero outside the chosen feature block
+        if est.direction_ is None:
+            weights, bias = w, float(est.estimator_.intercept_[0])
+        else:
+            weights, bias = w / est.scale_, -est.center_ / est.scale_
+        model = _affine_model(len(w), weights, bias, "compass_probe")
+        return model, bundle.transform, list(bundle.model_info.genes), (
+            f"{len(w)} COMPASS concept features (pre-trained encoder, z within cohort, "
+            "computed before the graph) weighed by the probe's logistic regression")
     weights = est.score_weights() if isinstance(est, RecipeClassifier) else None
     if weights is not None and est._spec()["input"] == "signature_scores":
         # the signature scores need whole cohorts (assets/transform/, applied by amu predict);

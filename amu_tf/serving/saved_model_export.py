@@ -5,8 +5,10 @@ The ``serving_default`` signature takes ONE named float32 input ``expression`` o
 ``[None, n_genes]`` (genes in the panel order stored in ``assets/amu_metadata.json``) and
 returns named outputs:
 
-- ``probability`` ``[None]`` float32: P(responder) = softmax(logits)[:, 1]
-- ``logits`` ``[None, 2]`` float32: the model's logits
+- ``probability`` ``[None]`` float32: P(responder) = softmax(logits)[:, 1], passed through
+  the model's probability recalibration when it has one (``amu train --calibrate``; the map
+  is in the graph, see :mod:`amu_tf.training.probability_calibration`)
+- ``logits`` ``[None, 2]`` float32: the model's logits (before any recalibration)
 - ``predicted_class`` ``[None]`` int64: 1 where ``probability >= threshold`` (the threshold
   frozen at training time, stored in the graph and in the metadata)
 
@@ -51,9 +53,11 @@ class ServingModule(tf.Module):
     the metadata asset, with ``serve`` as the ``serving_default`` signature."""
 
     def __init__(self, keras_model, preprocess=None, threshold: float = 0.5,
-                 n_genes: int = 160, metadata_file: str | os.PathLike | None = None):
+                 n_genes: int = 160, metadata_file: str | os.PathLike | None = None,
+                 calibration=None):
         super().__init__(name="amu_serving")
         self.model = keras_model
+        self.calibration = calibration  # a ProbabilityCalibration (its map is traced in)
         self.preprocess = preprocess
         self.n_genes = int(n_genes)
         self.threshold = tf.Variable(float(threshold), dtype=tf.float32, trainable=False,
@@ -75,6 +79,8 @@ class ServingModule(tf.Module):
         )
         logits = tf.cast(self.model(x, training=False), tf.float32)
         probability = tf.nn.softmax(logits, axis=-1)[:, 1]
+        if self.calibration is not None:
+            probability = self.calibration.apply_tf(probability)
         predicted_class = tf.cast(probability >= self.threshold, tf.int64)
         return {
             "probability": tf.identity(probability, name="probability"),
@@ -115,13 +121,15 @@ def graph_custom_ops(saved_model_dir: str | os.PathLike) -> list[str]:
 
 def write_saved_model(path: str | os.PathLike, keras_model, metadata: dict,
                       preprocess=None, threshold: float = 0.5, n_genes: int = 160,
-                      compiled_attention: bool = False) -> Path:
+                      compiled_attention: bool = False, calibration=None) -> Path:
     """Save ``keras_model`` (+ ``preprocess``) as a SavedModel in ``path`` with the
     ``serving_default`` signature above and ``assets/amu_metadata.json``.
 
     ``path`` should be a fresh folder (use :class:`~amu_tf.serving.serving_versions.VersionWriter`
     for TF Serving's atomic versioned layout). ``compiled_attention``: see the module's
-    docstring; ``metadata["custom_ops"]`` is set to what the graph needs.
+    docstring; ``metadata["custom_ops"]`` is set to what the graph needs. ``calibration``: a
+    :class:`~amu_tf.training.probability_calibration.ProbabilityCalibration` applied to the
+    probability in the graph (``threshold`` is then in its scale).
     """
     from amu_tf.errors import ArtifactError
     from amu_tf.kernels import tiny_attention as kernels
@@ -138,7 +146,8 @@ def write_saved_model(path: str | os.PathLike, keras_model, metadata: dict,
         meta_file = Path(tmp) / METADATA_FILE
         meta_file.write_text(json.dumps(to_jsonable(metadata), indent=2) + "\n")
         module = ServingModule(keras_model, preprocess=preprocess, threshold=threshold,
-                               n_genes=n_genes, metadata_file=meta_file)
+                               n_genes=n_genes, metadata_file=meta_file,
+                               calibration=calibration)
         tf.saved_model.save(module, str(path), signatures={SIGNATURE_KEY: module.serve})
     in_graph = graph_custom_ops(path)
     if in_graph != metadata["custom_ops"]:

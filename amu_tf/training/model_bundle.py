@@ -50,8 +50,10 @@ class ModelBundle:
     """A trained model with the transform it expects and its ``model_info``."""
 
     def __init__(self, estimator, transform=None, model_info: ModelInfo | None = None,
-                 artifact=None, training_summary=None):
+                 artifact=None, training_summary=None, calibration=None):
         self.estimator = estimator
+        # a ProbabilityCalibration applied to the estimator's probabilities (None: none)
+        self.calibration = calibration
         self.transform = transform
         self.model_info = model_info
         self.artifact = artifact
@@ -76,6 +78,8 @@ class ModelBundle:
 
     @property
     def threshold(self) -> float:
+        if self.calibration is not None:  # in the recalibrated scale
+            return float(self.calibration.threshold)
         t = getattr(self.estimator, "threshold_", None)
         return float(t) if t is not None else self.model_info.threshold
 
@@ -132,7 +136,10 @@ class ModelBundle:
                 raise ArtifactError(f"{uri / TRANSFORM_DIR} cannot be read "
                                     f"({type(exc).__name__}): the fitted transform is "
                                     "damaged; train the model again") from None
-        return cls(estimator, transform, info, artifact=art, training_summary=summary)
+        from amu_tf.training.probability_calibration import ProbabilityCalibration
+
+        return cls(estimator, transform, info, artifact=art, training_summary=summary,
+                   calibration=ProbabilityCalibration.read(uri))
 
     @staticmethod
     def _wrap_bare_keras(path: Path, info: ModelInfo):
@@ -168,8 +175,13 @@ class ModelBundle:
         return gene_matrix(table).astype(np.float32)
 
     def predict_proba(self, table) -> np.ndarray:
-        """(n, 2) class probabilities for a cohort table (transform, then estimator)."""
-        return self.estimator.predict_proba(self.features(table))
+        """(n, 2) class probabilities for a cohort table (transform, then estimator, then
+        the probability recalibration when the model has one)."""
+        proba = self.estimator.predict_proba(self.features(table))
+        if self.calibration is None:
+            return proba
+        p = self.calibration.apply(np.asarray(proba, dtype=float)[:, 1])
+        return np.column_stack([1 - p, p])
 
     def predict(self, table) -> np.ndarray:
         """Labels (1 responder, 0 non-responder) at the frozen threshold."""

@@ -60,6 +60,9 @@ class ModelInfo:
     amu_tf_version: str = ""
     positive_class: str = POSITIVE_CLASS
     n_pretraining_unlabeled: int = 0  # rows whose expression (no label) pre-training read
+    # the probability recalibration applied after the model ({} = none): method and one
+    # sentence on what it was fitted on (the map itself: probability_calibration.json)
+    calibration: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # anything else a writer records
 
     def __post_init__(self):

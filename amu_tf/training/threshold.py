@@ -20,6 +20,8 @@ THRESHOLD_METHODS = {
     "(the split used for early stopping)",
     "youden_train": "Youden's J on in-sample training predictions (no inner split asked for)",
     "fixed": "a fixed probability threshold given by the user",
+    "youden_oof_calibrated": "Youden's J on recalibrated out-of-fold predictions of the "
+    "training rows (the threshold is in the recalibrated probability scale)",
 }
 
 
