@@ -273,9 +273,9 @@ def command(model_dir, version, input_path, data_root, out):
     missing = report["missing"]
     click.echo(
         f"wrote {len(pred)} predictions to {out} (model {model.metadata.get('model_name')} "
-        f"version {model.version}, threshold {model.threshold:g}; panel genes found "
+        f"version {model.version}, threshold {model.threshold:g}; the model's genes found "
         f"{report['n_found']}/{model.n_genes}"
-        + (f", imputed: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+        + (f", missing (imputed): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
            if missing else "") + ")"
     )
 

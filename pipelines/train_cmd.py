@@ -75,6 +75,9 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, ca
     if kind == "biomarker":
         click.echo(f"fitting the threshold of biomarker {model_name} (training-free: its own "
                    "genes, z-scored within cohort; --transform does not apply) ...", err=True)
+    elif _has_own_input(model_name, est_params):
+        click.echo(f"training {model_name} on its own input transform (seed {seed}; "
+                   "--transform does not apply) ...", err=True)
     else:
         click.echo(f"training {model_name} with transform {transform} (seed {seed}) ...",
                    err=True)
@@ -88,3 +91,14 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, ca
         click.echo(f"{task_name()}: trained (threshold "
                    f"{art.properties.get('threshold', float('nan')):.4f}); the chief wrote the "
                    f"Model artifact to {out}")
+
+
+def _has_own_input(model_name, est_params) -> bool:
+    """Whether the model makes its own input from the table (a recipe such as
+    compass-probe), so the --transform option does not apply to it."""
+    from amu_tf.training import make_estimator
+
+    try:
+        return hasattr(make_estimator(model_name, **est_params), "make_input_transform")
+    except (TypeError, ValueError):  # run_train reports bad parameters in one line
+        return False

@@ -257,6 +257,8 @@ def test_sklearn_contract():
     assert counts["passed"] >= 50, counts
 
 
+@pytest.mark.skipif(__import__("keras").backend.backend() != "tensorflow",
+                    reason="a SavedModel is written under the TensorFlow backend")
 @pytest.mark.parametrize("output", ["probability", "direction"])
 def test_export_as_a_savedmodel_and_predict_from_it(tmp_path, output):
     """`amu export` writes the probe as a TF Serving SavedModel (its concept features made
