@@ -5,18 +5,24 @@ from __future__ import annotations
 from amu_tf.models.amu_ft_model import AMUFTModel
 from amu_tf.models.amu_model import AMUModel
 from amu_tf.models.cnn_model import CNNModel
+from amu_tf.models.compass_classifier import CompassClassifier
 
 #: model family -> (class, default preset)
 ZOO = {
     "amu": (AMUModel, "paper"),
     "amu-ft": (AMUFTModel, "small"),
     "cnn": (CNNModel, "paper"),
+    "compass": (CompassClassifier, "pretrained"),
 }
+
+#: other names of zoo models (the issue and the docs call the fine-tuned COMPASS amu:compass)
+ALIASES = {"amu:compass": "compass:pretrained"}
 
 
 def parse_model_name(name: str) -> tuple[str, str]:
-    """``"amu:paper"`` -> ``("amu", "paper")``; a bare family gets its default preset."""
-    family, _, preset = name.partition(":")
+    """``"amu:paper"`` -> ``("amu", "paper")``; a bare family gets its default preset;
+    ``amu:compass`` is ``compass:pretrained``."""
+    family, _, preset = ALIASES.get(name, name).partition(":")
     if family not in ZOO:
         raise ValueError(f"unknown model {family!r}; the zoo has {sorted(ZOO)}")
     cls, default = ZOO[family]
@@ -29,7 +35,7 @@ def parse_model_name(name: str) -> tuple[str, str]:
 
 
 def is_zoo_model(name: str) -> bool:
-    return name.partition(":")[0] in ZOO
+    return ALIASES.get(name, name).partition(":")[0] in ZOO
 
 
 def build_model(name: str, **overrides):
@@ -45,10 +51,13 @@ def list_models() -> list[dict]:
     rows = []
     for family, (cls, _) in ZOO.items():
         for preset, spec in cls.presets.items():
-            model = cls.from_preset(preset)
+            # a pre-trained model's parameters are counted without fetching its weights
+            model = (cls.from_preset(preset, load_weights=False)
+                     if "weights" in spec else cls.from_preset(preset))
             rows.append(
                 {
-                    "model": f"{family}:{preset}",
+                    "model": next((a for a, n in ALIASES.items()
+                                   if n == f"{family}:{preset}"), f"{family}:{preset}"),
                     "params_paper": model.count_params_paper(),
                     "params_keras": model.count_params_keras(),
                     "description": spec["description"],

@@ -29,6 +29,7 @@ ZOO_ESTIMATORS = tuple(
     [f"amu:{p}" for p in AMU_PRESETS]
     + [f"amu-ft:{p}" for p in AMU_FT_PRESETS]
     + [f"cnn:{p}" for p in CNN_PRESETS]
+    + ["amu:compass", "compass:tiny"]  # COMPASS's encoder fine-tuned (issue #23)
 )
 #: the published biomarkers (``amu_tf.biomarkers``): training-free, only a threshold is fitted
 BIOMARKER_ESTIMATORS = tuple(BIOMARKERS)
@@ -103,7 +104,7 @@ def make_estimator(name: str, seed: int = 0, calibrate: str | None = None, **par
                              f"{', '.join(RECIPE_ESTIMATORS)}")
         return RecipeClassifier(recipe, seed=seed, estimator_params=params or None)
     family = name.partition(":")[0]
-    if family in ("amu", "amu-ft", "cnn"):
+    if family in ("amu", "amu-ft", "cnn", "compass"):
         from amu_tf.models.zoo import parse_model_name
 
         try:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
+from sklearn.utils.metaestimators import available_if
 
 from amu_tf.errors import InputDataError
 from amu_tf.training._checks import check_per_class, check_X
@@ -116,6 +117,10 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
             before the supervised fit, the gene embedding and encoders are pre-trained by
             masked-gene reconstruction on the expression of the training rows and of the
             ``unlabeled`` rows given to ``fit`` (never a label). AMU families only.
+        encoder_lr_scale: COMPASS models (``amu:compass``) only: the pre-trained encoder's
+            learning rate as a fraction of the head's (:class:`~amu_tf.training.
+            layerwise_adam.LayerwiseAdam`). Their input is COMPASS's genes
+            (:meth:`make_input_transform`), not the run's panel transform.
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         recipe=None,
         backup_dir=None,
         pretrain=None,
+        encoder_lr_scale=0.1,
     ):
         self.model = model
         self.epochs = epochs
@@ -159,6 +165,26 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         self.recipe = recipe
         self.backup_dir = backup_dir
         self.pretrain = pretrain
+        self.encoder_lr_scale = encoder_lr_scale
+
+    def _is_compass(self) -> bool:
+        from amu_tf.models.zoo import parse_model_name
+
+        try:
+            return parse_model_name(str(self.model))[0] == "compass"
+        except ValueError:
+            return False
+
+    @available_if(lambda self: self._is_compass())
+    def make_input_transform(self):
+        """COMPASS models read COMPASS's genes (log2 TPM + 1, min-max per cohort), not the
+        run's 160-gene panel transform."""
+        from amu_tf.data.transforms.compass_input_transform import CompassInputTransform
+        from amu_tf.models.zoo import ZOO, parse_model_name
+
+        family, preset = parse_model_name(self.model)
+        return CompassInputTransform(genes=ZOO[family][0].presets[preset]["config"].get(
+            "input_genes"))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -184,6 +210,8 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         family, preset = parse_model_name(self.model)
         config = dict(ZOO[family][0].presets[preset]["config"])
         config.update(self.model_overrides or {})
+        if "encoder_config" in config:  # a COMPASS model: its width is the encoder's
+            config.setdefault("n_genes", config["encoder_config"]["n_genes"])
         return config
 
     def check_params(self):
@@ -232,7 +260,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         ):
             raise ValueError("threshold must be 'youden' or a probability in (0, 1)")
 
-    def _make_optimizer(self, total_steps: int):
+    def _make_optimizer(self, total_steps: int, model=None):
         import keras
 
         from amu_tf.training.schedules import two_step_decay
@@ -240,6 +268,16 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
         lr = float(self._p("learning_rate"))
         if self._p("schedule") == "two_step":
             lr = two_step_decay(float(self._p("learning_rate")), total_steps)
+        if model is not None and hasattr(model, "encoder") and self._is_compass():
+            from amu_tf.training.layerwise_adam import LayerwiseAdam
+
+            wd = self._p("weight_decay")
+            if self._p("optimizer") == "adamw" and wd is None:
+                wd = 1e-4
+            scale = float(self.encoder_lr_scale)
+            return LayerwiseAdam(
+                multipliers={v.path: scale for v in model.encoder.trainable_variables},
+                learning_rate=lr, weight_decay=wd or 0.0)
         if self._p("optimizer") == "adamw":
             wd = 1e-4 if self._p("weight_decay") is None else self._p("weight_decay")
             return keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd)
@@ -342,7 +380,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                                 contextlib.nullcontext())
             model = build_model(self.model, **(self.model_overrides or {}))
             model.compile(
-                optimizer=self._make_optimizer(steps_per_epoch * self._p("epochs")),
+                optimizer=self._make_optimizer(steps_per_epoch * self._p("epochs"), model),
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                 metrics=["accuracy"],
             )
