@@ -260,3 +260,31 @@ def test_a_signature_trains_as_a_final_model_and_predicts(tmp_path, monkeypatch,
     bundle = ModelBundle.load(art.uri)
     p = bundle.predict_proba(table)[:, 1]
     assert np.isfinite(p).all() and p.std() > 0
+
+
+def test_gsva_scores_a_small_group_of_a_fitted_cohort_with_its_fit_rows(tmp_path):
+    """A cross-validation test fold can hold 3 samples of a small cohort (a real `amu run`
+    once stopped there): GSVA then scores them together with the cohort's fit rows, exactly
+    as if those rows had been given with them; a new cohort of 3 samples is refused in one
+    line, and a saved transform (which does not carry the context) refuses them too."""
+    import joblib
+
+    table = _table(n=24, cohorts=("A", "B"))
+    fit_rows = table.index[(table["cohort"] == "A") & (table.index % 8 != 0)]
+    new = table.index[(table["cohort"] == "A") & (table.index % 8 == 0)]
+    assert len(new) == 3
+    train = table.loc[fit_rows.union(table.index[table["cohort"] == "B"])]
+    tf_ = sl.SignatureTransform("sig:MINI_GSVA", str(MINI)).fit(train)
+    small = tf_.transform(table.loc[new])
+    together = tf_.transform(pd.concat([table.loc[fit_rows], table.loc[new]]))[-3:]
+    np.testing.assert_allclose(small, together, atol=1e-4)
+    assert np.isfinite(small).all()
+    other = table.loc[new].assign(cohort="NEW")
+    with pytest.raises(InputDataError, match="needs at least 5") as exc:
+        tf_.transform(other)
+    assert "\n" not in str(exc.value)
+    tf_.save(tmp_path / "t")
+    loaded = joblib.load(next((tmp_path / "t").glob("*.joblib")))
+    assert not getattr(loaded, "_gsva_context", {})
+    with pytest.raises(InputDataError, match="needs at least 5 of them"):
+        loaded.transform(table.loc[new])

@@ -24,7 +24,11 @@ the library's own reference scores, on the cohort table's log2 scale:
 * ``gsva`` (``geneSigGSVA``): ``gseapy.gsva`` (Gaussian kernel CDF, ``mx_diff``) on the same
   within-cohort z-scored matrix. GSVA's kernel CDF is estimated from the samples scored
   together: the rows of one cohort being scored (label-free, as a held-out cohort's own
-  statistics are), at least ``MIN_NEW_COHORT`` of them.
+  statistics are), at least ``MIN_NEW_COHORT`` of them. Fewer rows of a cohort seen at ``fit``
+  (a cross-validation test fold holding 3 samples of a small cohort) are scored together with
+  that cohort's ``fit`` rows (their expression only, never a label), and only the new rows'
+  scores are kept; this context lives in memory, not in a saved transform, which scores a
+  new group of rows on its own.
 * ``cox_is`` (``geneSigCOX_IS``, Bonavita et al. 2020): mean log2 expression of the genes of
   weight +1 divided by that of the genes of weight -1, per sample.
 * ``ips`` (``geneSigIPS``/``IPSfun``, Charoentong et al. 2017): each gene z-scored against
@@ -454,10 +458,23 @@ class SignatureTransform(TableTransform):
             self.gene_statistics_ = CohortStatistics(sig.genes).fit(values, cohorts)
         else:
             self.gene_statistics_ = None
+        self._gsva_context = {}  # see __getstate__: in memory only
         raw = self._raw(table, cohorts, values)
         self.score_statistics_ = CohortStatistics(("score",)).fit(raw[:, None], cohorts)
+        if self._genome_wide(sig) and sig.scorer not in ("ips", "ssgsea"):
+            # GSVA's context for a small group of rows of a fitted cohort (module docstring)
+            full = table.reindex(columns=self.background_).to_numpy(np.float64)
+            z = self.gene_statistics_.standardise(full, cohorts).astype(np.float32)
+            self._gsva_context = {str(c): z[cohorts == c] for c in np.unique(cohorts)}
         self.n_features_out_ = 1
         return self
+
+    def __getstate__(self):
+        # the GSVA context (a cohort's fit rows x every background gene) would make a saved
+        # Model artifact tens of MB per signature; a loaded transform scores without it
+        state = dict(self.__dict__)
+        state.pop("_gsva_context", None)
+        return state
 
     def _raw(self, table, cohorts, values):
         """The signature's score with its direction, before the within-cohort z-score."""
@@ -502,21 +519,26 @@ class SignatureTransform(TableTransform):
         else:
             sets = {s.name: list(s.genes) for s in lib.values() if s.scorer == sig.scorer}
         out = np.full(len(table), np.nan)
+        context = getattr(self, "_gsva_context", {})
         for c in np.unique(cohorts):
             rows = np.flatnonzero(cohorts == c)
-            if method == "gsva" and len(rows) < MIN_NEW_COHORT:
-                raise InputDataError(
-                    f"signature {sig.name}: GSVA scores the samples of cohort {c} together and "
-                    f"needs at least {MIN_NEW_COHORT} of them (got {len(rows)})")
             block = z[rows]
+            n_context = 0
+            if method == "gsva" and len(rows) < MIN_NEW_COHORT:
+                if str(c) not in context:
+                    raise InputDataError(
+                        f"signature {sig.name}: GSVA scores the samples of cohort {c} together "
+                        f"and needs at least {MIN_NEW_COHORT} of them (got {len(rows)})")
+                n_context = len(context[str(c)])  # scored with the cohort's fit rows
+                block = np.vstack([context[str(c)].astype(np.float64), block])
             keep = np.isfinite(block).all(axis=0)
             mat = pd.DataFrame(block[:, keep].T, index=np.asarray(self.background_)[keep],
-                               columns=[f"s{i}" for i in range(len(rows))])
+                               columns=[f"s{i}" for i in range(len(block))])
             mat = mat[~mat.index.duplicated()]
             present = set(mat.index)
             use = {k: [g for g in v if g in present] for k, v in sets.items()}
             use = {k: v for k, v in use.items() if v}
-            scores = _enrichment(mat, method, use)
+            scores = _enrichment(mat, method, use).iloc[n_context:]
             if sig.scorer == "predictio":
                 out[rows] = (scores[f"{sig.name}|sensitive"].to_numpy()
                              - scores[f"{sig.name}|resistance"].to_numpy())
