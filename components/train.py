@@ -126,6 +126,13 @@ def run_train(
         if hasattr(estimator, "check_params"):  # types and ranges of training parameters
             estimator.check_params()
     except (ValueError, TypeError) as exc:
+        import re
+
+        bad = re.search(r"unexpected keyword argument '([^']+)'", str(exc))
+        if isinstance(exc, TypeError) and bad:  # not the class's internals: the option
+            raise SpecError(f"model {model!r} has no parameter {bad.group(1)!r} (--param "
+                            f"{bad.group(1)}=...); `amu zoo` and docs/models.md list what "
+                            "each model takes") from None
         raise SpecError(f"model {model!r}: {exc}") from None
     t0 = time.perf_counter()
     own_input = getattr(estimator, "make_input_transform", None)  # a biomarker's own genes

@@ -34,20 +34,31 @@ def check_protocols(protocols) -> None:
                         f"{', '.join(PROTOCOLS)}")
 
 
-def check_counts(**values) -> None:
+#: the largest seed: NumPy and scikit-learn take seeds below 2**32, and a few steps add small
+#: offsets to the seed they are given
+MAX_SEED = 2**31 - 1
+
+
+def check_counts(config: bool = False, **values) -> None:
     """``folds`` >= 2, ``repeats``/``epochs``/``patience``/``n_explain``/``n_background``/
     ``n_jobs``/``n_per_cohort`` >= 1, ``n_boot``/``n_perm``/``seed`` >= 0 (None: the default
-    applies). A negative seed is refused here: NumPy's and scikit-learn's generators raise
-    deep inside the first fit."""
+    applies), ``seed`` <= :data:`MAX_SEED`. A negative or too large seed is refused here:
+    NumPy's and scikit-learn's generators raise deep inside the first fit. ``config``: the
+    values may come from a run configuration file (the message says so)."""
     minimum = {"folds": 2, "repeats": 1, "epochs": 1, "patience": 1, "n_boot": 0,
                "n_explain": 1, "n_background": 1, "n_perm": 0, "n_jobs": 1, "n_per_cohort": 1,
                "seed": 0, "top_k": 1}
     for name, value in values.items():
         if value is None:
             continue
+        flag = "--" + name.replace("_", "-")
+        source = f" (the option, or `{name} =` in the --config file)" if config else ""
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum[name]:
-            flag = "--" + name.replace("_", "-")
-            raise SpecError(f"{flag} must be an integer >= {minimum[name]}, got {value!r}")
+            raise SpecError(f"{flag} must be an integer >= {minimum[name]}, got {value!r}"
+                            f"{source}")
+        if name == "seed" and value > MAX_SEED:  # scikit-learn's generators take < 2**32
+            raise SpecError(f"{flag} must be an integer from 0 to {MAX_SEED}, got {value!r}"
+                            f"{source}")
 
 
 def check_transform(transform, models, allow_gene_choice=True) -> None:

@@ -16,6 +16,8 @@ and `amu export RUN_DIR` redo the last two steps from the folder alone.
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import time
 from dataclasses import dataclass, field
@@ -61,6 +63,38 @@ class Interrupted(AmuError):
     an interrupted command is returned."""
 
     exit_code = 130
+
+
+class Terminated(AmuError):
+    """SIGTERM during `amu run` (``timeout``, a batch system's kill): recorded ``failed``
+    like Ctrl-C, with the usual exit status 143."""
+
+    exit_code = 143
+
+
+class _SigTerm(BaseException):
+    """Raised in the main thread by the SIGTERM handler, so the run unwinds as on Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """While the pipeline runs, SIGTERM raises :class:`_SigTerm` (the default handler would
+    kill the process with its run record still saying ``running``)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _SigTerm()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # ------------------------------------------------------------------------------ steps
@@ -356,7 +390,8 @@ def check_run_inputs(c: RunConfig) -> None:
     check_transform(c.transform, c.models, allow_gene_choice=False)
     check_counts(folds=c.folds, repeats=c.repeats, n_boot=c.n_boot, epochs=c.epochs,
                  patience=c.patience, n_explain=c.n_explain, n_background=c.n_background,
-                 n_perm=c.n_perm, n_jobs=c.n_jobs, n_per_cohort=c.n_per_cohort, seed=c.seed)
+                 n_perm=c.n_perm, n_jobs=c.n_jobs, n_per_cohort=c.n_per_cohort, seed=c.seed,
+                 config=True)
     if len(set(c.models)) != len(c.models):
         dup = next(m for m in c.models if c.models.count(m) > 1)
         raise SpecError(f"--models: {dup!r} is given twice")
@@ -538,13 +573,17 @@ def command(click_ctx, more_specs, config_file, out, overwrite, signatures_dir, 
         config.write(ctx.out / RUN_CONFIG_FILE)
         t0 = time.perf_counter()
         try:
-            run_pipeline(ctx)
+            with _sigterm_unwinds():
+                run_pipeline(ctx)
         except BaseException as exc:  # the record says the run did not complete, and why
             write_run_record(ctx.out, config, "failed", timings=ctx.timings,
                              error=f"{type(exc).__name__}: {exc}")
             if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: one line, like any failure
                 raise Interrupted(f"interrupted; the run in {out} is recorded as failed (a "
                                   "plain rerun replaces it)") from None
+            if isinstance(exc, _SigTerm):
+                raise Terminated(f"terminated (SIGTERM); the run in {out} is recorded as "
+                                 "failed (a plain rerun replaces it)") from None
             raise
         total = time.perf_counter() - t0
         write_run_record(ctx.out, config, "complete", timings=ctx.timings)

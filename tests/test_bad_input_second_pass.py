@@ -194,8 +194,13 @@ CASES = [
     Case("run-negative-seed", lambda w, t: ["run", "--seed", "-1", "--out", _out(t)],
          "--seed must be an integer >= 0", ("out",)),
     Case("config-negative-seed", lambda w, t: ["run", "--config", _file(
-        t, "c.toml", b"seed = -1\n"), "--out", _out(t)], "--seed must be an integer >= 0",
-        ("out",)),
+        t, "c.toml", b"seed = -1\n"), "--out", _out(t)],
+        "got -1 (the option, or `seed =` in the --config file)", ("out",)),
+    Case("run-huge-seed", lambda w, t: ["run", "--seed", "4294967296", "--out", _out(t)],
+         "must be an integer from 0 to 2147483647", ("out",)),
+    Case("train-huge-seed", lambda w, t: [
+        "train", "--table", w["table"], "--model", "logreg", "--seed", "99999999999", "--out",
+        _out(t)], "--seed must be an integer from 0 to 2147483647", ("out",)),
     Case("train-negative-seed", lambda w, t: [
         "train", "--table", w["table"], "--model", "logreg", "--seed", "-1", "--out",
         _out(t)], "--seed must be an integer >= 0", ("out",)),
@@ -505,6 +510,25 @@ def test_ctrl_c_records_failed_in_one_line(tmp_path, monkeypatch):
     r = _amu(["run", "--quick", "--models", "logreg", "--out", out])
     _one_error(r, "interrupted", code=130)
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
+def test_sigterm_records_failed_in_one_line(tmp_path, monkeypatch):
+    """`timeout` or a batch system sends SIGTERM: the run record says failed, not running."""
+    import os
+    import signal
+
+    import pipelines.run_cmd as run_cmd
+
+    def terminated(ctx):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    steps = [(n, terminated if n == "audit" else f) for n, f in run_cmd.STEPS]
+    monkeypatch.setattr(run_cmd, "STEPS", steps)
+    out = tmp_path / "run"
+    r = _amu(["run", "--quick", "--models", "logreg", "--out", out])
+    _one_error(r, "terminated (SIGTERM)", code=143)
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the run
 
 
 # ------------------------------------------------------------------ genes, corrected

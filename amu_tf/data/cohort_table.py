@@ -23,6 +23,7 @@ the gene). :func:`read_table` joins the two; the genes outside the panel come fr
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,8 +81,80 @@ def read_table(path: str | Path) -> pd.DataFrame:
             df[c] = df[c].fillna("")  # CSV turns empty strings into NaN; keep them empty
     if expression is not None and expression.is_file():
         df = _join_other_genes(df, expression)
+    elif expression is not None:
+        _check_no_genes_lost(df, expression.parent)
+    else:  # a hand-made table CSV: its gene symbols get ingest's normalisation
+        df = _normalise_gene_columns(df, str(path))
     check_table(df, str(path))
     return df
+
+
+def _check_no_genes_lost(df: pd.DataFrame, folder: Path) -> None:
+    """A CohortTable folder whose ``expression.h5ad`` is gone: refused when its artifact
+    records more genes than ``table.csv.gz`` holds (a genome-wide model would silently read
+    the panel only)."""
+    import json
+
+    from amu_tf.errors import ArtifactError
+
+    try:
+        recorded = json.loads((folder / "artifact.json").read_text())["properties"]["n_genes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a hand-made folder: nothing says it had more genes
+    have = len(all_gene_columns(df))
+    if isinstance(recorded, int) and recorded > have:
+        raise ArtifactError(f"{folder} records {recorded} genes but its {EXPRESSION_FILE} (every "
+                            f"gene beyond the panel) is missing, leaving {have}; ingest the "
+                            "cohorts again")
+
+
+#: what :func:`read_table` last changed in a table CSV's gene symbols (for the CLI's note)
+LAST_SYMBOL_NOTES: dict = {}
+
+
+def _normalise_gene_columns(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The gene columns of a table CSV in their HGNC spelling, as ingest spells them
+    (``amu_tf.data.gene_ids.normalise_symbols``: case, well-known aliases; mouse-like
+    symbols refused). A spelling that lands on a gene given twice is refused."""
+    from amu_tf.data.gene_ids import normalise_symbols
+    from amu_tf.errors import InputDataError
+
+    LAST_SYMBOL_NOTES.clear()
+    genes = [c for c in all_gene_columns(df)
+             if c not in ("response_raw", "unlabeled_reason", "timepoint", "treatment")]
+    new, notes = normalise_symbols(genes, where=f"{where}: ")
+    mapping = {g: n for g, n in zip(genes, new) if n and n != g}
+    if not mapping:
+        return df
+    out = df.rename(columns=mapping)
+    dup = out.columns[out.columns.duplicated()]
+    if len(dup):
+        olds = [g for g, n in zip(genes, new) if n == dup[0]]
+        raise InputDataError(f"{where}: gene {dup[0]} is given twice (columns "
+                             f"{', '.join(map(repr, olds))})")
+    LAST_SYMBOL_NOTES.update(recased=notes["recased"], renamed=notes["renamed"], where=where)
+    return out
+
+
+def check_not_constant(df: pd.DataFrame, where: str = "the table") -> None:
+    """Refuse a cohort of several samples in which every gene has the same value in every
+    sample (a constant file): any model would give its samples one invented probability."""
+    from amu_tf.errors import InputDataError
+
+    genes = [c for c in all_gene_columns(df) if pd.api.types.is_numeric_dtype(df[c])]
+    if not genes or "cohort" not in df.columns:
+        return
+    for key, rows in df.groupby(df["cohort"].astype(str), sort=True):
+        if len(rows) < 2:
+            continue
+        x = rows[genes].to_numpy(np.float64)
+        with warnings.catch_warnings():  # a gene missing in the whole cohort: all-NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            spread = np.nanmax(x, axis=0) - np.nanmin(x, axis=0)
+        if not np.any(spread[np.isfinite(spread)] > 0):
+            raise InputDataError(f"{where}: cohort {key}: every gene has the same value in all "
+                                 f"{len(rows)} samples (constant expression); no model can tell "
+                                 "them apart: check the expression file")
 
 
 def check_table(df: pd.DataFrame, where: str = "the table") -> None:
@@ -111,6 +184,7 @@ def check_table(df: pd.DataFrame, where: str = "the table") -> None:
             i, j = np.argwhere(np.isinf(values))[0]
             raise InputDataError(f"{where}: gene {genes[j]} holds an infinite value "
                                  f"(row {i}); values must be finite log2 expression")
+    check_not_constant(df, where)
 
 
 def _join_other_genes(df: pd.DataFrame, h5ad: Path) -> pd.DataFrame:
@@ -157,6 +231,14 @@ def load_cohort_table(table) -> tuple[pd.DataFrame, "Artifact | None"]:
         raise
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputDataError(f"cannot read cohort table {path}: {exc}") from None
+    if LAST_SYMBOL_NOTES:  # said once, as ingest says it
+        import sys
+
+        n, renamed = LAST_SYMBOL_NOTES["recased"], LAST_SYMBOL_NOTES["renamed"]
+        parts = ([f"{n} symbol(s) recased to their HGNC spelling"] if n else []) + (
+            [f"renamed {', '.join(f'{a} -> {b}' for a, b in list(renamed.items())[:5])}"]
+            if renamed else [])
+        sys.stderr.write(f"note: {path}: {'; '.join(parts)}\n")
     return df, Artifact.for_file(path, type="CohortTable")
 
 
