@@ -87,8 +87,10 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
         dropped_models.update(unscorable_signatures(df, models))
         models = [m for m in models if m not in dropped_models]
         if not models:
-            raise InputDataError("no model left to evaluate: every signature asked for lacks "
-                                 "genes in a cohort")
+            raise InputDataError("no model left to evaluate: no signature asked for can be "
+                                 "scored on these cohorts (" + "; ".join(
+                                     f"{m}: {why}" for m, why in
+                                     list(dropped_models.items())[:2]) + ")")
     protocols = list(protocols)
     bad = [p for p in protocols if p not in PROTOCOLS]
     if bad or not protocols:

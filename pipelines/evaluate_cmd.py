@@ -128,5 +128,10 @@ def command(table, paper_table, out, models, calibrate, signatures_dir, protocol
         if own_audit is not None:
             shutil.rmtree(own_audit, ignore_errors=True)
         raise
+    dropped = art.parameters.get("dropped_models") or {}
+    if dropped:  # said on the terminal too, not only in the report
+        click.echo(f"{len(dropped)} model(s) left out (they cannot be scored on these cohorts):")
+        for name, why in dropped.items():
+            click.echo(f"  {name}: {why}")
     click.echo(format_results(results, blessing))
     click.echo(f"report: {Path(art.uri) / 'report.md'}")

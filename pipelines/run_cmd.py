@@ -137,8 +137,8 @@ def drop_unscorable_signatures(ctx: RunContext, table_uri) -> None:
     if dropped:
         ctx.config = replace(c, models=[m for m in c.models if m not in dropped])
         ctx.dropped_models = dropped
-        ctx.say(f"  {len(dropped)} published signature(s) left out (a cohort has too few of "
-                "their genes):")
+        ctx.say(f"  {len(dropped)} published signature(s) left out (each cannot be scored "
+                "here; why):")
         for name, why in dropped.items():
             ctx.say(f"    {name}: {why}")
 

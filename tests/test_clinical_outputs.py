@@ -80,7 +80,8 @@ def test_the_report_shows_them_with_tripod(evaluation):
         assert heading in report
     assert "sig:TEST_Tcell" in report and "sample size justification" in report
     # sig:* leaves out, and says so, the signature no cohort can score
-    assert "Left out (1; a cohort has too few of their genes): `sig:TEST_Absent`" in report
+    assert "Left out (1; they cannot be scored on these cohorts" in report
+    assert "is missing): `sig:TEST_Absent`" in report
     assert "forest_loco_summary.png" in report and "reliability_loco.png" in report
     page = (evaluation / "report.html").read_text()
     assert "Meta-analysis across cohorts" in page and page.count("data:image/png") >= 6

@@ -42,6 +42,12 @@ the library's own reference scores, on the cohort table's log2 scale:
   2021) are defined over collections of gene sets that SignatureSets keeps in sub-folders;
   the shared copy holds only their placeholders (a git tree listing), so they are listed
   with the reason and refused when named.
+* A signature the table lists whose gene-set file ``IO/<signature>.csv`` is missing from the
+  folder is listed as not scorable (``amu zoo``, with the reason), refused when named alone,
+  and left out of a group (``sig:*``, ``sig:gsva``, ...) with the reason: the group keeps it
+  so that :func:`unscorable_signatures` reports it, as it reports a signature whose genes a
+  cohort lacks. A gene-set file that is not UTF-8 text (binary, UTF-16, Latin-1) is refused
+  in one line by :func:`amu_tf.data.text_files.read_text`, as every user text file is.
 
 **Direction and scale**: resistance signatures are negated (higher = predicted responder,
 as every biomarker of amu-tf); then the score is z-scored within its cohort (statistics of a
@@ -58,6 +64,7 @@ and so is a cohort with none of the genes.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import warnings
 from collections import OrderedDict
@@ -70,6 +77,7 @@ import pandas as pd
 
 from amu_tf.biomarkers.biomarker_score import (MIN_GENE_FRACTION, MIN_NEW_COHORT,
                                                CohortStatistics, cohort_keys, gene_values)
+from amu_tf.data.text_files import read_text
 from amu_tf.data.transforms.table_transform import TableTransform
 from amu_tf.errors import InputDataError
 
@@ -118,6 +126,15 @@ class Signature:
     classes: tuple = ()  # IPS: the class of each gene (MHC, CP, EC, SC)
     note: str = ""
     source: str = ""
+    #: why it cannot be scored although its method can (its gene-set file is missing); empty
+    #: when the file was read. Such a signature keeps its ``scorer`` (its group takes it, to be
+    #: left out with this reason) but refuses to be named alone or fitted.
+    missing: str = ""
+
+    @property
+    def scorable(self) -> bool:
+        """Whether it can be scored here (a scorer and its gene-set file)."""
+        return self.scorer is not None and not self.missing
 
     @property
     def model_name(self) -> str:
@@ -157,10 +174,19 @@ def resolve_signatures_dir(path=None) -> Path:
     return p.resolve()
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
+def _read_csv(path: Path, what: str, lenient: bool = False) -> pd.DataFrame:
+    """``path`` as a str table, read by the project's text reader (a binary, UTF-16 or
+    non-UTF-8 file is refused in its one line). ``lenient``: bytes that are not UTF-8 are
+    replaced instead (the published signature table holds a stray cp1252 byte in a free-text
+    column); a binary or UTF-16 file is still refused."""
     try:
-        # the published table holds a stray cp1252 byte in a free-text column: replaced
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding_errors="replace")
+        text = read_text(path, what)
+    except InputDataError as exc:
+        if not (lenient and "is not UTF-8 text" in str(exc)):
+            raise
+        text = path.read_bytes().decode("utf-8-sig", errors="replace")
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InputDataError(f"{what} {path} is not a readable CSV: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
@@ -182,6 +208,14 @@ def _read_signature(folder: Path, row: dict) -> Signature:
                   rna_type=row.get("RNA.type", "").strip().replace("\n", " "),
                   cancer_type=row.get("cancer.type", "").strip())
     path = folder / "IO" / f"{name}.csv"
+    if fn in SCORERS and not path.is_file():
+        # listed, its method implemented, but its gene-set file is not there
+        what = "is missing from" if not path.exists() else "is not a file in"
+        missing = (f"its gene-set file IO/{path.name} {what} the signature folder {folder} "
+                   f"({INFO_FILE} lists it); restore the file or leave the signature out")
+        return Signature(genes=(), weights=(), scorer=SCORERS[fn], source=str(path),
+                         note=f"not scored: its gene-set file IO/{path.name} {what} the "
+                              "signature folder", missing=missing, **common)
     if fn in NOT_SCORABLE or not path.is_file():
         alt = folder / "IO" / name
         why = NOT_SCORABLE.get(fn, "its method is not implemented here")
@@ -238,7 +272,7 @@ def _read_signature(folder: Path, row: dict) -> Signature:
 
 @lru_cache(maxsize=8)
 def _load(folder: str) -> dict:
-    info = _read_csv(Path(folder) / INFO_FILE, "signature table")
+    info = _read_csv(Path(folder) / INFO_FILE, "signature table", lenient=True)
     need = {"signature", "association", "method", "score.function", "PMID"}
     if not need <= set(info.columns):
         raise InputDataError(f"signature table {Path(folder) / INFO_FILE} lacks the column(s) "
@@ -260,7 +294,10 @@ def load_signatures(path=None) -> dict:
 
 def get_signature(name: str, path=None) -> Signature:
     """One signature by name (with or without ``sig:``); a one-line error when unknown or
-    not scorable."""
+    not scorable (a placeholder). A signature whose gene-set file is missing is returned
+    (``missing`` says why: a group carries it to be left out with that reason, and
+    :class:`SignatureTransform` refuses to fit it); :func:`expand_model_names` refuses it
+    named alone."""
     lib = load_signatures(path)
     bare = name[len(PREFIX):] if is_signature(name) else name
     if bare not in lib:
@@ -272,13 +309,20 @@ def get_signature(name: str, path=None) -> Signature:
     return sig
 
 
+def _check_file(sig: Signature) -> Signature:
+    """``sig``, or the one-line error of a signature whose gene-set file is missing."""
+    if sig.missing:
+        raise InputDataError(f"signature {sig.name}: {sig.missing}")
+    return sig
+
+
 def list_signatures(path=None) -> pd.DataFrame:
     """One row per signature (for ``amu zoo``): ``model`` (``sig:<name>``), ``n_genes``,
     ``association``, ``method`` (published), ``scored_by`` (the scorer used, empty when it
     cannot be scored), ``pmid``, ``rna_type``, ``cancer_type``, ``note``."""
     rows = [{"model": s.model_name, "n_genes": len(set(s.genes)),
              "association": s.association, "method": s.method,
-             "scored_by": s.scorer or "", "pmid": s.pmid, "rna_type": s.rna_type,
+             "scored_by": s.scorer if s.scorable else "", "pmid": s.pmid, "rna_type": s.rna_type,
              "cancer_type": s.cancer_type, "note": s.note}
             for s in load_signatures(path).values()]
     return pd.DataFrame(rows)
@@ -288,7 +332,9 @@ def expand_model_names(names, path=None) -> list:
     """``--models`` with the signature groups expanded, other names kept in place:
     ``sig:*`` (every scorable signature), ``sig:weighted_mean``, ``sig:ssgsea``,
     ``sig:gsva``, ``sig:specific`` (by scorer); ``sig:<name>`` is checked to exist and be
-    scorable. Duplicates are dropped (first kept)."""
+    scorable. A group keeps a signature whose gene-set file is missing (its method is
+    scorable): :func:`unscorable_signatures` reports it with the reason and the evaluation
+    leaves it out, instead of it vanishing unsaid. Duplicates are dropped (first kept)."""
     out = []
     for n in names:
         if n == "sig:*" or n in GROUPS:
@@ -297,7 +343,7 @@ def expand_model_names(names, path=None) -> list:
             out += [s.model_name for s in lib.values()
                     if s.scorer is not None and (kinds is None or s.scorer in kinds)]
         elif is_signature(n):
-            out.append(get_signature(n, path).model_name)
+            out.append(_check_file(get_signature(n, path)).model_name)
         else:
             out.append(n)
     return list(dict.fromkeys(out))
@@ -444,7 +490,7 @@ class SignatureTransform(TableTransform):
 
     def fit(self, table, y=None):
         self._check_table(table)
-        sig = get_signature(self.signature, self.signatures_dir)
+        sig = _check_file(get_signature(self.signature, self.signatures_dir))
         self.signature_ = sig
         cohorts = cohort_keys(table)
         values = gene_values(table, sig.genes)
@@ -517,7 +563,8 @@ class SignatureTransform(TableTransform):
             sets = {f"{sig.name}|{lab}": [g for g, w in zip(sig.genes, sig.weights) if w == s]
                     for s, lab in ((1.0, "sensitive"), (-1.0, "resistance"))}
         else:
-            sets = {s.name: list(s.genes) for s in lib.values() if s.scorer == sig.scorer}
+            sets = {s.name: list(s.genes) for s in lib.values()
+                    if s.scorable and s.scorer == sig.scorer}
         out = np.full(len(table), np.nan)
         context = getattr(self, "_gsva_context", {})
         for c in np.unique(cohorts):
@@ -565,9 +612,10 @@ class SignatureTransform(TableTransform):
 
 def unscorable_signatures(table: pd.DataFrame, names, signatures_dir=None) -> dict:
     """``{sig:<name>: reason}`` for the signatures among ``names`` that some cohort of
-    ``table`` cannot score (fewer of its genes than the coverage floor): what a group such as
-    ``sig:*`` leaves out on these cohorts, said rather than failing the whole evaluation. Reads
-    only which genes each cohort measures, never a label."""
+    ``table`` cannot score (fewer of its genes than the coverage floor, or its gene-set file
+    missing from the folder): what a group such as ``sig:*`` leaves out on these cohorts,
+    said rather than failing the whole evaluation. Reads only which genes each cohort
+    measures, never a label."""
     from amu_tf.biomarkers.biomarker_score import cohort_keys, gene_values
 
     out = {}
@@ -577,6 +625,9 @@ def unscorable_signatures(table: pd.DataFrame, names, signatures_dir=None) -> di
             continue
         tf_ = SignatureTransform(name, signatures_dir)
         sig = get_signature(name, signatures_dir)
+        if sig.missing:
+            out[name] = f"signature {sig.name}: {sig.missing}"
+            continue
         try:
             tf_._coverage(sig, gene_values(table, sig.genes), cohorts)
         except InputDataError as exc:

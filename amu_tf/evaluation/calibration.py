@@ -315,7 +315,8 @@ class CalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         from sklearn.preprocessing import LabelEncoder
 
         from amu_tf.training.fit_estimator import fit_estimator
-        from amu_tf.training.probability_calibration import METHODS, fit_probability_calibration
+        from amu_tf.training.probability_calibration import (METHODS, TooFewForCalibration,
+                                                             fit_probability_calibration)
 
         if self.estimator is None:
             raise InputDataError("CalibratedClassifier needs an estimator to calibrate")
@@ -332,6 +333,13 @@ class CalibratedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.calibration_ = fit_probability_calibration(
                 self.estimator, X, yy, method=self.method, groups=groups, cohorts=cohorts,
                 cv=self.cv, seed=self.seed)
+        except TooFewForCalibration as exc:  # fitted on a protocol split's training rows
+            raise InputDataError(
+                f"--calibrate {self.method}: the smaller class has {exc.n_min} sample(s) among "
+                f"the {exc.n_rows} training rows of a split; out-of-fold recalibration uses "
+                f"{exc.cv} folds and needs at least {exc.cv} of each class: give more samples, "
+                "use fewer protocol folds (--folds: more training rows per split), or leave "
+                "out --calibrate") from None
         except InputDataError as exc:
             raise InputDataError(f"CalibratedClassifier: {exc}") from None
         self.estimator_ = clone(self.estimator)

@@ -166,7 +166,8 @@ def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
         lines += [f"  - {n}" for n in p["notes"]]
     dropped = params.get("dropped_models") or {}
     if dropped:
-        lines += ["", f"Left out ({len(dropped)}; a cohort has too few of their genes): "
+        lines += ["", f"Left out ({len(dropped)}; they cannot be scored on these cohorts, "
+                  "e.g. a cohort has too few of their genes or a gene-set file is missing): "
                   + "; ".join(f"`{m}`" for m in dropped) + f" (reasons in "
                   f"`{link(EVALUATION_JSON)}`, parameters.dropped_models)."]
     lines += ["", f"Transform: `{params['transform']}`, fitted on each split's training rows. "

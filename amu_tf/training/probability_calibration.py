@@ -45,6 +45,24 @@ def _logit(p):
     return np.log(p / (1 - p))
 
 
+class TooFewForCalibration(InputDataError):
+    """Too few samples of a class among the rows given for ``cv``-fold out-of-fold
+    predictions (each fold needs one of each class). ``n_min`` (samples of the smaller
+    class), ``n_rows`` and ``cv`` let a caller say it in its own terms (a protocol split's
+    training rows: :class:`~amu_tf.evaluation.calibration.CalibratedClassifier`)."""
+
+    def __init__(self, n_min: int, n_rows: int, cv: int):
+        self.n_min, self.n_rows, self.cv = int(n_min), int(n_rows), int(cv)
+        super().__init__(
+            f"probability calibration: the smaller class has {self.n_min} sample(s) among the "
+            f"{self.n_rows} training rows; out-of-fold recalibration uses {self.cv} folds and "
+            f"needs at least {self.cv} of each class: give more samples, or leave out "
+            "--calibrate")
+
+    def __reduce__(self):  # picklable (a parallel protocol's worker sends it back)
+        return type(self), (self.n_min, self.n_rows, self.cv)
+
+
 def _take(a, idx):
     if a is None:
         return None
@@ -55,7 +73,8 @@ def out_of_fold_probabilities(estimator, X, y, groups=None, cohorts=None, cv: in
                               seed: int = 0) -> np.ndarray:
     """P(class 1) of every row from a clone of ``estimator`` fitted without it: ``cv``-fold
     stratified splits of the rows given (``StratifiedGroupKFold`` by ``groups``, i.e.
-    patients, when given). ``y`` must be 0/1. A NaN probability is replaced by the mean."""
+    patients, when given). ``y`` must be 0/1. A NaN probability is replaced by the mean.
+    Fewer than ``cv`` samples of a class: :class:`TooFewForCalibration`."""
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -64,8 +83,7 @@ def out_of_fold_probabilities(estimator, X, y, groups=None, cohorts=None, cv: in
     yy = np.asarray(y).astype(int).ravel()
     n_min = int(np.bincount(yy, minlength=2).min())
     if n_min < cv:
-        raise InputDataError(f"probability calibration: {n_min} sample(s) of the smaller class "
-                             f"for {cv}-fold out-of-fold predictions; use a smaller cv")
+        raise TooFewForCalibration(n_min, len(yy), cv)
     if groups is not None:
         splits = StratifiedGroupKFold(cv, shuffle=True, random_state=seed).split(X, yy, groups)
     else:
