@@ -309,6 +309,18 @@ def remove_stale_temporaries(uri: Path) -> int:
     return gone
 
 
+def _remove_aside(old: Path) -> None:
+    """Remove what was moved aside: a folder, or a symbolic link given as ``--out`` (which
+    ``shutil.rmtree`` refuses, and would leave behind as a hidden ``.<name>.old-*``)."""
+    if old.is_symlink() or old.is_file():
+        try:
+            old.unlink()
+        except OSError:
+            pass
+    else:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
     """Rename the finished folder ``path`` to ``uri``, moving an existing ``uri`` aside
     first; safe against other writers of the same ``uri`` doing the same meanwhile."""
@@ -336,11 +348,11 @@ def _move_into_place(path: Path, uri: Path, tries: int = 200) -> None:
                 raise ArtifactError(f"cannot move the finished artifact into {uri}: "
                                     f"{exc.strerror or exc}") from None
             if old is not None:  # another writer put its artifact there meanwhile: again
-                shutil.rmtree(old, ignore_errors=True)
+                _remove_aside(old)
             time.sleep(random.uniform(0.0, 0.005))
             continue
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_aside(old)
         return
     raise ArtifactError(f"could not move the finished artifact into {uri}: other writers "
                         "kept replacing it")

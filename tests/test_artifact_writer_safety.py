@@ -164,3 +164,17 @@ def test_a_writer_killed_mid_write_leaves_nothing_visible_and_the_rerun_cleans_u
     _write(uri, "complete")  # the rerun succeeds and removes the killed writer's leftovers
     assert (uri / "v.txt").read_text() == "complete"
     assert not [q for q in tmp_path.iterdir() if q.name.startswith(".")]
+
+
+def test_writing_over_a_symlink_replaces_the_link_and_leaves_no_hidden_folder(tmp_path):
+    """`amu transform T --out LINK` where LINK points at another artifact: the link is
+    replaced by the new artifact, the folder it pointed at is untouched, and nothing hidden
+    (``.LINK.old-*``) is left beside it."""
+    target = tmp_path / "target"
+    _write(target, "old")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    _write(link, "new")
+    assert not link.is_symlink() and (link / "v.txt").read_text() == "new"
+    assert (target / "v.txt").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "target"]
