@@ -144,6 +144,10 @@ def test_from_predictions_averages_repeats_and_writes_forest_plots(tmp_path):
     for p in paths:
         assert p.stat().st_size > 1000
     assert "| good |" in ma.pooled_markdown(pooled)
+    # the report reads the table back from CSV, where an empty note becomes NaN
+    pooled.to_csv(tmp_path / "pooled.csv", index=False)
+    back = ma.pooled_markdown(pd.read_csv(tmp_path / "pooled.csv"))
+    assert "| good |" in back and "nan" not in back
     ma.forest_figure(per[per["model"] == "good"], pooled[pooled["model"] == "good"], "auc")
 
 

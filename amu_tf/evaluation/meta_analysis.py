@@ -460,5 +460,5 @@ def pooled_markdown(pooled: pd.DataFrame, effect: str = "log_or") -> str:
                                     for a, b in zip(t["pi_low"], t["pi_high"])],
         "tau²": t["tau2"].map(lambda v: f"{v:.3f}" if np.isfinite(v) else "n/a"),
         "I²": t["i2"].map(lambda v: f"{100 * v:.0f}%" if np.isfinite(v) else "n/a"),
-        "note": t["note"]})
+        "note": t["note"].fillna("")})  # a CSV read back turns "" into NaN
     return to_markdown(shown, index=False)

@@ -9,14 +9,17 @@ _TINY_GENES = [f"GENE{i}" for i in range(40)]
 COMPASS_CLASSIFIER_PRESETS = {
     "pretrained": {
         "description": "COMPASS's TCGA-pre-trained encoder (preset 'compass' of "
-        "CompassEncoder, immuno-compass 2.5.3) fine-tuned under a small head: the encoded "
-        "patient token -> Dense 16 (ReLU) -> dropout 0.1 -> Dense 1; the encoder at a tenth "
-        "of the head's learning rate. Input: COMPASS's 15,672 genes (compass_input).",
+        "CompassEncoder, immuno-compass 2.5.3) fine-tuned under a small head: the mean of "
+        "the encoded gene tokens -> Dense 16 (ReLU) -> dropout 0.1 -> Dense 1; the encoder "
+        "at a tenth of the head's learning rate. Input: COMPASS's 15,672 genes "
+        "(compass_input).",
         "config": {
             "encoder_config": dict(COMPASS_PRESETS["compass"]["config"]),
             "head_units": 16,
             "dropout": 0.1,
-            "readout": "patient",
+            # COMPASS's own head pools the gene tokens; the patient token alone gave constant
+            # predictions in the one fold tried (docs/compass.md)
+            "readout": "mean",
         },
         "weights": "immuno-compass",
     },
