@@ -107,7 +107,7 @@ def run_train(
     stored as ``probability_calibration.json``, the threshold becomes Youden's J in the
     recalibrated scale, and ``amu predict`` and ``amu export`` apply both."""
     from amu_tf.data.transforms import get_transform
-    from amu_tf.training import estimator_kind, make_estimator
+    from amu_tf.training import CALIBRATIONS, estimator_kind, make_estimator
     from amu_tf.training.fit_estimator import fit_estimator, wants_unlabeled
 
     t_start = time.perf_counter()
@@ -120,8 +120,8 @@ def run_train(
     estimator_params = dict(estimator_params)
     calibrate = estimator_params.pop("calibrate", None) or calibrate
     try:  # bad names and parameters fail before any work
-        if calibrate is not None and calibrate not in ("sigmoid", "isotonic"):
-            raise ValueError(f"calibrate {calibrate!r}: choose sigmoid or isotonic")
+        if calibrate is not None and calibrate not in CALIBRATIONS:
+            raise ValueError(f"calibrate {calibrate!r}: choose {' or '.join(CALIBRATIONS)}")
         estimator = make_estimator(model, seed=seed, **estimator_params)
         if hasattr(estimator, "check_params"):  # types and ranges of training parameters
             estimator.check_params()

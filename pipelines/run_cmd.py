@@ -382,10 +382,11 @@ def check_run_inputs(c: RunConfig) -> None:
                                          check_transform)
 
     from amu_tf.training.distribution_strategy import STRATEGY_NAMES
+    from amu_tf.training.probability_calibration import METHODS as CALIBRATIONS
 
     check_models(c.models, c.interpret_models)
-    if c.calibrate not in (None, "sigmoid", "isotonic"):
-        raise SpecError(f"calibrate {c.calibrate!r}: choose sigmoid or isotonic")
+    if c.calibrate is not None and c.calibrate not in CALIBRATIONS:
+        raise SpecError(f"calibrate {c.calibrate!r}: choose {' or '.join(CALIBRATIONS)}")
     check_protocols(c.protocols)
     check_transform(c.transform, c.models, allow_gene_choice=False)
     check_counts(folds=c.folds, repeats=c.repeats, n_boot=c.n_boot, epochs=c.epochs,

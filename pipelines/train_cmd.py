@@ -75,7 +75,7 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, ca
     if kind == "biomarker":
         click.echo(f"fitting the threshold of biomarker {model_name} (training-free: its own "
                    "genes, z-scored within cohort; --transform does not apply) ...", err=True)
-    elif _has_own_input(model_name, est_params):
+    elif _has_own_input(model_name):
         click.echo(f"training {model_name} on its own input transform (seed {seed}; "
                    "--transform does not apply) ...", err=True)
     else:
@@ -93,12 +93,18 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, ca
                    f"Model artifact to {out}")
 
 
-def _has_own_input(model_name, est_params) -> bool:
-    """Whether the model makes its own input from the table (a recipe such as
-    compass-probe), so the --transform option does not apply to it."""
-    from amu_tf.training import make_estimator
+def _has_own_input(model_name) -> bool:
+    """Whether the model makes its own input from the table (a biomarker, a signature, a
+    recipe such as compass-probe, a COMPASS zoo model), so the --transform option does not
+    apply to it. Decided from the name, as ``estimator_kind`` does: ``run_train`` builds the
+    estimator and reports a bad name or parameter in one line."""
+    from amu_tf.models.zoo import parse_model_name
+    from amu_tf.training import estimator_kind
 
+    kind = estimator_kind(model_name)
+    if kind in ("biomarker", "recipe"):
+        return True
     try:
-        return hasattr(make_estimator(model_name, **est_params), "make_input_transform")
-    except (TypeError, ValueError):  # run_train reports bad parameters in one line
+        return kind == "keras" and parse_model_name(model_name)[0] == "compass"
+    except ValueError:  # run_train reports a bad name in one line
         return False

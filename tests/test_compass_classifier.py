@@ -117,3 +117,15 @@ def test_leave_one_cohort_out_never_trains_on_the_scored_cohort():
                        progress=False)
     assert len(res.predictions) == len(table)
     assert set(res.per_cohort["cohort"]) == {"C0", "C1", "C2"}
+
+
+def test_amu_train_says_which_models_read_their_own_input():
+    """`amu train`'s message (--transform does not apply) is decided from the model name,
+    without building the estimator."""
+    from pipelines.train_cmd import _has_own_input
+
+    own = ["amu:compass", "compass:tiny", "recipe:consensus", "recipe:compass-probe", "cd8a",
+           "sig:IMPRES_Auslander"]
+    panel = ["amu:small", "logreg", "xgboost", "not-a-model:x"]
+    assert [_has_own_input(m) for m in own] == [True] * len(own)
+    assert [_has_own_input(m) for m in panel] == [False] * len(panel)

@@ -496,6 +496,7 @@ class SignatureTransform(TableTransform):
         values = gene_values(table, sig.genes)
         self.coverage_, self.missing_genes_ = self._coverage(sig, values, cohorts)
         self.genes_ = list(dict.fromkeys(sig.genes))
+        full = None
         if self._genome_wide(sig) and sig.scorer != "ips":
             self.background_ = self._all_genes(table)
             full = table[self.background_].to_numpy(np.float64)
@@ -505,13 +506,9 @@ class SignatureTransform(TableTransform):
         else:
             self.gene_statistics_ = None
         self._gsva_context = {}  # see __getstate__: in memory only
-        raw = self._raw(table, cohorts, values)
+        # the background is read and standardised once: _enrich keeps GSVA's context from it
+        raw = self._raw(table, cohorts, values, full=full, fit_context=True)
         self.score_statistics_ = CohortStatistics(("score",)).fit(raw[:, None], cohorts)
-        if self._genome_wide(sig) and sig.scorer not in ("ips", "ssgsea"):
-            # GSVA's context for a small group of rows of a fitted cohort (module docstring)
-            full = table.reindex(columns=self.background_).to_numpy(np.float64)
-            z = self.gene_statistics_.standardise(full, cohorts).astype(np.float32)
-            self._gsva_context = {str(c): z[cohorts == c] for c in np.unique(cohorts)}
         self.n_features_out_ = 1
         return self
 
@@ -522,8 +519,9 @@ class SignatureTransform(TableTransform):
         state.pop("_gsva_context", None)
         return state
 
-    def _raw(self, table, cohorts, values):
-        """The signature's score with its direction, before the within-cohort z-score."""
+    def _raw(self, table, cohorts, values, full=None, fit_context=False):
+        """The signature's score with its direction, before the within-cohort z-score
+        (``full``, ``fit_context``: of :meth:`_enrich`)."""
         sig = self.signature_
         if sig.scorer == "weighted_mean":
             raw = weighted_mean_score(self.gene_statistics_.standardise(values, cohorts),
@@ -533,7 +531,7 @@ class SignatureTransform(TableTransform):
         elif sig.scorer == "ips":
             raw = self._ips(table)
         else:
-            raw = self._enrich(table, cohorts)
+            raw = self._enrich(table, cohorts, full=full, fit_context=fit_context)
         return sig.direction * np.asarray(raw, dtype=np.float64)
 
     def _ips(self, table):
@@ -552,12 +550,17 @@ class SignatureTransform(TableTransform):
         z = (gene_values(table, sig.genes) - mean) / sd
         return ips_score(z, sig.weights, sig.groups, sig.classes)
 
-    def _enrich(self, table, cohorts):
+    def _enrich(self, table, cohorts, full=None, fit_context=False):
+        """ssGSEA, GSVA or PredictIO scores of ``table``'s rows, cohort by cohort. ``full``:
+        the background matrix when the caller has read it already. ``fit_context`` (at fit):
+        afterwards keep each cohort's standardised rows as GSVA's context for a small group
+        of that cohort scored later (module docstring)."""
         sig = self.signature_
         lib = load_signatures(self.signatures_dir)
         method = "ssgsea" if sig.scorer == "ssgsea" else "gsva"
         # the background genes are the training table's own numeric columns (no aliases)
-        full = table.reindex(columns=self.background_).to_numpy(np.float64)
+        if full is None:
+            full = table.reindex(columns=self.background_).to_numpy(np.float64)
         z = self.gene_statistics_.standardise(full, cohorts)
         if sig.scorer == "predictio":
             sets = {f"{sig.name}|{lab}": [g for g, w in zip(sig.genes, sig.weights) if w == s]
@@ -591,6 +594,9 @@ class SignatureTransform(TableTransform):
                              - scores[f"{sig.name}|resistance"].to_numpy())
             else:
                 out[rows] = scores[sig.name].to_numpy()
+        if fit_context and method == "gsva":
+            self._gsva_context = {str(c): z[cohorts == c].astype(np.float32)
+                                  for c in np.unique(cohorts)}
         return out
 
     def transform(self, table):

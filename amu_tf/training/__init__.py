@@ -18,6 +18,7 @@ from amu_tf.models.cnn_presets import CNN_PRESETS
 from amu_tf.training.baselines import BASELINES, make_baseline
 from amu_tf.training.compass_probe_classifier import CompassProbeClassifier
 from amu_tf.training.recipe_classifier import RecipeClassifier
+from amu_tf.training.probability_calibration import METHODS as PROBABILITY_CALIBRATIONS
 from amu_tf.training.searched_classifier import SearchedClassifier
 from amu_tf.training.transfer_recipes import TRANSFER_RECIPES
 from amu_tf.training.threshold import THRESHOLD_METHODS, youden_threshold
@@ -56,8 +57,9 @@ def estimator_kind(name_or_estimator) -> str:
     return "keras" if isinstance(name_or_estimator, ZooClassifier) else "sklearn"
 
 
-#: the probability recalibrations ``make_estimator(..., calibrate=...)`` offers
-CALIBRATIONS = ("sigmoid", "isotonic")
+#: the probability recalibrations ``make_estimator(..., calibrate=...)`` offers (one constant
+#: with the final models' recalibration, ``probability_calibration.METHODS``)
+CALIBRATIONS = PROBABILITY_CALIBRATIONS
 
 
 def make_estimator(name: str, seed: int = 0, calibrate: str | None = None, **params):
