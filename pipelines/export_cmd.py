@@ -44,8 +44,8 @@ def command(run_dir, model_uri, evaluation_uri, force, name, base_dir, compiled_
     With RUN_DIR (an `amu run` folder) it exports what `amu run` exports, with the run's
     honest metrics and blessing in the metadata. With --model it exports one Model artifact:
     a zoo model, a gene-signature biomarker, IMPRES, logreg, recipe:consensus,
-    recipe:stack-direction or recipe:compass-probe. A model its evaluation did not bless is
-    refused unless --force.
+    recipe:stack-direction, recipe:compass-probe or recipe:compass-published. A model its
+    evaluation did not bless is refused unless --force.
 
     Writes BASE_DIR/NAME/<N>/ with N one more than the highest existing version (an existing
     version is never overwritten; a failed export leaves nothing visible). The

@@ -100,6 +100,8 @@ def check_expression_varies(table, genes) -> None:
     """Refuse a cohort of several samples whose expression is the same in every sample for
     every gene the model reads (a constant file): a model would give them all one invented
     probability."""
+    import warnings
+
     import numpy as np
 
     from amu_tf.errors import InputDataError
@@ -113,7 +115,8 @@ def check_expression_varies(table, genes) -> None:
         if len(rows) < 2:
             continue
         x = np.asarray(rows[cols], dtype=np.float64)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a gene missing from the cohort
             spread = np.nanmax(x, axis=0) - np.nanmin(x, axis=0)
         if not np.any(spread[np.isfinite(spread)] > 0):
             where = "the input" if key is None else f"cohort {key}"

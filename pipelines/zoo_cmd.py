@@ -19,7 +19,7 @@ def command(signatures_dir):
     from amu_tf.models.zoo import list_models
 
     from amu_tf.biomarkers import BIOMARKERS, biomarker_genes
-    from amu_tf.training import BASELINES, COMPASS_PROBE, TRANSFER_RECIPES
+    from amu_tf.training import BASELINES, COMPASS_PROBE, COMPASS_PUBLISHED, TRANSFER_RECIPES
 
     rows = list_models()
     click.echo(f"{'model':<14} {'params (paper)':>14} {'params (keras)':>14}  description")
@@ -45,6 +45,9 @@ def command(signatures_dir):
     click.echo(f"{COMPASS_PROBE:<22} concept features of the TCGA-pre-trained COMPASS encoder "
                "(ported to Keras, docs/compass.md), z-scored within cohort, L2 logistic "
                "regression tuned by inner leave-one-cohort-out; reads a genome-wide table")
+    click.echo(f"{COMPASS_PUBLISHED:<22} a head trained on COMPASS's published features of "
+               "about 1,000 pan-cancer patients, applied to the port's features after a "
+               "label-free sign alignment; needs --param published_dir=DIR (compass_itrp)")
     click.echo("")
     _list_signatures(signatures_dir)
 

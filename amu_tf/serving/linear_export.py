@@ -90,7 +90,7 @@ def serving_model(bundle):
         model = _affine_model(len(w), weights, bias, "compass_probe")
         return model, bundle.transform, list(bundle.model_info.genes), (
             f"{len(w)} COMPASS concept features (pre-trained encoder, z within cohort, "
-            "computed before the graph) weighed by the probe's logistic regression")
+            f"computed before the graph) weighed by recipe:{est.recipe}'s logistic regression")
     weights = est.score_weights() if isinstance(est, RecipeClassifier) else None
     if weights is not None and est._spec()["input"] == "signature_scores":
         # the signature scores need whole cohorts (assets/transform/, applied by amu predict);

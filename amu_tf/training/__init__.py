@@ -17,6 +17,7 @@ from amu_tf.models.amu_presets import AMU_FT_PRESETS, AMU_PRESETS
 from amu_tf.models.cnn_presets import CNN_PRESETS
 from amu_tf.training.baselines import BASELINES, make_baseline
 from amu_tf.training.compass_probe_classifier import CompassProbeClassifier
+from amu_tf.training.compass_published_head_classifier import CompassPublishedHeadClassifier
 from amu_tf.training.recipe_classifier import RecipeClassifier
 from amu_tf.training.probability_calibration import METHODS as PROBABILITY_CALIBRATIONS
 from amu_tf.training.searched_classifier import SearchedClassifier
@@ -37,7 +38,11 @@ BIOMARKER_ESTIMATORS = tuple(BIOMARKERS)
 #: ``recipe:compass-probe`` (issue #23): a linear probe on COMPASS's pre-trained encoder
 COMPASS_PROBE = "recipe:compass-probe"
 #: the cross-cohort recipes of issue #15 (``amu_tf.training.transfer_recipes``) and the probe
-RECIPE_ESTIMATORS = tuple(f"recipe:{r}" for r in TRANSFER_RECIPES) + (COMPASS_PROBE,)
+#: ``recipe:compass-published``: a head trained on COMPASS's published pan-cancer features,
+#: applied to the port's features (needs ``published_dir``)
+COMPASS_PUBLISHED = "recipe:compass-published"
+RECIPE_ESTIMATORS = (tuple(f"recipe:{r}" for r in TRANSFER_RECIPES)
+                     + (COMPASS_PROBE, COMPASS_PUBLISHED))
 ESTIMATORS = ZOO_ESTIMATORS + tuple(BASELINES) + BIOMARKER_ESTIMATORS + RECIPE_ESTIMATORS
 
 
@@ -99,6 +104,8 @@ def make_estimator(name: str, seed: int = 0, calibrate: str | None = None, **par
         return make_signature_estimator(name, **params)
     if name == COMPASS_PROBE:  # its own class: it reads COMPASS's encoder, not a recipe spec
         return CompassProbeClassifier(seed=seed, **params)
+    if name == COMPASS_PUBLISHED:
+        return CompassPublishedHeadClassifier(seed=seed, **params)
     if name.startswith("recipe:"):
         recipe = name.partition(":")[2]
         if recipe not in TRANSFER_RECIPES:
@@ -118,7 +125,8 @@ def make_estimator(name: str, seed: int = 0, calibrate: str | None = None, **par
 
 
 __all__ = [
-    "BIOMARKER_ESTIMATORS", "COMPASS_PROBE", "CompassProbeClassifier", "RECIPE_ESTIMATORS", "RecipeClassifier", "TRANSFER_RECIPES",
+    "BIOMARKER_ESTIMATORS", "COMPASS_PROBE", "COMPASS_PUBLISHED", "CompassProbeClassifier",
+    "CompassPublishedHeadClassifier", "RECIPE_ESTIMATORS", "RecipeClassifier", "TRANSFER_RECIPES",
     "ESTIMATORS", "ZOO_ESTIMATORS", "BASELINES", "THRESHOLD_METHODS", "SearchedClassifier",
     "ZooClassifier", "estimator_kind", "make_baseline", "make_estimator", "upsample_indices",
     "youden_threshold",
