@@ -45,7 +45,8 @@ test-no-kernel: $(STAMP)
 # the layer, model and training tests under Keras's JAX backend (needs the jax extra:
 # pip install -e ".[jax]"); TensorFlow-only tests are marked and skip
 JAX_TESTS := tests/test_layers.py tests/test_models.py tests/test_training.py \
-	tests/test_compass_layers.py tests/test_compass_probe.py tests/test_compass_classifier.py
+	tests/test_compass_layers.py tests/test_compass_probe.py tests/test_compass_classifier.py \
+	tests/test_compass_published_head.py
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 $(JAX_TESTS)
 

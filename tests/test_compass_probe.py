@@ -311,3 +311,14 @@ def test_compiled_extraction_matches_the_eager_encoder():
         single = encode_genesets(model, {k: v[5:6] for k, v in inputs.items()},
                                  batch_size=4, tables=TABLES)
         np.testing.assert_allclose(single[0], compiled[5], rtol=1e-5, atol=1e-5)
+    from amu_tf.data.compass_concepts import _EXTRACTORS
+
+    assert len(_EXTRACTORS.get(model, {})) == 1  # the compiled path ran, compiled once
+    # the reference's batch-wide key stabiliser: not padded, so the same batches as eager
+    batch_model = CompassEncoder(**TINY, key_stabilizer="batch")
+    for var in batch_model.weights:
+        var.assign((rng.standard_normal(tuple(var.shape)) * 0.3).astype(np.float32))
+    np.testing.assert_allclose(
+        encode_genesets(batch_model, inputs, batch_size=4, tables=TABLES),
+        encode_genesets(batch_model, inputs, batch_size=4, tables=TABLES, compiled=False),
+        rtol=1e-5, atol=1e-5)

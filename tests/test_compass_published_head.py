@@ -86,9 +86,14 @@ def _fit(est, world, rows):
                    cohorts=w["cohorts"][rows])
 
 
-def test_make_estimator_and_kind(world):
+def test_make_estimator_and_kind(world, monkeypatch):
     est = make_estimator("recipe:compass-published", published_dir=world["dir"])
     assert isinstance(est, CompassPublishedHeadClassifier)
+    # published_dir defaults to $AMU_TF_COMPASS_PUBLISHED
+    monkeypatch.setenv("AMU_TF_COMPASS_PUBLISHED", world["dir"])
+    c = world["cohorts"]
+    from_env = _fit(_est(world, published_dir=None), world, c == "C0")
+    assert from_env.head_rows_ == 60 * 3 + 40
     assert estimator_kind(est) == "recipe" == estimator_kind("recipe:compass-published")
     assert clone(est).get_params()["published_dir"] == world["dir"]
 
@@ -127,6 +132,43 @@ def test_scored_patients_published_labels_stay_out(world):
     assert split.head_rows_ == 60 * 3 + 40 + 20
     excluded = _fit(_est(world, exclude_published=("P1",)), world, c == "C0")
     assert "P1" not in excluded.head_cohorts_ and excluded.head_rows_ == 60 * 2 + 40
+    # a custom map that leaves Liu out still keeps Liu's published patients out of the head
+    # (the default map's cohorts always count as mapped)
+    partial = _fit(_est(world, cohort_map={"C0": "Hugo"}), world, c == "C0")
+    assert "Liu" not in partial.head_cohorts_ and partial.head_rows_ == 60 * 3 + 40
+
+
+def test_nothing_of_a_scored_patient_reaches_the_fit(world, tmp_path):
+    """Scrambling the published labels and readouts of Liu's patients (C1, not a training
+    cohort here) changes nothing fitted; permuting our rows' labels changes neither the
+    alignment nor the head (only the threshold reads them)."""
+    c = world["cohorts"]
+    rows = np.isin(c, ["C0", "C2"])
+    base = _fit(_est(world), world, rows)
+    folder = tmp_path / "scrambled"
+    folder.mkdir()
+    labels = pd.read_csv(f"{world['dir']}/clinical_label.csv.gz", index_col=0)
+    liu = labels["cohort"] == "Liu"
+    labels.loc[liu, "response_label"] = labels.loc[liu, "response_label"].map(
+        {"R": "NR", "NR": "R"})
+    labels.to_csv(folder / "clinical_label.csv.gz")
+    rng = np.random.default_rng(1)
+    for name in ("readouts_geneset.csv.gz", "readouts_celltype.csv.gz"):
+        r = pd.read_csv(f"{world['dir']}/{name}", index_col=0)
+        cols = [k for k in r.columns if k != "CANCER"]
+        r.loc[liu, cols] = rng.normal(size=(int(liu.sum()), len(cols)))
+        r.to_csv(folder / name)
+    scrambled = _fit(_est(world, published_dir=str(folder)), world, rows)
+    for a, b in ((base, scrambled),):
+        assert (a.features_, a.C_) == (b.features_, b.C_)
+        np.testing.assert_allclose(a.direction_, b.direction_, atol=1e-12)
+        assert a.threshold_ == pytest.approx(b.threshold_)
+    w = world
+    perm = np.random.default_rng(2).permutation(int(rows.sum()))
+    shuffled = _est(world).fit(w["X"][rows], w["y"][rows][perm], groups=w["groups"][rows],
+                               cohorts=w["cohorts"][rows])
+    assert (shuffled.features_, shuffled.C_) == (base.features_, base.C_)
+    np.testing.assert_allclose(shuffled.direction_, base.direction_, atol=1e-12)
 
 
 def test_predictions_do_not_depend_on_row_order(world):
@@ -139,18 +181,23 @@ def test_predictions_do_not_depend_on_row_order(world):
     assert a.threshold_ == pytest.approx(b.threshold_)
 
 
-def test_bad_inputs_are_one_line(world, tmp_path):
+def test_bad_inputs_are_one_line(world, tmp_path, monkeypatch):
+    monkeypatch.delenv("AMU_TF_COMPASS_PUBLISHED", raising=False)
     c = world["cohorts"]
     with pytest.raises(InputDataError, match="at least 10"):
         _fit(_est(world), world, c == "C2")  # no training row is a published patient
     with pytest.raises(InputDataError, match="published_dir"):
-        _fit(_est(world, published_dir=None), world, c == "C0")
+        _fit(_est(world, published_dir=None), world, c == "C0")  # and no $AMU_TF_COMPASS_PUBLISHED
     with pytest.raises(InputDataError, match="lacks clinical_label"):
         _fit(_est(world, published_dir=str(tmp_path)), world, c == "C0")
     with pytest.raises(InputDataError, match="groups"):
         _est(world).fit(world["X"], world["y"])
     with pytest.raises(InputDataError, match=r"\|rho\|"):
         _fit(_est(world, min_rho=1.01), world, c == "C0")
+    with pytest.raises(InputDataError, match="Riaz2017 .*not a published cohort"):
+        _fit(_est(world, cohort_map={"C0": "Hugo", "C1": "Riaz2017"}), world, c == "C0")
+    with pytest.raises(InputDataError, match="IMvigor210 .*not a published cohort"):
+        _fit(_est(world, exclude_published=("IMvigor210",)), world, c == "C0")
 
 
 def test_loco_protocol_end_to_end(world, tmp_path, monkeypatch):

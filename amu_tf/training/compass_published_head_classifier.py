@@ -3,6 +3,7 @@ COMPASS's published pan-cancer features and applied to the port's own features."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,8 @@ from amu_tf.training.compass_probe_classifier import DEFAULT_CS, CompassProbeCla
 
 #: our cohort names -> COMPASS's cohort of the same patients (``compass_itrp/``)
 DEFAULT_COHORT_MAP = {"GSE78220": "Hugo", "GSE91061_pre": "Riaz", "Liu2019": "Liu"}
+#: where ``published_dir`` is read from when not given
+PUBLISHED_ENV = "AMU_TF_COMPASS_PUBLISHED"
 #: the published files (``../shared/data/compass_itrp/``, README there)
 LABELS_FILE = "clinical_label.csv.gz"
 READOUT_FILES = {"geneset": "readouts_geneset.csv.gz", "concept": "readouts_celltype.csv.gz"}
@@ -52,25 +55,33 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
        feature space (the aligned signs folded in, ``direction_``), maps the score to a
        probability by the median and IQR of the training rows' scores (label-free), and sets
        ``threshold_`` by Youden's J on the training rows' probabilities
-       (``threshold_method_ = "youden_train"``: in-sample for the threshold only; the head
-       was fitted on the published features, not on these scores).
+       (``threshold_method_ = "youden_train"``: in-sample, and the matched rows' published
+       labels also trained the head, so the threshold is somewhat optimistic; the ranking,
+       hence the AUC, does not depend on it).
 
-    Do not score it on the published non-melanoma cohorts (IMvigor210, IMmotion150, SU2C,
-    Rose, Kim, Zhao, Snyder, Miao, Choueiri): it was trained on their labels; name them in
-    ``exclude_published`` to leave them out of the head.
+    Do not score it on the published non-melanoma cohorts (``IMVigor210``, ``IMmotion150``,
+    ``SU2CLC1``, ``SU2CLC2``, ``Rose``, ``Kim``, ``Zhao``, ``Snyder``, ``Miao``, ``Choueiri``):
+    it was trained on their labels. ``../shared/data/cohorts_pancancer`` holds some of the
+    same patients (Mariathasan2018_IMvigor210, Miao2018_Kidney, Snyder2017_Urothelial,
+    Zhao2019_Brain_benefit; Ravi2023_Lung may overlap SU2C): to score one of those, name its
+    published cohort in ``exclude_published``. Every published cohort named in
+    ``cohort_map`` (and the default map's Hugo, Riaz and Liu, always) enters the head only
+    through matched training rows; a ``cohort_map`` value or ``exclude_published`` name that
+    is not a published cohort is refused, so a misspelling cannot let a cohort in.
 
     ``fit(X, y, groups, cohorts)``: ``groups`` are the rows' patient ids and ``cohorts`` their
     cohorts (the protocols and ``amu train`` pass both); at least ``min_matched`` training
-    rows must match a published patient, else one line says so.
+    patients must match a published patient (several samples of one patient count once: the
+    first is aligned), else one line says so.
 
     Args:
         published_dir: the folder of COMPASS's published files (``clinical_label.csv.gz``,
             ``readouts_geneset.csv.gz``, ``readouts_celltype.csv.gz``; in the shared data:
-            ``../shared/data/compass_itrp``).
+            ``../shared/data/compass_itrp``); default: ``$AMU_TF_COMPASS_PUBLISHED``.
         cohort_map: ``{our cohort: COMPASS cohort}`` of the same patients.
         exclude_published: COMPASS cohorts never to use in the head.
         min_rho: the |Spearman rho| a feature needs with its published readout.
-        min_matched: matched training rows needed to align the features.
+        min_matched: matched training patients needed to align the features.
         level: ``"auto"`` (both levels, chosen by the inner selection), ``"geneset"`` or
             ``"concept"``; the readout is ``pc1``.
         Cs, cohort_units, cohort_cancer_types, batch_size, disk_cache, encoder_config,
@@ -96,10 +107,12 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
     # published data ---------------------------------------------------------------------
     def _published(self):
         """``(labels, {level: readouts})`` read from ``published_dir``."""
-        if not self.published_dir:
-            raise InputDataError("compass-published: give published_dir, the folder of "
-                                 "COMPASS's published features (../shared/data/compass_itrp)")
-        folder = Path(self.published_dir)
+        where = self.published_dir or os.environ.get(PUBLISHED_ENV)
+        if not where:
+            raise InputDataError(f"compass-published: give published_dir (or set "
+                                 f"${PUBLISHED_ENV}), the folder of COMPASS's published "
+                                 "features (../shared/data/compass_itrp)")
+        folder = Path(where)
         files = [LABELS_FILE] + list(READOUT_FILES.values())
         missing = [f for f in files if not (folder / f).is_file()]
         if missing:
@@ -118,14 +131,24 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
             if not set(labels.index) <= set(r.index):
                 raise InputDataError(f"compass-published: {READOUT_FILES[lv]} lacks patients "
                                      f"of {LABELS_FILE}")
+        known = set(labels["cohort"].astype(str))
+        named = set(self._cohort_map().values()) | set(self.exclude_published or ())
+        unknown = sorted(named - known)
+        if unknown:
+            raise InputDataError(f"compass-published: {', '.join(unknown)} (cohort_map or "
+                                 f"exclude_published) is not a published cohort; they are "
+                                 f"{', '.join(sorted(known))}")
         labels = labels[labels["response_label"].isin(["R", "NR"])]
         return labels, {lv: r.loc[labels.index].astype(np.float64) for lv, r in
                         readouts.items()}
 
+    def _cohort_map(self) -> dict:
+        return DEFAULT_COHORT_MAP if self.cohort_map is None else dict(self.cohort_map)
+
     def _match(self, labels, groups, cohorts):
         """``(our row positions, published ids)`` of the training rows that are published
-        patients."""
-        cmap = DEFAULT_COHORT_MAP if self.cohort_map is None else dict(self.cohort_map)
+        patients, one row per published patient (the first)."""
+        cmap = self._cohort_map()
         pid = pd.Series(np.asarray(groups).astype(str)).str.split(":", n=1).str[-1].to_numpy()
         cohorts = np.asarray(cohorts).astype(str)
         rows, ids = [], []
@@ -136,7 +159,7 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
             key = lab["Sample_id"].astype(str).str.split("_").str[0].to_numpy()
             first = pd.Series(lab.index, index=key).groupby(level=0).first()
             for i in np.flatnonzero(cohorts == ours):
-                if pid[i] in first.index:
+                if pid[i] in first.index and first.loc[pid[i]] not in ids:
                     rows.append(i)
                     ids.append(first.loc[pid[i]])
         return np.asarray(rows, dtype=int), np.asarray(ids, dtype=object)
@@ -162,15 +185,17 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
         rows, ids = self._match(labels, groups, cohorts)
         if len(rows) < int(self.min_matched):
             raise InputDataError(
-                f"compass-published: {len(rows)} training row(s) are patients of COMPASS's "
-                f"published cohorts ({', '.join(sorted(set((self.cohort_map or DEFAULT_COHORT_MAP).values())))}); "
-                f"aligning the features needs at least {self.min_matched}: train on cohorts "
-                f"that include them (cohort_map says which of ours they are)")
-        mapped = set((DEFAULT_COHORT_MAP if self.cohort_map is None
-                      else dict(self.cohort_map)).values())
+                f"compass-published: {len(rows)} training patient(s) are patients of "
+                f"COMPASS's published cohorts "
+                f"({', '.join(sorted(set(self._cohort_map().values())))}); aligning the "
+                f"features needs at least {self.min_matched}: train on cohorts that include "
+                f"them (cohort_map says which of ours they are)")
+        # a mapped published cohort enters the head only through matched training rows; the
+        # default map's cohorts always count as mapped, whatever cohort_map says
+        mapped = set(DEFAULT_COHORT_MAP.values()) | set(self._cohort_map().values())
         excluded = set(self.exclude_published or ())
         head = labels.index[~labels["cohort"].isin(mapped | excluded)].tolist()
-        matched = [i for i in dict.fromkeys(ids) if labels.loc[i, "cohort"] not in excluded]
+        matched = [i for i in ids if labels.loc[i, "cohort"] not in excluded]
         head_ids = pd.Index(head + matched)
         head_cohort = labels.loc[head_ids, "cohort"].astype(str)
         head_y = (labels.loc[head_ids, "response_label"] == "R").to_numpy(int)
@@ -184,6 +209,9 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
         for label, start, stop in blocks:
             level = label.split("-")[0]
             feat = names[level]
+            if stop - start != len(feat):
+                raise InputDataError(f"compass-published: {stop - start} input columns for "
+                                     f"the {level} level, which has {len(feat)} features")
             pub = readouts[level]
             cols = [j for j, n in enumerate(feat) if n in pub.columns]
             pz = self._zscore(pub.loc[head_ids, [feat[j] for j in cols]], head_cohort)
@@ -209,10 +237,14 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
                 scores[(label, float(C))] = float(np.mean(aucs)) if aucs else np.nan
             fitted[label] = (start, cols, rho, keep, Z)
         finite = [k for k in scores if np.isfinite(scores[k])]
-        if not finite:
+        if not fitted:
             raise InputDataError(f"compass-published: no port feature reaches |rho| >= "
                                  f"{self.min_rho} with its published readout on the "
-                                 f"{len(rows)} matched training rows")
+                                 f"{len(rows)} matched training patients")
+        if not finite:
+            raise InputDataError(f"compass-published: the head's published cohorts "
+                                 f"({', '.join(self.head_cohorts_)}) give no inner split "
+                                 "with both classes on each side; C cannot be chosen")
         order = [b[0] for b in blocks]
         best = max(finite, key=lambda k: (scores[k], -order.index(k[0]), -k[1]))
         self.cv_scores_ = scores
