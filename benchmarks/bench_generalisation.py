@@ -3,11 +3,19 @@ biomarker x every held-out cohort (issue #15).
 
     .venv/bin/python benchmarks/bench_generalisation.py                 # the table, seed 0
     .venv/bin/python benchmarks/bench_generalisation.py --seeds 0 1 2 3 4 --models recipe:stack
+    .venv/bin/python benchmarks/bench_generalisation.py \
+        --models recipe:consensus,recipe:compass-probe,recipe:compass-published     # issue #23
 
 Prints (and writes with ``--out``) a Markdown table: ROC AUC with its 95% CI per held-out
 cohort and pooled, then each trained model's paired AUC difference to the best biomarker of
 each cohort (``amu_tf.evaluation.biomarker_comparison``), and, with several seeds, the spread
 of each model's AUCs over the seeds. Real data: ``../shared/data`` beside the checkout.
+
+The COMPASS models (issue #23) get the cohorts' published units from the table's artifact
+(COMPASS's input is log2(TPM + 1) of each cohort's unit) and ``recipe:compass-published``
+reads COMPASS's published features from ``DATA_ROOT/compass_itrp``;
+``bench_compass_generalisation.py`` adds their variants and the paired comparison with
+COMPASS's own held-out predictions.
 """
 
 from __future__ import annotations
@@ -28,6 +36,15 @@ TRAINED = ["logreg", "amu:small", "recipe:consensus", "recipe:stack", "recipe:st
            "recipe:immune-genes", "recipe:immune-amu", "recipe:panel-rank", "recipe:stack-loco",
            "recipe:stack-dro", "recipe:variable-logreg", "recipe:amu-pretrained",
            "recipe:amu-cohort-val"]
+
+
+def _units(table_dir):
+    """``{cohort: published unit}`` from a CohortTable artifact's metadata."""
+    import json
+
+    art = json.loads((Path(table_dir) / "artifact.json").read_text())
+    cohorts = art.get("properties", {}).get("cohorts", {})
+    return {c: v["units"] for c, v in cohorts.items() if isinstance(v, dict) and "units" in v}
 
 
 def _cell(row, k="roc_auc"):
@@ -66,6 +83,14 @@ def main(argv=None):
     zoo = {"epochs": a.epochs, "patience": a.patience}
     # epochs/patience for the zoo models and the recipes that train one
     params = {m: dict(zoo) for m in trained if trains_a_zoo_model(m)}
+    units = _units(table_dir)
+    for m in trained:
+        if m in ("recipe:compass-probe", "recipe:compass-published"):
+            params[m] = {"cohort_units": units}
+        if m == "recipe:compass-published":
+            params[m]["published_dir"] = str(Path(a.data_root) / "compass_itrp")
+        if m.partition(":")[0] == "compass" or m == "amu:compass":
+            params.setdefault(m, {})["input_units"] = units
 
     runs = {}
     for seed in a.seeds:

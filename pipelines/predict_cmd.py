@@ -18,7 +18,11 @@ def _read_input(path, data_root):
     if p.suffix == ".toml":
         from components.ingest import ingest_cohort
 
-        table, _ = ingest_cohort(str(p), data_root=data_root)
+        from amu_tf.data.cohort_table import UNITS_ATTR
+
+        table, summary = ingest_cohort(str(p), data_root=data_root)
+        if summary.get("units"):  # what the COMPASS models' input needs to know
+            table.attrs[UNITS_ATTR] = {str(summary.get("cohort", "")): str(summary["units"])}
         return table
     if p.is_dir():
         from amu_tf.data.cohort_table import TABLE_FILE, read_table

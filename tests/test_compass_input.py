@@ -83,3 +83,38 @@ def test_sklearn_contract_and_save(tmp_path):
     np.testing.assert_array_equal(again.transform(table), t.transform(table))
     with pytest.raises(InputDataError):
         CompassInputTransform(genes=genes, scaler_fit="global").fit(table)
+
+
+def test_the_unit_the_table_carries_is_used():
+    """A table read from a CohortTable artifact (or built by amu predict from a spec) carries
+    its cohorts' units: an FPKM cohort is rescaled without cohort_units being passed, also
+    after the row slicing the protocols do; an explicit cohort_units still wins."""
+    from amu_tf.data.cohort_table import UNITS_ATTR
+
+    genes = ["G0", "G1", "G2"]
+    fpkm = np.array([[10.0, 30.0, 60.0], [1.0, 1.0, 2.0], [5.0, 0.0, 5.0], [2.0, 8.0, 1.0]])
+    table = _table(np.log2(fpkm + 1.0), genes, "F")
+    explicit = CompassInputTransform(genes=genes, cohort_units={"F": "fpkm"}).fit(table)
+    bare = CompassInputTransform(genes=genes).fit(table)
+    table.attrs[UNITS_ATTR] = {"F": "fpkm"}
+    sliced = table[table["sample"] != "F3"].reset_index(drop=True)  # as a protocol's split
+    carried = CompassInputTransform(genes=genes).fit(sliced)
+    assert carried.units_["F"].startswith("fpkm:") and bare.units_["F"].startswith("tpm:")
+    np.testing.assert_allclose(carried.transform(sliced), explicit.fit(sliced).transform(sliced),
+                               rtol=1e-6)
+    plain = sliced.copy()
+    plain.attrs = {}  # the same rows without the units: taken as TPM, another input
+    assert not np.allclose(bare.fit(plain).transform(plain), carried.transform(sliced))
+    told = CompassInputTransform(genes=genes, cohort_units={"F": "tpm"}).fit(sliced)
+    assert told.units_["F"].startswith("tpm:")
+
+
+def test_read_table_carries_the_recorded_units(tmp_path):
+    from amu_tf.data.cohort_table import cohort_units, read_table
+    from components.ingest import run_ingest
+
+    from test_ingest import _tiny_counts_cohort
+
+    spec, *_ = _tiny_counts_cohort(tmp_path)
+    run_ingest([spec], tmp_path / "out")
+    assert cohort_units(read_table(tmp_path / "out")) == {"TINY": "counts"}

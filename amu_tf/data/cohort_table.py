@@ -48,6 +48,15 @@ META_COLUMNS = [
 
 TABLE_FILE = "table.csv.gz"
 EXPRESSION_FILE = "expression.h5ad"
+#: ``DataFrame.attrs`` key of ``{cohort: published unit}`` (``"counts"``, ``"tpm"``, ``"fpkm"``,
+#: ...): set by :func:`read_table` from a CohortTable artifact and by ``amu predict`` from a
+#: spec, read by the transforms whose arithmetic depends on the unit (COMPASS's input)
+UNITS_ATTR = "cohort_units"
+
+
+def cohort_units(df: pd.DataFrame) -> dict:
+    """``{cohort: published unit}`` carried by the table (empty when it does not say)."""
+    return dict(df.attrs.get(UNITS_ATTR) or {})
 
 
 def gene_columns() -> list[str]:
@@ -86,7 +95,25 @@ def read_table(path: str | Path) -> pd.DataFrame:
     else:  # a hand-made table CSV: its gene symbols get ingest's normalisation
         df = _normalise_gene_columns(df, str(path))
     check_table(df, str(path))
+    if expression is not None:
+        units = _recorded_units(expression.parent)
+        if units:
+            df.attrs[UNITS_ATTR] = units
     return df
+
+
+def _recorded_units(folder: Path) -> dict:
+    """``{cohort: unit}`` from a CohortTable artifact's metadata (empty if it has none)."""
+    import json
+
+    try:
+        cohorts = json.loads((folder / "artifact.json").read_text())["properties"]["cohorts"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(cohorts, dict):
+        return {}
+    return {str(c): str(v["units"]) for c, v in cohorts.items()
+            if isinstance(v, dict) and v.get("units")}
 
 
 def _check_no_genes_lost(df: pd.DataFrame, folder: Path) -> None:

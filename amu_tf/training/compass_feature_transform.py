@@ -94,7 +94,8 @@ class CompassFeatureTransform(TableTransform):
             (:func:`feature_blocks`), for the probe to choose between by inner
             leave-one-cohort-out.
         cohort_units: ``{cohort: unit}`` of the cohorts (CohortTable summary; e.g.
-            ``{"GSE91061_pre": "counts"}``); a cohort not named is taken as TPM.
+            ``{"GSE91061_pre": "counts"}``); a cohort not named takes the unit the table
+            carries (a CohortTable read from its folder does), else TPM.
         scaler_fit, max_missing_fraction: of ``CompassInputTransform``.
         cancer_type: TCGA code of the cancer-type token (melanoma: ``SKCM``).
         cohort_cancer_types: ``{cohort: TCGA code}`` for cohorts of another cancer

@@ -33,8 +33,11 @@ class CompassInputTransform(TableTransform):
 
     **Units.** The cohort table stores every cohort as ``log2(x + 1)`` of its published unit
     (counts -> CPM, TPM and log2 TPM -> TPM, FPKM -> FPKM); the unit is recorded per cohort
-    in the CohortTable artifact's summary, and is passed here as ``cohort_units``
-    (``{cohort: unit}``; a cohort not named is taken as TPM). :data:`UNIT_HANDLING` says what
+    in the CohortTable artifact's summary, and reaches this transform with the table
+    (``read_table`` of the artifact and ``amu predict`` of a spec put it in
+    ``DataFrame.attrs``, :func:`amu_tf.data.cohort_table.cohort_units`) or as
+    ``cohort_units`` (``{cohort: unit}``, which wins); a cohort neither names is taken as
+    TPM. :data:`UNIT_HANDLING` says what
     is done for each; ``units_`` records it.
 
     **The scaler.** COMPASS fits its min-max scaler on its pre-training data (TCGA, not in
@@ -73,9 +76,11 @@ class CompassInputTransform(TableTransform):
 
         return list(load_compass_assets()["genes"])
 
-    def _unit(self, cohort):
-        units = {str(k): str(v).lower().replace(" ", "")
-                 for k, v in (self.cohort_units or {}).items()}
+    def _unit(self, cohort, table_units=None):
+        """The cohort's unit: ``cohort_units`` if it names the cohort, else what the table
+        carries (:func:`amu_tf.data.cohort_table.cohort_units`), else TPM."""
+        given = {**(table_units or {}), **(self.cohort_units or {})}
+        units = {str(k): str(v).lower().replace(" ", "") for k, v in given.items()}
         unit = units.get(str(cohort), "tpm")
         if unit not in UNIT_HANDLING:
             raise InputDataError(f"compass_input: cohort {cohort}: unknown unit {unit!r} "
@@ -90,9 +95,12 @@ class CompassInputTransform(TableTransform):
         if present:
             block = table[[cols[genes[j]] for j in present]]
             out[:, present] = block.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        from amu_tf.data.cohort_table import cohort_units
+
         units = {}
+        carried = cohort_units(table)
         for c in np.unique(cohorts):
-            unit = self._unit(c)
+            unit = self._unit(c, carried)
             units[str(c)] = unit
             if unit != "fpkm":
                 continue
