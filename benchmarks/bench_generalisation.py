@@ -89,8 +89,6 @@ def main(argv=None):
             params[m] = {"cohort_units": units}
         if m == "recipe:compass-published":
             params[m]["published_dir"] = str(Path(a.data_root) / "compass_itrp")
-        if m.partition(":")[0] == "compass" or m == "amu:compass":
-            params.setdefault(m, {})["input_units"] = units
 
     runs = {}
     for seed in a.seeds:
