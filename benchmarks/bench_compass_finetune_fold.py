@@ -35,6 +35,9 @@ def main(argv=None):
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--predictions", default=None,
+                    help="also append the held-out rows' probabilities here (CSV: sample, "
+                         "cohort, y, p), so that folds run one at a time can be pooled")
     a = ap.parse_args(argv)
 
     from amu_tf.data.cohort_table import read_table
@@ -58,6 +61,13 @@ def main(argv=None):
         p = bundle.predict_proba(test)[:, 1]
         epochs = bundle.estimator.epochs_run_
     y = test["response"].to_numpy(int)
+    if a.predictions:
+        import pandas as pd
+
+        out = pd.DataFrame({"sample": test["sample"].to_numpy(), "cohort": a.held_out,
+                            "y": y, "p": p})
+        out.to_csv(a.predictions, mode="a", index=False,
+                   header=not Path(a.predictions).exists())
     m = metrics_with_ci(y, p, (p >= bundle.threshold).astype(int), n_boot=1000, seed=a.seed)
     auc, lo, hi = (m["roc_auc"][k] for k in ("value", "ci_low", "ci_high"))
     print(f"CPU: {cpu_model()}; amu:compass, readout {a.readout}, lr {a.learning_rate:g} "
