@@ -1,0 +1,72 @@
+"""Pool the leave-one-cohort-out folds of ``amu:compass`` run one at a time, and compare them
+paired with other models' LOCO predictions of the same patients.
+
+    for h in GSE78220 GSE91061_pre Liu2019 Markovits2023_PD1; do
+        .venv/bin/python benchmarks/bench_compass_finetune_fold.py --table runs/shared/cohort \\
+            --held-out $h --readout mean --learning-rate 3e-3 --epochs 10 --patience 4 \\
+            --predictions runs/compass_ft_loco.csv
+    done
+    .venv/bin/python benchmarks/bench_compass_generalisation.py --table runs/shared/cohort \\
+        --variants recipe:compass-published --predictions runs/loco_predictions.csv
+    .venv/bin/python benchmarks/compass_finetune_pool.py --folds runs/compass_ft_loco.csv \\
+        --others runs/loco_predictions.csv
+
+Prints, per held-out cohort and pooled: the ROC AUC with its 95% stratified-bootstrap CI, the
+spread of the probabilities, and the paired difference (same resampled rows) to
+``recipe:consensus``, to the best of the eight biomarkers there (picked with hindsight) and to
+``recipe:compass-published``. Pooled, each fold's probabilities are taken as they are, as the
+protocols pool them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+BIOMARKERS = ["cd274", "cd8a", "cxcl9", "cytolytic", "ifng6", "gep18", "impres", "tide"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--folds", required=True, help="bench_compass_finetune_fold.py --predictions")
+    ap.add_argument("--others", required=True,
+                    help="LOCO predictions of the other models (bench_compass_generalisation.py "
+                         "--predictions)")
+    ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+
+    from amu_tf.evaluation.metrics import metrics_with_ci
+    from bench_compass_generalisation import _auc, _fmt, _paired
+
+    F = pd.read_csv(a.folds)
+    P = pd.read_csv(a.others)
+
+    def others(model):
+        d = P[P["model"] == model].set_index(["cohort", "sample"])
+        return d.loc[list(zip(F["cohort"], F["sample"].astype(str))), "p"].to_numpy(float)
+
+    cons, pub = others("recipe:consensus"), others("recipe:compass-published")
+    bm = {b: others(b) for b in BIOMARKERS}
+    for c in list(dict.fromkeys(F["cohort"])) + [None]:
+        m = np.ones(len(F), bool) if c is None else (F["cohort"] == c).to_numpy()
+        y, p = F["y"].to_numpy(int)[m], F["p"].to_numpy(float)[m]
+        r = metrics_with_ci(y, p, (p >= np.median(p)).astype(int), n_boot=a.n_boot,
+                            seed=a.seed)["roc_auc"]
+        best = max(BIOMARKERS, key=lambda b: _auc(y, bm[b][m]))
+        print(f"{c or 'pooled'} (n {m.sum()}): amu:compass {r['value']:.3f} "
+              f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}], sd of p {p.std():.4f}; "
+              f"- consensus {_fmt(*_paired(y, p, cons[m], a.n_boot, a.seed))}; "
+              f"- best biomarker {best} {_fmt(*_paired(y, p, bm[best][m], a.n_boot, a.seed))}; "
+              f"- compass-published {_fmt(*_paired(y, p, pub[m], a.n_boot, a.seed))}")
+
+
+if __name__ == "__main__":
+    main()
