@@ -41,11 +41,11 @@ def command(signatures_dir):
     click.echo("cross-cohort recipes (docs/generalisation.md; recipe:consensus is the one "
                "recommended for a new cohort):")
     for name, spec in TRANSFER_RECIPES.items():
-        click.echo(f"{'recipe:' + name:<22} {spec['description']}")
-    click.echo(f"{COMPASS_PROBE:<22} concept features of the TCGA-pre-trained COMPASS encoder "
+        click.echo(f"{'recipe:' + name:<25} {spec['description']}")
+    click.echo(f"{COMPASS_PROBE:<25} concept features of the TCGA-pre-trained COMPASS encoder "
                "(ported to Keras, docs/compass.md), z-scored within cohort, L2 logistic "
                "regression tuned by inner leave-one-cohort-out; reads a genome-wide table")
-    click.echo(f"{COMPASS_PUBLISHED:<22} a head trained on COMPASS's published features of "
+    click.echo(f"{COMPASS_PUBLISHED:<25} a head trained on COMPASS's published features of "
                "about 1,000 pan-cancer patients, applied to the port's features after a "
                "label-free sign alignment; needs --param published_dir=DIR (compass_itrp)")
     click.echo("")
