@@ -66,8 +66,14 @@ def main(argv=None):
 
         out = pd.DataFrame({"sample": test["sample"].to_numpy(), "cohort": a.held_out,
                             "y": y, "p": p})
-        out.to_csv(a.predictions, mode="a", index=False,
-                   header=not Path(a.predictions).exists())
+        target = Path(a.predictions)
+        if target.exists() and target.stat().st_size > 0:
+            done = pd.read_csv(target, dtype={"cohort": str})
+            if (done["cohort"] == a.held_out).any():
+                raise SystemExit(f"{target} already holds the {a.held_out} fold; remove it "
+                                 "or write to another file")
+        out.to_csv(target, mode="a", index=False,
+                   header=not (target.exists() and target.stat().st_size > 0))
     m = metrics_with_ci(y, p, (p >= bundle.threshold).astype(int), n_boot=1000, seed=a.seed)
     auc, lo, hi = (m["roc_auc"][k] for k in ("value", "ci_low", "ci_high"))
     print(f"CPU: {cpu_model()}; amu:compass, readout {a.readout}, lr {a.learning_rate:g} "

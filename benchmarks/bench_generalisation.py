@@ -38,15 +38,6 @@ TRAINED = ["logreg", "amu:small", "recipe:consensus", "recipe:stack", "recipe:st
            "recipe:amu-cohort-val"]
 
 
-def _units(table_dir):
-    """``{cohort: published unit}`` from a CohortTable artifact's metadata."""
-    import json
-
-    art = json.loads((Path(table_dir) / "artifact.json").read_text())
-    cohorts = art.get("properties", {}).get("cohorts", {})
-    return {c: v["units"] for c, v in cohorts.items() if isinstance(v, dict) and "units" in v}
-
-
 def _cell(row, k="roc_auc"):
     return f"{row[k]:.3f} [{row[f'{k}_ci_low']:.3f}, {row[f'{k}_ci_high']:.3f}]"
 
@@ -83,7 +74,9 @@ def main(argv=None):
     zoo = {"epochs": a.epochs, "patience": a.patience}
     # epochs/patience for the zoo models and the recipes that train one
     params = {m: dict(zoo) for m in trained if trains_a_zoo_model(m)}
-    units = _units(table_dir)
+    from amu_tf.data.cohort_table import cohort_units
+
+    units = cohort_units(table)  # a CohortTable folder records them; a CSV does not
     for m in trained:
         if m in ("recipe:compass-probe", "recipe:compass-published"):
             params[m] = {"cohort_units": units}

@@ -46,12 +46,18 @@ def main(argv=None):
     from amu_tf.evaluation.metrics import metrics_with_ci
     from bench_compass_generalisation import _auc, _fmt, _paired
 
-    F = pd.read_csv(a.folds)
-    P = pd.read_csv(a.others)
+    F = pd.read_csv(a.folds, dtype={"sample": str, "cohort": str})
+    P = pd.read_csv(a.others, dtype={"sample": str, "cohort": str})
+    if F.duplicated(["cohort", "sample"]).any():
+        raise SystemExit(f"{a.folds}: a (cohort, sample) appears twice: a fold was appended "
+                         "twice; keep one run per held-out cohort")
 
     def others(model):
         d = P[P["model"] == model].set_index(["cohort", "sample"])
-        return d.loc[list(zip(F["cohort"], F["sample"].astype(str))), "p"].to_numpy(float)
+        rows = d.loc[list(zip(F["cohort"], F["sample"]))]
+        if not (rows["y"].to_numpy(int) == F["y"].to_numpy(int)).all():
+            raise SystemExit(f"{model}: labels differ from {a.folds}'s (another table?)")
+        return rows["p"].to_numpy(float)
 
     cons, pub = others("recipe:consensus"), others("recipe:compass-published")
     bm = {b: others(b) for b in BIOMARKERS}

@@ -107,6 +107,12 @@ def test_the_unit_the_table_carries_is_used():
     assert not np.allclose(bare.fit(plain).transform(plain), carried.transform(sliced))
     told = CompassInputTransform(genes=genes, cohort_units={"F": "tpm"}).fit(sliced)
     assert told.units_["F"].startswith("tpm:")
+    # scored later from a table that carries no unit (a CSV): the unit it was fitted with
+    np.testing.assert_allclose(carried.transform(plain), carried.transform(sliced), rtol=1e-6)
+    contradicting = sliced.copy()
+    contradicting.attrs[UNITS_ATTR] = {"F": "tpm"}
+    with pytest.raises(InputDataError, match="was fpkm when the model was fitted"):
+        carried.transform(contradicting)
 
 
 def test_read_table_carries_the_recorded_units(tmp_path):

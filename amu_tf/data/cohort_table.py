@@ -56,7 +56,8 @@ UNITS_ATTR = "cohort_units"
 
 def cohort_units(df: pd.DataFrame) -> dict:
     """``{cohort: published unit}`` carried by the table (empty when it does not say)."""
-    return dict(df.attrs.get(UNITS_ATTR) or {})
+    units = df.attrs.get(UNITS_ATTR)
+    return {str(k): str(v) for k, v in units.items()} if isinstance(units, dict) else {}
 
 
 def gene_columns() -> list[str]:

@@ -274,7 +274,9 @@ class ExportedModel:
         meta = pd.DataFrame({"sample": samples.to_numpy(), "cohort": cohorts.to_numpy()},
                             index=df.index)
         report = {"n_found": len(found), "missing": [s for s in self.symbols if s in missing_all]}
-        return pd.concat([meta, genes], axis=1).reset_index(drop=True), report
+        out = pd.concat([meta, genes], axis=1).reset_index(drop=True)
+        out.attrs = dict(df.attrs)  # the cohorts' units (COMPASS's input reads them)
+        return out, report
 
     def model_input(self, table: pd.DataFrame) -> np.ndarray:
         """The signature's input for a panel table: raw genes when the transform is in the

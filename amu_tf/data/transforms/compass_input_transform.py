@@ -7,7 +7,6 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from amu_tf.biomarkers.biomarker_score import MIN_NEW_COHORT, cohort_keys, resolve_columns
-from amu_tf.data.cohort_table import all_gene_columns
 from amu_tf.data.transforms.table_transform import TableTransform
 from amu_tf.errors import InputDataError
 
@@ -17,7 +16,7 @@ UNIT_HANDLING = {
     "tpm": "as is (the table holds log2(TPM + 1))",
     "log2(tpm+1)": "as is",
     "log2(tpm+0.001)": "as is (ingest re-based it to log2(TPM + 1))",
-    "fpkm": "FPKM -> TPM by rescaling each sample to sum 1e6 over the table's genes",
+    "fpkm": "FPKM -> TPM by rescaling each sample to sum 1e6 over COMPASS's genes it has",
     "counts": "log2(CPM + 1) used as log2(TPM + 1): no gene lengths; a per-gene length "
               "factor is mostly absorbed by the per-cohort min-max scaler",
 }
@@ -78,10 +77,23 @@ class CompassInputTransform(TableTransform):
 
     def _unit(self, cohort, table_units=None):
         """The cohort's unit: ``cohort_units`` if it names the cohort, else what the table
-        carries (:func:`amu_tf.data.cohort_table.cohort_units`), else TPM."""
-        given = {**(table_units or {}), **(self.cohort_units or {})}
-        units = {str(k): str(v).lower().replace(" ", "") for k, v in given.items()}
-        unit = units.get(str(cohort), "tpm")
+        carries (:func:`amu_tf.data.cohort_table.cohort_units`), else, for a cohort seen at
+        fit, the unit used then, else TPM. A table whose unit contradicts the one a seen
+        cohort was fitted with is refused (its scaler was fitted on other values)."""
+        norm = lambda d: {str(k): str(v).lower().replace(" ", "")  # noqa: E731
+                          for k, v in (d or {}).items()}
+        given, carried = norm(self.cohort_units), norm(table_units)
+        fitted = getattr(self, "unit_by_cohort_", {})
+        c = str(cohort)
+        if c in given:
+            unit = given[c]
+        elif c in carried:
+            unit = carried[c]
+            if c in fitted and fitted[c] != unit:
+                raise InputDataError(f"compass_input: cohort {cohort} is {unit} in this table "
+                                     f"but was {fitted[c]} when the model was fitted")
+        else:
+            unit = fitted.get(c, "tpm")
         if unit not in UNIT_HANDLING:
             raise InputDataError(f"compass_input: cohort {cohort}: unknown unit {unit!r} "
                                  f"(one of {sorted(UNIT_HANDLING)})")
@@ -105,9 +117,9 @@ class CompassInputTransform(TableTransform):
             if unit != "fpkm":
                 continue
             rows = cohorts == c
-            every = table.loc[rows, all_gene_columns(table)].apply(
-                pd.to_numeric, errors="coerce").to_numpy(np.float64)
-            total = np.nansum(np.exp2(every) - 1.0, axis=1, keepdims=True)
+            # summed over COMPASS's genes the table holds (not every gene of the table), so an
+            # exported model, which receives only its own genes, rescales as training did
+            total = np.nansum(np.exp2(out[rows]) - 1.0, axis=1, keepdims=True)
             if not np.all(total > 0):
                 raise InputDataError(f"compass_input: cohort {c} has a sample with no "
                                      "expression to rescale FPKM to TPM")
@@ -160,6 +172,7 @@ class CompassInputTransform(TableTransform):
         self.scaler_fit_ = self.scaler_fit
         self.genes_ = genes
         self.units_ = {c: f"{u}: {UNIT_HANDLING[u]}" for c, u in units.items()}
+        self.unit_by_cohort_ = dict(units)  # what transform uses for these cohorts
         code_table = codes or {"SKCM": 25}
         if self.cancer_type not in code_table or code_table[self.cancer_type] < 0:
             raise InputDataError(f"compass_input: unknown cancer type {self.cancer_type!r}")
