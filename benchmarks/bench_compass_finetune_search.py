@@ -1,0 +1,457 @@
+"""A fine-tuning search for ``amu:compass`` on a GPU (issue #23): does COMPASS's pre-trained
+encoder, fine-tuned under a small head on the other melanoma cohorts (and optionally the
+labeled non-melanoma cohorts, each with its own cancer-type token), transfer to a melanoma
+cohort it never saw?
+
+Three steps, the middle one on the GPU machine (JAX; no TensorFlow needed there):
+
+    # 1. here: the encoder inputs of every labeled patient and the converted weights
+    .venv/bin/python benchmarks/bench_compass_finetune_search.py prepare \\
+        --table runs/shared/cohort --auxiliary runs/shared/pancancer \\
+        --out .gpu_data/compass_search.npz
+    # 2. on the GPU machine (keras, namex and optree carried as wheels):
+    KERAS_BACKEND=jax python3 benchmarks/bench_compass_finetune_search.py search \\
+        --data .gpu_data/compass_search.npz --out $OUT --deadline 420
+    # 3. here: per configuration, the seed-averaged LOCO predictions, compared paired
+    .venv/bin/python benchmarks/bench_compass_finetune_search.py report \\
+        --predictions <search's predictions.csv> --others runs/loco_predictions.csv
+
+**The design, fixed before the run** (nothing below is chosen by looking at a held-out
+cohort):
+
+- outer leave-one-cohort-out over the four shared melanoma cohorts; the held-out cohort's
+  rows enter only the final prediction;
+- 8 configurations: readout (the encoded patient token, or the mean gene token) x encoder
+  (frozen, or fine-tuned at 0.1 x the head's learning rate, the zoo's ``encoder_lr_scale``)
+  x training rows (the three other melanoma cohorts, or those plus every labeled patient of
+  the non-melanoma cohorts of ``cohorts_pancancer`` with its TCGA cancer-type token);
+- the readout's 32 channels standardised within each cohort by the frozen encoder's mean
+  and sd there (expression only; the held-out cohort on its own rows, as the probe's cohort
+  z-score), fixed during fine-tuning: unscaled, the readouts barely vary between patients,
+  which kept the zoo model's head at the prior (sd of its probabilities below 0.001);
+- the head of ``amu:compass``: Dense(16, ReLU) -> Dropout(0.1) -> Dense(1); Adam, learning
+  rate 1e-3, batch 16, class-balanced loss weights on the inner training rows;
+- early stopping on the loss of an inner validation part (20% of the training rows,
+  stratified by cohort and label, drawn per seed), patience 6, at most 30 epochs, best
+  weights restored;
+- 5 seeds per configuration, trained side by side (``jax.vmap``): the seed draws the head's
+  initial weights, the inner split, the batch order and the dropout masks;
+- per configuration, the figures reported are the mean over the 5 seeds of the held-out AUC
+  and the AUC of the seed-averaged probability; none of the 8 is picked afterwards as "the"
+  result (picking the best of 8 on the held-out cohorts would be selection on the test set).
+
+Encoder inputs are the project's :class:`CompassInputTransform` (min-max per cohort, no
+labels), computed here; the weights are the converted pre-trained encoder's. The search
+writes ``predictions.csv`` (configuration, held-out cohort, sample, label, seed,
+probability) and ``search_log.txt`` (timings, epochs run) under ``--out``, one
+configuration at a time, so a run stopped by its deadline keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+MELANOMA = ["GSE78220", "GSE91061_pre", "Liu2019", "Markovits2023_PD1"]
+READOUTS = ["patient", "mean"]
+ENCODERS = ["frozen", "finetune"]
+TRAINSETS = ["melanoma", "pancancer"]
+
+
+# ---------------------------------------------------------------------------------------
+# 1. prepare (here, with the project's environment)
+def prepare(a):
+    import pandas as pd
+
+    from amu_tf.data.cohort_table import read_table
+    from amu_tf.data.transforms.compass_input_transform import CompassInputTransform
+    from amu_tf.models.compass_encoder import CompassEncoder
+    from amu_tf.utils.transformers.convert_compass import load_compass_assets
+    from bench_compass_generalisation import PANCANCER_TYPES
+
+    codes = load_compass_assets()["cancer_codes"]
+    parts = []
+    mel = read_table(a.table)
+    mel = mel[mel["response"].notna() & mel["cohort"].isin(MELANOMA)]
+    parts.append((mel, {c: "SKCM" for c in MELANOMA}, True))
+    if a.auxiliary:
+        aux = read_table(a.auxiliary)
+        aux = aux[aux["response"].notna() & aux["cohort"].isin(PANCANCER_TYPES)]
+        parts.append((aux, PANCANCER_TYPES, False))
+    xs, rows = [], []
+    for table, types, is_mel in parts:
+        # per-cohort min-max, fitted on each cohort's own labeled rows (expression only)
+        x = CompassInputTransform().fit(table).transform(table)
+        xs.append(x)
+        rows.append(pd.DataFrame({
+            "sample": table["sample"].astype(str).to_numpy(),
+            "cohort": table["cohort"].astype(str).to_numpy(),
+            "y": table["response"].to_numpy(int),
+            "code": [int(codes[types[c]]) for c in table["cohort"]],
+            "melanoma": is_mel}))
+    info = pd.concat(rows, ignore_index=True)
+    x = np.concatenate(xs).astype(np.float32)
+    weights = CompassEncoder.from_preset("compass").get_weights()
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    np.savez(a.out, x=x, code=info["code"].to_numpy(np.int32), y=info["y"].to_numpy(np.int32),
+             melanoma=info["melanoma"].to_numpy(bool),
+             sample=info["sample"].to_numpy(str), cohort=info["cohort"].to_numpy(str),
+             n_weights=len(weights), **{f"w{i}": w for i, w in enumerate(weights)})
+    by = info.groupby("cohort")["y"].agg(["size", "sum"])
+    print(f"wrote {a.out}: {len(info)} labeled patients, {x.shape[1]} genes, "
+          f"{len(weights)} weight arrays\n{by.to_string()}")
+
+
+# ---------------------------------------------------------------------------------------
+# 2. search (JAX, any device)
+def _stratified_val(cohort, y, rows, frac, rng):
+    """Inner validation positions (into ``rows``): ``frac`` of each (cohort, label) cell."""
+    val = []
+    keys = np.array([f"{c}|{v}" for c, v in zip(cohort[rows], y[rows])])
+    for k in np.unique(keys):
+        pos = np.flatnonzero(keys == k)
+        n = int(round(frac * len(pos)))
+        if len(pos) >= 2 and n == 0:
+            n = 1
+        val.extend(rng.choice(pos, size=min(n, len(pos) - 1), replace=False))
+    val = np.sort(np.asarray(val, int))
+    return rows[np.setdiff1d(np.arange(len(rows)), val)], rows[val]
+
+
+def search(a):
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import jax
+    import jax.numpy as jnp
+    import keras
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from amu_tf.models.compass_encoder import CompassEncoder
+
+    t_start = time.perf_counter()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = open(out / "search_log.txt", "a")
+
+    def log(msg):
+        line = f"[{time.perf_counter() - t_start:7.1f}s] {msg}"
+        print(line, flush=True)
+        log_file.write(line + "\n")
+        log_file.flush()
+
+    D = np.load(a.data, allow_pickle=False)
+    X_np, C_np, Y_np = D["x"], D["code"], D["y"]
+    cohort, sample, is_mel = D["cohort"].astype(str), D["sample"].astype(str), D["melanoma"]
+    if a.smoke:   # a few patients of each melanoma cohort and one auxiliary cohort
+        keep = []
+        for c in MELANOMA + sorted(set(cohort[~is_mel]))[:1]:
+            for v in (0, 1):
+                keep.extend(np.flatnonzero((cohort == c) & (Y_np == v))[:4])
+        keep = np.sort(keep)
+        X_np, C_np, Y_np = X_np[keep], C_np[keep], Y_np[keep]
+        cohort, sample, is_mel = cohort[keep], sample[keep], is_mel[keep]
+    log(f"devices {jax.devices()}; keras {keras.__version__}, jax {jax.__version__}; "
+        f"{len(Y_np)} patients x {X_np.shape[1]} genes")
+
+    enc = CompassEncoder.from_preset("compass", load_weights=False)
+    enc.set_weights([D[f"w{i}"] for i in range(int(D["n_weights"]))])
+    enc_tv0 = [jnp.asarray(v.value) for v in enc.trainable_variables]
+    enc_ntv = [jnp.asarray(v.value) for v in enc.non_trainable_variables]
+    X = jnp.asarray(X_np)
+    C = jnp.asarray(C_np)
+    Y = jnp.asarray(Y_np, jnp.float32)
+    B, S = a.batch_size, a.seeds
+
+    def encode(tv, x, c):
+        tokens, _ = enc.stateless_call(tv, enc_ntv, {"expression": x, "cancer_type": c},
+                                       training=False)
+        return tokens
+
+    def readout(tokens, kind):
+        return tokens[:, 0, :] if kind == "patient" else jnp.mean(tokens[:, 2:, :], axis=1)
+
+    # frozen readouts of every patient, once
+    t0 = time.perf_counter()
+    enc_fn = jax.jit(lambda x, c: (lambda t: (t[:, 0, :], jnp.mean(t[:, 2:, :], axis=1)))(
+        encode(enc_tv0, x, c)))
+    H = {"patient": [], "mean": []}
+    for i in range(0, len(Y_np), B):
+        idx = np.arange(i, i + B) % len(Y_np)
+        hp, hm = enc_fn(X[idx], C[idx])
+        n = min(B, len(Y_np) - i)
+        H["patient"].append(np.asarray(hp)[:n])
+        H["mean"].append(np.asarray(hm)[:n])
+    H = {k: np.concatenate(v) for k, v in H.items()}
+    # each readout channel standardised within its cohort by the frozen encoder's statistics
+    # (expression only, the held-out cohort on its own rows, as the probe's cohort z-score):
+    # unscaled, the readouts barely vary between patients (a head on them stays at the prior)
+    MU = {k: np.zeros_like(v) for k, v in H.items()}
+    SD = {k: np.ones_like(v) for k, v in H.items()}
+    for k, v in H.items():
+        for c in np.unique(cohort):
+            r = cohort == c
+            MU[k][r] = v[r].mean(0)
+            SD[k][r] = np.where(v[r].std(0) > 0, v[r].std(0), 1.0)
+    MU = {k: jnp.asarray(v) for k, v in MU.items()}
+    SD = {k: jnp.asarray(v) for k, v in SD.items()}
+    H = {k: (jnp.asarray(v) - MU[k]) / SD[k] for k, v in H.items()}
+    log(f"frozen readouts of {len(Y_np)} patients: {time.perf_counter() - t0:.1f}s")
+
+    def head_init(key):
+        k1, k2 = jax.random.split(key)
+        g1 = np.sqrt(6.0 / (32 + 16))
+        g2 = np.sqrt(6.0 / (16 + 1))
+        return {"w1": jax.random.uniform(k1, (32, 16), minval=-g1, maxval=g1),
+                "b1": jnp.zeros(16),
+                "w2": jax.random.uniform(k2, (16, 1), minval=-g2, maxval=g2),
+                "b2": jnp.zeros(1)}
+
+    def head_apply(p, h, key, train):
+        z = jax.nn.relu(h @ p["w1"] + p["b1"])
+        if train:
+            keep = jax.random.bernoulli(key, 1.0 - a.dropout, z.shape)
+            z = jnp.where(keep, z / (1.0 - a.dropout), 0.0)
+        return (z @ p["w2"] + p["b2"])[:, 0]
+
+    def make_fns(kind, finetune):
+        def features(params, idx):
+            if finetune:
+                h = readout(encode(params["enc"], X[idx], C[idx]), kind)
+                return (h - MU[kind][idx]) / SD[kind][idx]
+            return H[kind][idx]
+
+        def loss(params, idx, w, key, train):
+            logit = head_apply(params["head"], features(params, idx), key, train)
+            y = Y[idx]
+            ll = jnp.maximum(logit, 0) - logit * y + jnp.log1p(jnp.exp(-jnp.abs(logit)))
+            return jnp.sum(w * ll) / jnp.maximum(jnp.sum(w), 1e-6)
+
+        def step(params, opt, idx, w, key, lr_tree):
+            g = jax.grad(loss)(params, idx, w, key, True)
+            t = opt["t"] + 1
+            m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, opt["m"], g)
+            v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, opt["v"], g)
+            c1, c2 = 1 - 0.9 ** t, 1 - 0.999 ** t
+            params = jax.tree_util.tree_map(
+                lambda p, m, v, lr: p - lr * (m / c1) / (jnp.sqrt(v / c2) + 1e-7),
+                params, m, v, lr_tree)
+            return params, {"m": m, "v": v, "t": t}
+
+        def predict(params, idx):
+            return jax.nn.sigmoid(head_apply(params["head"], features(params, idx), None,
+                                             False))
+
+        v_step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, 0, None)))
+        v_loss = jax.jit(jax.vmap(lambda p, i, w: loss(p, i, w, None, False)))
+        v_pred = jax.jit(jax.vmap(predict, in_axes=(0, None)))
+        return v_step, v_loss, v_pred
+
+    fns = {(k, f): make_fns(k, f == "finetune") for k in READOUTS for f in ENCODERS}
+
+    def batches(pos_list, rng, shuffle):
+        """(S, steps, B) indices and 0/1 weights, each seed's rows padded to one length."""
+        n = max(len(p) for p in pos_list)
+        steps = -(-n // B)
+        idx = np.zeros((S, steps * B), np.int32)
+        msk = np.zeros((S, steps * B), np.float32)
+        for s, p in enumerate(pos_list):
+            p = rng[s].permutation(p) if shuffle else p
+            idx[s, :len(p)] = p
+            msk[s, :len(p)] = 1.0
+        return idx.reshape(S, steps, B), msk.reshape(S, steps, B)
+
+    pred_path = out / "predictions.csv"
+    done = set()
+    if pred_path.exists():
+        old = pd.read_csv(pred_path, dtype={"cohort": str, "sample": str})
+        done = set(zip(old["config"], old["cohort"]))
+    order = [(e, r, t) for e in ENCODERS for t in TRAINSETS for r in READOUTS]
+    for enc_mode, kind, trainset in order:
+        config = f"{kind}-{enc_mode}-{trainset}"
+        if a.configs and config not in a.configs.split(","):
+            continue
+        v_step, v_loss, v_pred = fns[(kind, enc_mode)]
+        for held in MELANOMA:
+            if (config, held) in done:
+                continue
+            if a.deadline and time.perf_counter() - t_start > a.deadline:
+                log(f"deadline {a.deadline}s reached: {config} {held} not run")
+                return
+            t0 = time.perf_counter()
+            rows = np.flatnonzero((cohort != held) & (is_mel | (trainset == "pancancer")))
+            test = np.flatnonzero(cohort == held)
+            rng = [np.random.default_rng([a.seed, s, MELANOMA.index(held)]) for s in range(S)]
+            splits = [_stratified_val(cohort, Y_np, rows, 0.2, r) for r in rng]
+            tr_list = [tr for tr, _ in splits]
+            val_idx, val_msk = batches([va for _, va in splits], rng, False)
+            val_idx, val_msk = val_idx.reshape(S, -1), val_msk.reshape(S, -1)
+            cw = []   # class-balanced weights of each seed's inner training rows
+            for tr in tr_list:
+                n1 = Y_np[tr].sum()
+                n0 = len(tr) - n1
+                cw.append(np.where(Y_np == 1, len(tr) / (2 * max(n1, 1)),
+                                   len(tr) / (2 * max(n0, 1))).astype(np.float32))
+            cw = np.stack(cw)
+            keys = jax.random.split(jax.random.PRNGKey(a.seed), S)
+            head = jax.vmap(head_init)(keys)
+            params = {"head": head}
+            lr_tree = {"head": jax.tree_util.tree_map(lambda _: a.learning_rate, head)}
+            if enc_mode == "finetune":
+                params["enc"] = [jnp.broadcast_to(v, (S,) + v.shape) for v in enc_tv0]
+                lr_tree["enc"] = [a.learning_rate * a.encoder_lr_scale for _ in enc_tv0]
+            zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+            opt = {"m": zeros, "v": zeros, "t": jnp.zeros((S,), jnp.float32)}
+
+            def val_loss(p):
+                return np.asarray(v_loss(p, jnp.asarray(val_idx), jnp.asarray(val_msk)))
+
+            best = val_loss(params)
+            best_params = params
+            wait = np.zeros(S, int)
+            stopped = np.zeros(S, bool)
+            best_epoch = np.zeros(S, int)
+            epochs = 0
+            for epoch in range(1, a.epochs + 1):
+                idx, msk = batches(tr_list, rng, True)
+                w = msk * np.take_along_axis(cw, idx.reshape(S, -1), 1).reshape(idx.shape)
+                for k in range(idx.shape[1]):
+                    keys = jax.vmap(lambda kk: jax.random.fold_in(kk, epoch * 10007 + k))(keys)
+                    params, opt = v_step(params, opt, jnp.asarray(idx[:, k]),
+                                         jnp.asarray(w[:, k]), keys, lr_tree)
+                epochs = epoch
+                vl = val_loss(params)
+                better = (vl < best) & ~stopped
+                best = np.where(better, vl, best)
+                best_epoch = np.where(better, epoch, best_epoch)
+                mask = jnp.asarray(better)
+                best_params = jax.tree_util.tree_map(
+                    lambda new, old: jnp.where(mask.reshape((-1,) + (1,) * (new.ndim - 1)),
+                                               new, old), params, best_params)
+                wait = np.where(better, 0, wait + 1)
+                stopped |= wait >= a.patience
+                if stopped.all():
+                    break
+            p = np.concatenate([np.asarray(v_pred(best_params, jnp.asarray(
+                np.resize(test[i:i + B], B))))[:, :min(B, len(test) - i)]
+                for i in range(0, len(test), B)], axis=1)        # (S, n_test)
+            y = Y_np[test]
+            aucs = [roc_auc_score(y, p[s]) for s in range(S)]
+            frame = pd.DataFrame({
+                "config": config, "cohort": held,
+                "sample": np.tile(sample[test], S), "y": np.tile(y, S),
+                "seed": np.repeat(np.arange(S), len(test)), "p": p.reshape(-1)})
+            frame.to_csv(pred_path, mode="a", index=False, header=not pred_path.exists())
+            log(f"{config:28s} held out {held:18s} train {len(rows)} rows, {epochs} epochs "
+                f"(best {best_epoch.tolist()}), AUC per seed "
+                f"{' '.join(f'{v:.3f}' for v in aucs)}, mean {np.mean(aucs):.3f}, "
+                f"seed-averaged {roc_auc_score(y, p.mean(0)):.3f}, sd of p "
+                f"{float(np.mean(p.std(1))):.4f}; {time.perf_counter() - t0:.1f}s")
+    log("search done")
+
+
+# ---------------------------------------------------------------------------------------
+# 3. report (here)
+def report(a):
+    import pandas as pd
+
+    from amu_tf.evaluation.metrics import metrics_with_ci
+    from bench_compass_generalisation import _auc, _paired
+    from compass_finetune_pool import BIOMARKERS
+
+    P = pd.read_csv(a.predictions, dtype={"cohort": str, "sample": str})
+    O = pd.read_csv(a.others, dtype={"cohort": str, "sample": str})
+    lines = ["| configuration | " + " | ".join(MELANOMA) + " | pooled |",
+             "|---" * (len(MELANOMA) + 2) + "|"]
+    diffs = ["| configuration | against | " + " | ".join(MELANOMA) + " | pooled |",
+             "|---" * (len(MELANOMA) + 3) + "|"]
+
+    def other(model, rows):
+        d = O[O["model"] == model].set_index(["cohort", "sample"])
+        r = d.loc[list(zip(rows["cohort"], rows["sample"]))]
+        if not (r["y"].to_numpy(int) == rows["y"].to_numpy(int)).all():
+            raise SystemExit(f"{model}: labels differ")
+        return r["p"].to_numpy(float)
+
+    for config, g in P.groupby("config", sort=False):
+        avg = g.groupby(["cohort", "sample"], sort=False).agg(y=("y", "first"),
+                                                              p=("p", "mean")).reset_index()
+        cells, dcells = [], {"best biomarker": [], "recipe:consensus": [],
+                             "recipe:compass-published": []}
+        for held in MELANOMA + ["pooled"]:
+            r = avg if held == "pooled" else avg[avg["cohort"] == held]
+            if r.empty:
+                cells.append("")
+                for k in dcells:
+                    dcells[k].append("")
+                continue
+            y, p = r["y"].to_numpy(int), r["p"].to_numpy(float)
+            m = metrics_with_ci(y, p, (p >= np.median(p)).astype(int), n_boot=a.n_boot,
+                                seed=a.seed)["roc_auc"]
+            seed_aucs = [] if held == "pooled" else [
+                _auc(y, gg.set_index("sample").loc[r["sample"], "p"].to_numpy(float))
+                for _, gg in g[g["cohort"] == held].groupby("seed")]
+            mean_seed = f"; seeds {np.mean(seed_aucs):.3f}" if seed_aucs else ""
+            cells.append(f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
+                         f"{mean_seed}")
+            # the best of the eight biomarkers on these rows, picked with hindsight
+            best = max(BIOMARKERS, key=lambda b: _auc(y, other(b, r)))
+            for k, model in (("best biomarker", best), ("recipe:consensus", "recipe:consensus"),
+                             ("recipe:compass-published", "recipe:compass-published")):
+                d, lo, hi = _paired(y, p, other(model, r), a.n_boot, a.seed)
+                tag = f" {best}" if k == "best biomarker" else ""
+                dcells[k].append(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{tag}")
+        lines.append(f"| {config} | " + " | ".join(cells) + " |")
+        for k, v in dcells.items():
+            diffs.append(f"| {config} | {k} | " + " | ".join(v) + " |")
+    text = ("ROC AUC of the seed-averaged probability [95% CI]; seeds: the mean of the "
+            "5 seeds' AUCs\n\n" + "\n".join(lines) + "\n\nPaired differences of the "
+            "seed-averaged probability [95% CI]\n\n" + "\n".join(diffs) + "\n")
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--table", required=True)
+    p.add_argument("--auxiliary", default=None)
+    p.add_argument("--out", required=True)
+    s = sub.add_parser("search")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seeds", type=int, default=5)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--patience", type=int, default=6)
+    s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--learning-rate", type=float, default=1e-3)
+    s.add_argument("--encoder-lr-scale", type=float, default=0.1)
+    s.add_argument("--dropout", type=float, default=0.1)
+    s.add_argument("--deadline", type=float, default=0,
+                   help="seconds after which no new fold starts (0: none)")
+    s.add_argument("--configs", default=None,
+                   help="comma-separated subset, e.g. mean-frozen-melanoma (default: all 8)")
+    s.add_argument("--smoke", action="store_true", help="8 patients a cohort: a quick check")
+    r = sub.add_parser("report")
+    r.add_argument("--predictions", required=True)
+    r.add_argument("--others", required=True)
+    r.add_argument("--out", default=None)
+    r.add_argument("--n-boot", type=int, default=1000)
+    r.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    {"prepare": prepare, "search": search, "report": report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
