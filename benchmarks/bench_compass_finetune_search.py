@@ -34,6 +34,11 @@ cohort):
 - early stopping on the loss of an inner validation part (20% of the training rows,
   stratified by cohort and label, drawn per seed), patience 6, at most 30 epochs, best
   weights restored;
+- a follow-up, fixed after the grid above had run (its summary tokens carried no signal)
+  and before it ran: the ``geneset`` readout, each of COMPASS's 133 gene sets' mean gene
+  token averaged over its channels (the probe's gene-set ``mean`` features, the level at
+  which the frozen encoder does carry signal), with the same head, encoder modes and rows
+  (4 more configurations, ``geneset-*``);
 - 5 seeds per configuration, trained side by side (``jax.vmap``): the seed draws the head's
   initial weights, the inner split, the batch order and the dropout masks;
 - per configuration, the figures reported are the mean over the 5 seeds of the held-out AUC
@@ -62,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MELANOMA = ["GSE78220", "GSE91061_pre", "Liu2019", "Markovits2023_PD1"]
-READOUTS = ["patient", "mean"]
+READOUTS = ["patient", "mean", "geneset"]
 ENCODERS = ["frozen", "finetune"]
 TRAINSETS = ["melanoma", "pancancer"]
 
@@ -101,10 +106,15 @@ def prepare(a):
     info = pd.concat(rows, ignore_index=True)
     x = np.concatenate(xs).astype(np.float32)
     weights = CompassEncoder.from_preset("compass").get_weights()
+    from amu_tf.data.compass_concepts import _default_tables
+
+    members = _default_tables()["geneset_members"]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, x=x, code=info["code"].to_numpy(np.int32), y=info["y"].to_numpy(np.int32),
              melanoma=info["melanoma"].to_numpy(bool),
              sample=info["sample"].to_numpy(str), cohort=info["cohort"].to_numpy(str),
+             gs_idx=np.concatenate([np.asarray(m, np.int32) for m in members]),
+             gs_ptr=np.cumsum([0] + [len(m) for m in members]).astype(np.int32),
              n_weights=len(weights), **{f"w{i}": w for i, w in enumerate(weights)})
     by = info.groupby("cohort")["y"].agg(["size", "sum"])
     print(f"wrote {a.out}: {len(info)} labeled patients, {x.shape[1]} genes, "
@@ -176,20 +186,34 @@ def search(a):
                                        training=False)
         return tokens
 
+    # COMPASS's gene sets as a pooling matrix (rows average their member genes)
+    gs_idx, gs_ptr = D["gs_idx"], D["gs_ptr"]
+    pool_np = np.zeros((len(gs_ptr) - 1, X_np.shape[1]), np.float32)
+    for i in range(len(gs_ptr) - 1):
+        m = gs_idx[gs_ptr[i]:gs_ptr[i + 1]]
+        if len(m):
+            pool_np[i, m] = 1.0 / len(m)
+    POOL = jnp.asarray(pool_np)
+
     def readout(tokens, kind):
-        return tokens[:, 0, :] if kind == "patient" else jnp.mean(tokens[:, 2:, :], axis=1)
+        if kind == "patient":
+            return tokens[:, 0, :]
+        if kind == "mean":
+            return jnp.mean(tokens[:, 2:, :], axis=1)
+        # each gene set's mean gene token, averaged over its channels (the probe's
+        # gene-set `mean` readout): (batch, n_genesets)
+        return jnp.einsum("sg,bgd->bs", POOL, tokens[:, 2:, :]) / tokens.shape[-1]
 
     # frozen readouts of every patient, once
     t0 = time.perf_counter()
-    enc_fn = jax.jit(lambda x, c: (lambda t: (t[:, 0, :], jnp.mean(t[:, 2:, :], axis=1)))(
+    enc_fn = jax.jit(lambda x, c: (lambda t: tuple(readout(t, k) for k in READOUTS))(
         encode(enc_tv0, x, c)))
-    H = {"patient": [], "mean": []}
+    H = {k: [] for k in READOUTS}
     for i in range(0, len(Y_np), B):
         idx = np.arange(i, i + B) % len(Y_np)
-        hp, hm = enc_fn(X[idx], C[idx])
         n = min(B, len(Y_np) - i)
-        H["patient"].append(np.asarray(hp)[:n])
-        H["mean"].append(np.asarray(hm)[:n])
+        for k, h in zip(READOUTS, enc_fn(X[idx], C[idx])):
+            H[k].append(np.asarray(h)[:n])
     H = {k: np.concatenate(v) for k, v in H.items()}
     # each readout channel standardised within its cohort by the frozen encoder's statistics
     # (expression only, the held-out cohort on its own rows, as the probe's cohort z-score):
@@ -206,11 +230,11 @@ def search(a):
     H = {k: (jnp.asarray(v) - MU[k]) / SD[k] for k, v in H.items()}
     log(f"frozen readouts of {len(Y_np)} patients: {time.perf_counter() - t0:.1f}s")
 
-    def head_init(key):
+    def head_init(key, dim):
         k1, k2 = jax.random.split(key)
-        g1 = np.sqrt(6.0 / (32 + 16))
+        g1 = np.sqrt(6.0 / (dim + 16))
         g2 = np.sqrt(6.0 / (16 + 1))
-        return {"w1": jax.random.uniform(k1, (32, 16), minval=-g1, maxval=g1),
+        return {"w1": jax.random.uniform(k1, (dim, 16), minval=-g1, maxval=g1),
                 "b1": jnp.zeros(16),
                 "w2": jax.random.uniform(k2, (16, 1), minval=-g2, maxval=g2),
                 "b2": jnp.zeros(1)}
@@ -302,7 +326,7 @@ def search(a):
                                    len(tr) / (2 * max(n0, 1))).astype(np.float32))
             cw = np.stack(cw)
             keys = jax.random.split(jax.random.PRNGKey(a.seed), S)
-            head = jax.vmap(head_init)(keys)
+            head = jax.vmap(lambda k: head_init(k, H[kind].shape[1]))(keys)
             params = {"head": head}
             lr_tree = {"head": jax.tree_util.tree_map(lambda _: a.learning_rate, head)}
             if enc_mode == "finetune":
