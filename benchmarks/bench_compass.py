@@ -5,7 +5,7 @@ reference, on the same machine in the same run.
 
 Both encode the same inputs (real-valued, [0, 1], the 15,672 genes; ``--samples`` of them)
 in batches of ``--batch-size`` with the same number of CPU threads (``--threads``), and both
-then pool the gene tokens into the 133 gene-set vectors (the port runs the project's own
+then pool the gene tokens into the 132 gene-set vectors (the port runs the project's own
 ``amu_tf.data.compass_concepts.encode_genesets``, compiled with XLA, and, for the record, its
 eager path ``compiled=False``; the reference pools with the same matrix in torch), so what
 is timed is the extraction ``recipe:compass-probe`` runs. The torch side runs in the benchmark-only venv

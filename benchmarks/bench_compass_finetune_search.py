@@ -25,17 +25,24 @@ cohort):
   (frozen, or fine-tuned at 0.1 x the head's learning rate, the zoo's ``encoder_lr_scale``)
   x training rows (the three other melanoma cohorts, or those plus every labeled patient of
   the non-melanoma cohorts of ``cohorts_pancancer`` with its TCGA cancer-type token);
-- the readout's 32 channels standardised within each cohort by the frozen encoder's mean
-  and sd there (expression only; the held-out cohort on its own rows, as the probe's cohort
-  z-score), fixed during fine-tuning: unscaled, the readouts barely vary between patients,
-  which kept the zoo model's head at the prior (sd of its probabilities below 0.001);
+- the readout's channels standardised within each cohort (expression only; the held-out
+  cohort on its own rows, as the probe's cohort z-score): unscaled, the readouts barely vary
+  between patients, which kept the zoo model's head at the prior (sd of its probabilities
+  below 0.001). Frozen, by the encoder's mean and sd over each cohort's rows; fine-tuned,
+  under the current weights: in training within each batch, every batch holding one
+  cohort's rows; for early stopping over each training cohort's rows; for the prediction
+  over the held-out cohort's rows. (The first run fixed the frozen encoder's statistics
+  during fine-tuning too; the readouts vary by about 0.3% within a cohort, so a few steps of
+  weight drift moved whole cohorts by 5-13 sd and that run's fine-tuned figures measured the
+  drift, not fine-tuning: withdrawn, see ``results_compass_finetune_search.md``.)
 - the head of ``amu:compass``: Dense(16, ReLU) -> Dropout(0.1) -> Dense(1); Adam, learning
   rate 1e-3, batch 16, class-balanced loss weights on the inner training rows;
 - early stopping on the loss of an inner validation part (20% of the training rows,
   stratified by cohort and label, drawn per seed), patience 6, at most 30 epochs, best
-  weights restored;
+  weights restored (the first trained epoch always counts, as Keras's
+  ``restore_best_weights``);
 - a follow-up, fixed after the grid above had run (its summary tokens carried no signal)
-  and before it ran: the ``geneset`` readout, each of COMPASS's 133 gene sets' mean gene
+  and before it ran: the ``geneset`` readout, each of COMPASS's 132 gene sets' mean gene
   token averaged over its channels (the probe's gene-set ``mean`` features, the level at
   which the frozen encoder does carry signal), with the same head, encoder modes and rows
   (4 more configurations, ``geneset-*``);
@@ -246,18 +253,32 @@ def search(a):
             z = jnp.where(keep, z / (1.0 - a.dropout), 0.0)
         return (z @ p["w2"] + p["b2"])[:, 0]
 
+    def bce(logit, y, w):
+        ll = jnp.maximum(logit, 0) - logit * y + jnp.log1p(jnp.exp(-jnp.abs(logit)))
+        return jnp.sum(w * ll) / jnp.maximum(jnp.sum(w), 1e-6)
+
+    def batch_z(h, w):
+        """Standardise each channel over the batch's real rows (``w > 0``): a fine-tuned
+        batch holds one cohort's rows, so this is the within-cohort z-score under the
+        encoder's current weights."""
+        m = (w > 0).astype(h.dtype)[:, None]
+        n = jnp.maximum(m.sum(), 1.0)
+        mu = (m * h).sum(0) / n
+        var = (m * (h - mu) ** 2).sum(0) / n
+        return (h - mu) / jnp.sqrt(var + 1e-12)
+
     def make_fns(kind, finetune):
-        def features(params, idx):
+        def raw(params, idx):
+            return readout(encode(params["enc"], X[idx], C[idx]), kind)
+
+        def features(params, idx, w):
             if finetune:
-                h = readout(encode(params["enc"], X[idx], C[idx]), kind)
-                return (h - MU[kind][idx]) / SD[kind][idx]
+                return batch_z(raw(params, idx), w)
             return H[kind][idx]
 
         def loss(params, idx, w, key, train):
-            logit = head_apply(params["head"], features(params, idx), key, train)
-            y = Y[idx]
-            ll = jnp.maximum(logit, 0) - logit * y + jnp.log1p(jnp.exp(-jnp.abs(logit)))
-            return jnp.sum(w * ll) / jnp.maximum(jnp.sum(w), 1e-6)
+            logit = head_apply(params["head"], features(params, idx, w), key, train)
+            return bce(logit, Y[idx], w)
 
         def step(params, opt, idx, w, key, lr_tree):
             g = jax.grad(loss)(params, idx, w, key, True)
@@ -265,19 +286,26 @@ def search(a):
             m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, opt["m"], g)
             v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, opt["v"], g)
             c1, c2 = 1 - 0.9 ** t, 1 - 0.999 ** t
-            params = jax.tree_util.tree_map(
+            new = jax.tree_util.tree_map(
                 lambda p, m, v, lr: p - lr * (m / c1) / (jnp.sqrt(v / c2) + 1e-7),
                 params, m, v, lr_tree)
-            return params, {"m": m, "v": v, "t": t}
+            # a seed whose rows ran out this epoch (padding step: no real row) stands still
+            active = jnp.sum(w) > 0
+            keep = lambda n, o: jnp.where(active, n, o)     # noqa: E731
+            return (jax.tree_util.tree_map(keep, new, params),
+                    jax.tree_util.tree_map(keep, {"m": m, "v": v, "t": t}, opt))
 
-        def predict(params, idx):
-            return jax.nn.sigmoid(head_apply(params["head"], features(params, idx), None,
-                                             False))
+        def head_loss(head, z, y, w):
+            return bce(head_apply(head, z, None, False), y, w)
+
+        def head_pred(head, z):
+            return jax.nn.sigmoid(head_apply(head, z, None, False))
 
         v_step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, 0, 0, None)))
-        v_loss = jax.jit(jax.vmap(lambda p, i, w: loss(p, i, w, None, False)))
-        v_pred = jax.jit(jax.vmap(predict, in_axes=(0, None)))
-        return v_step, v_loss, v_pred
+        v_raw = jax.jit(jax.vmap(raw, in_axes=(0, None))) if finetune else None
+        v_head_loss = jax.jit(jax.vmap(head_loss))
+        v_head_pred = jax.jit(jax.vmap(head_pred))
+        return v_step, v_raw, v_head_loss, v_head_pred
 
     fns = {(k, f): make_fns(k, f == "finetune") for k in READOUTS for f in ENCODERS}
 
@@ -293,6 +321,42 @@ def search(a):
             msk[s, :len(p)] = 1.0
         return idx.reshape(S, steps, B), msk.reshape(S, steps, B)
 
+    def cohort_batches(pos_list, rng):
+        """Like :func:`batches`, but each batch holds rows of one cohort only (each cohort's
+        shuffled rows cut into near-equal parts of at most B, in shuffled order), so the
+        fine-tuned readout can be standardised within its cohort batch by batch."""
+        per_seed = []
+        for s, p in enumerate(pos_list):
+            parts = []
+            for c in np.unique(cohort[p]):
+                q = rng[s].permutation(p[cohort[p] == c])
+                parts.extend(np.array_split(q, -(-len(q) // B)))
+            per_seed.append([parts[i] for i in rng[s].permutation(len(parts))])
+        steps = max(len(x) for x in per_seed)
+        idx = np.zeros((S, steps, B), np.int32)
+        msk = np.zeros((S, steps, B), np.float32)
+        for s, parts in enumerate(per_seed):
+            for k, q in enumerate(parts):
+                idx[s, k, :len(q)] = q
+                msk[s, k, :len(q)] = 1.0
+        return idx, msk
+
+    def features_by_cohort(kind, v_raw, params, positions):
+        """(S, len(positions), dim): each seed's readout of these rows under its current
+        weights, standardised within each cohort over the rows given (expression only)."""
+        if v_raw is None:
+            return np.broadcast_to(np.asarray(H[kind])[positions],
+                                   (S, len(positions), H[kind].shape[1]))
+        h = np.concatenate([np.asarray(v_raw(params, jnp.asarray(np.resize(
+            positions[i:i + B], B))))[:, :min(B, len(positions) - i)]
+            for i in range(0, len(positions), B)], axis=1)
+        z = np.empty_like(h)
+        for c in np.unique(cohort[positions]):
+            r = cohort[positions] == c
+            mu = h[:, r].mean(1, keepdims=True)
+            z[:, r] = (h[:, r] - mu) / np.sqrt(h[:, r].var(1, keepdims=True) + 1e-12)
+        return z
+
     pred_path = out / "predictions.csv"
     done = set()
     if pred_path.exists():
@@ -303,7 +367,7 @@ def search(a):
         config = f"{kind}-{enc_mode}-{trainset}"
         if a.configs and config not in a.configs.split(","):
             continue
-        v_step, v_loss, v_pred = fns[(kind, enc_mode)]
+        v_step, v_raw, v_head_loss, v_head_pred = fns[(kind, enc_mode)]
         for held in MELANOMA:
             if (config, held) in done:
                 continue
@@ -316,8 +380,15 @@ def search(a):
             rng = [np.random.default_rng([a.seed, s, MELANOMA.index(held)]) for s in range(S)]
             splits = [_stratified_val(cohort, Y_np, rows, 0.2, r) for r in rng]
             tr_list = [tr for tr, _ in splits]
-            val_idx, val_msk = batches([va for _, va in splits], rng, False)
-            val_idx, val_msk = val_idx.reshape(S, -1), val_msk.reshape(S, -1)
+            # each seed's validation rows as positions into `rows`, padded to one length
+            where = {r: i for i, r in enumerate(rows)}
+            n_val = max(len(va) for _, va in splits)
+            val_pos = np.zeros((S, n_val), int)
+            val_msk = np.zeros((S, n_val), np.float32)
+            for s_, (_, va) in enumerate(splits):
+                val_pos[s_, :len(va)] = [where[r] for r in va]
+                val_msk[s_, :len(va)] = 1.0
+            val_y = Y_np[rows][val_pos].astype(np.float32)
             cw = []   # class-balanced weights of each seed's inner training rows
             for tr in tr_list:
                 n1 = Y_np[tr].sum()
@@ -336,16 +407,26 @@ def search(a):
             opt = {"m": zeros, "v": zeros, "t": jnp.zeros((S,), jnp.float32)}
 
             def val_loss(p):
-                return np.asarray(v_loss(p, jnp.asarray(val_idx), jnp.asarray(val_msk)))
+                # the training cohorts' readouts under the current weights, standardised
+                # within each cohort over all its training rows (no labels), then the
+                # validation rows' loss
+                z = features_by_cohort(kind, v_raw, p, rows)
+                zv = np.take_along_axis(z, val_pos[:, :, None], 1)
+                return np.asarray(v_head_loss(p["head"], jnp.asarray(zv),
+                                              jnp.asarray(val_y), jnp.asarray(val_msk)))
 
-            best = val_loss(params)
+            # as Keras's restore_best_weights: the first trained epoch always counts as best
+            best = np.full(S, np.inf)
             best_params = params
             wait = np.zeros(S, int)
             stopped = np.zeros(S, bool)
             best_epoch = np.zeros(S, int)
             epochs = 0
             for epoch in range(1, a.epochs + 1):
-                idx, msk = batches(tr_list, rng, True)
+                if enc_mode == "finetune":
+                    idx, msk = cohort_batches(tr_list, rng)
+                else:
+                    idx, msk = batches(tr_list, rng, True)
                 w = msk * np.take_along_axis(cw, idx.reshape(S, -1), 1).reshape(idx.shape)
                 for k in range(idx.shape[1]):
                     keys = jax.vmap(lambda kk: jax.random.fold_in(kk, epoch * 10007 + k))(keys)
@@ -364,9 +445,9 @@ def search(a):
                 stopped |= wait >= a.patience
                 if stopped.all():
                     break
-            p = np.concatenate([np.asarray(v_pred(best_params, jnp.asarray(
-                np.resize(test[i:i + B], B))))[:, :min(B, len(test) - i)]
-                for i in range(0, len(test), B)], axis=1)        # (S, n_test)
+            # the held-out cohort standardised on its own rows, under each seed's best weights
+            zt = features_by_cohort(kind, v_raw, best_params, test)
+            p = np.asarray(v_head_pred(best_params["head"], jnp.asarray(zt)))  # (S, n_test)
             y = Y_np[test]
             aucs = [roc_auc_score(y, p[s]) for s in range(S)]
             frame = pd.DataFrame({
@@ -393,8 +474,8 @@ def report(a):
 
     P = pd.read_csv(a.predictions, dtype={"cohort": str, "sample": str})
     O = pd.read_csv(a.others, dtype={"cohort": str, "sample": str})
-    lines = ["| configuration | " + " | ".join(MELANOMA) + " | pooled |",
-             "|---" * (len(MELANOMA) + 2) + "|"]
+    lines = ["| configuration | " + " | ".join(MELANOMA) + " | pooled | pooled, ranks "
+             "within cohort |", "|---" * (len(MELANOMA) + 3) + "|"]
     diffs = ["| configuration | against | " + " | ".join(MELANOMA) + " | pooled |",
              "|---" * (len(MELANOMA) + 3) + "|"]
 
@@ -433,6 +514,14 @@ def report(a):
                 d, lo, hi = _paired(y, p, other(model, r), a.n_boot, a.seed)
                 tag = f" {best}" if k == "best biomarker" else ""
                 dcells[k].append(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]{tag}")
+        # pooled as the protocols pool (each fold's probabilities as they are: offsets between
+        # the four separately trained folds count against it), and on each cohort's
+        # percentile ranks (what the per-cohort AUCs alone would give, pooled)
+        ranks = avg.groupby("cohort")["p"].rank(pct=True).to_numpy(float)
+        yr = avg["y"].to_numpy(int)
+        m = metrics_with_ci(yr, ranks, (ranks >= 0.5).astype(int), n_boot=a.n_boot,
+                            seed=a.seed)["roc_auc"]
+        cells.append(f"{m['value']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]")
         lines.append(f"| {config} | " + " | ".join(cells) + " |")
         for k, v in dcells.items():
             diffs.append(f"| {config} | {k} | " + " | ".join(v) + " |")

@@ -2,7 +2,7 @@
 features, from the wheel's tokenizer tables.
 
 COMPASS reads its encoder out through a projector (``compass/projector/``): the gene tokens'
-encodings are pooled per gene set (133 sets of its ``conception_processed.tsv``), each gene
+encodings are pooled per gene set (132 sets of its ``conception_processed.tsv``), each gene
 set is scored to a scalar, and the gene-set scores are pooled per broad cell type / pathway
 concept (44, ``Reference`` last). Its trained projector (attention pooling weights, a linear
 scorer) is not in the wheel, only the encoder, so the port uses COMPASS's own label-free
@@ -183,11 +183,11 @@ class CompassConcepts(TransformerMixin, BaseEstimator):
     """Concept features from COMPASS encoder outputs (see the module docstring).
 
     ``fit(X)`` / ``transform(X)`` take the encoder's output ``(n, n_genes + 2, d)`` or the
-    gene-set vectors of :func:`encode_genesets` ``(n, 133, d)``; ``transform`` gives float32
+    gene-set vectors of :func:`encode_genesets` ``(n, 132, d)``; ``transform`` gives float32
     ``(n, n_features)`` (``(n, n_features * d)`` for ``readout="vector"``).
 
     Args:
-        level: ``"geneset"`` (133 gene sets) or ``"concept"`` (44 cell-type / pathway
+        level: ``"geneset"`` (132 gene sets) or ``"concept"`` (43 cell-type / pathway
             concepts, ``Reference`` last).
         readout: ``"pc1"``, ``"mean"`` or ``"vector"``.
         tables: :func:`concept_tables` output; default: read from the converted wheel.

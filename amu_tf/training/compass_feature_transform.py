@@ -66,7 +66,7 @@ class CompassFeatureTransform(TableTransform):
 
     ``table`` -> :class:`~amu_tf.data.transforms.compass_input_transform.CompassInputTransform`
     (COMPASS's 15,672 genes, log2(TPM + 1), min-max per cohort) -> the ``compass`` encoder
-    (pre-trained, frozen) -> the mean gene-token encoding of each of COMPASS's 133 gene sets
+    (pre-trained, frozen) -> the mean gene-token encoding of each of COMPASS's 132 gene sets
     -> :class:`~amu_tf.data.compass_concepts.CompassConcepts` (``level``, ``readout``; the
     ``pc1`` directions are fitted on the rows given to ``fit``, expression only) -> each
     feature z-scored within its cohort: mean and sd from the fit rows of a cohort seen at
@@ -75,7 +75,7 @@ class CompassFeatureTransform(TableTransform):
     ``(n, n_features)``; the arithmetic after the encoder is float64.
 
     **Cache, and why it is leak-free.** The encoder is slow on CPU, so the gene-set vectors
-    ``(133, 32)`` of each sample are cached in memory (and, with ``disk_cache``, under
+    ``(132, 32)`` of each sample are cached in memory (and, with ``disk_cache``, under
     ``$AMU_TF_CACHE_DIR/compass/features/``), keyed by a SHA-256 of the encoder's identity
     (preset and converted-weights hash, or a test config and its seed), the cancer-type code
     and the bytes of the sample's scaled float32 input row. The cached value is a fixed
