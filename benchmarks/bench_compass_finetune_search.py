@@ -32,8 +32,8 @@ cohort):
   under the current weights: in training within each batch, every batch holding one
   cohort's rows; for early stopping over each training cohort's rows; for the prediction
   over the held-out cohort's rows. (The first run fixed the frozen encoder's statistics
-  during fine-tuning too; the readouts vary by about 0.3% within a cohort, so a few steps of
-  weight drift moved whole cohorts by 5-13 sd and that run's fine-tuned figures measured the
+  during fine-tuning too; within a cohort the readouts' sd is a few thousandths (about 1% of
+  their value), so a few steps of weight drift moved whole cohorts by 5-13 sd and that run's fine-tuned figures measured the
   drift, not fine-tuning: withdrawn, see ``results_compass_finetune_search.md``.)
 - the head of ``amu:compass``: Dense(16, ReLU) -> Dropout(0.1) -> Dense(1); Adam, learning
   rate 1e-3, batch 16, class-balanced loss weights on the inner training rows;
@@ -46,6 +46,10 @@ cohort):
   token averaged over its channels (the probe's gene-set ``mean`` features, the level at
   which the frozen encoder does carry signal), with the same head, encoder modes and rows
   (4 more configurations, ``geneset-*``);
+- a control for the fine-tuned path: ``--encoder-lr-scale 0`` keeps the encoder fixed
+  but trains as the fine-tuned configurations do (batch-wise z-scores over 9-16 rows of one
+  cohort, noisier than the frozen path's whole-cohort ones), so fine-tuned minus this
+  control is the effect of the encoder's updates;
 - 5 seeds per configuration, trained side by side (``jax.vmap``): the seed draws the head's
   initial weights, the inner split, the batch order and the dropout masks;
 - per configuration, the figures reported are the mean over the 5 seeds of the held-out AUC
@@ -154,6 +158,9 @@ def search(a):
 
     from amu_tf.models.compass_encoder import CompassEncoder
 
+    # float32 matrix products in full precision on GPUs too (JAX's default there is TF32),
+    # so a GPU run computes what the CPU run computes
+    jax.config.update("jax_default_matmul_precision", "highest")
     t_start = time.perf_counter()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
