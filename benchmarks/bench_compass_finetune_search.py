@@ -89,6 +89,7 @@ def prepare(a):
     import pandas as pd
 
     from amu_tf.data.cohort_table import read_table
+    from amu_tf.data.compass_concepts import _default_tables
     from amu_tf.data.transforms.compass_input_transform import CompassInputTransform
     from amu_tf.models.compass_encoder import CompassEncoder
     from amu_tf.utils.transformers.convert_compass import load_compass_assets
@@ -117,8 +118,6 @@ def prepare(a):
     info = pd.concat(rows, ignore_index=True)
     x = np.concatenate(xs).astype(np.float32)
     weights = CompassEncoder.from_preset("compass").get_weights()
-    from amu_tf.data.compass_concepts import _default_tables
-
     members = _default_tables()["geneset_members"]
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(a.out, x=x, code=info["code"].to_numpy(np.int32), y=info["y"].to_numpy(np.int32),
@@ -156,6 +155,7 @@ def search(a):
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
+    from amu_tf.data.compass_concepts import pooling_matrix
     from amu_tf.models.compass_encoder import CompassEncoder
 
     # float32 matrix products in full precision on GPUs too (JAX's default there is TF32),
@@ -202,12 +202,9 @@ def search(a):
 
     # COMPASS's gene sets as a pooling matrix (rows average their member genes)
     gs_idx, gs_ptr = D["gs_idx"], D["gs_ptr"]
-    pool_np = np.zeros((len(gs_ptr) - 1, X_np.shape[1]), np.float32)
-    for i in range(len(gs_ptr) - 1):
-        m = gs_idx[gs_ptr[i]:gs_ptr[i + 1]]
-        if len(m):
-            pool_np[i, m] = 1.0 / len(m)
-    POOL = jnp.asarray(pool_np)
+    POOL = jnp.asarray(pooling_matrix(
+        [gs_idx[gs_ptr[i]:gs_ptr[i + 1]].tolist() for i in range(len(gs_ptr) - 1)],
+        X_np.shape[1]))
 
     def readout(tokens, kind):
         if kind == "patient":
@@ -232,16 +229,12 @@ def search(a):
     # each readout channel standardised within its cohort by the frozen encoder's statistics
     # (expression only, the held-out cohort on its own rows, as the probe's cohort z-score):
     # unscaled, the readouts barely vary between patients (a head on them stays at the prior)
-    MU = {k: np.zeros_like(v) for k, v in H.items()}
-    SD = {k: np.ones_like(v) for k, v in H.items()}
-    for k, v in H.items():
+    for v in H.values():
         for c in np.unique(cohort):
             r = cohort == c
-            MU[k][r] = v[r].mean(0)
-            SD[k][r] = np.where(v[r].std(0) > 0, v[r].std(0), 1.0)
-    MU = {k: jnp.asarray(v) for k, v in MU.items()}
-    SD = {k: jnp.asarray(v) for k, v in SD.items()}
-    H = {k: (jnp.asarray(v) - MU[k]) / SD[k] for k, v in H.items()}
+            sd = v[r].std(0)
+            v[r] = (v[r] - v[r].mean(0)) / np.where(sd > 0, sd, 1.0)
+    H = {k: jnp.asarray(v) for k, v in H.items()}
     log(f"frozen readouts of {len(Y_np)} patients: {time.perf_counter() - t0:.1f}s")
 
     def head_init(key, dim):
@@ -316,14 +309,15 @@ def search(a):
 
     fns = {(k, f): make_fns(k, f == "finetune") for k in READOUTS for f in ENCODERS}
 
-    def batches(pos_list, rng, shuffle):
-        """(S, steps, B) indices and 0/1 weights, each seed's rows padded to one length."""
+    def batches(pos_list, rng):
+        """(S, steps, B) indices and 0/1 weights: each seed's rows shuffled, padded to one
+        length."""
         n = max(len(p) for p in pos_list)
         steps = -(-n // B)
         idx = np.zeros((S, steps * B), np.int32)
         msk = np.zeros((S, steps * B), np.float32)
         for s, p in enumerate(pos_list):
-            p = rng[s].permutation(p) if shuffle else p
+            p = rng[s].permutation(p)
             idx[s, :len(p)] = p
             msk[s, :len(p)] = 1.0
         return idx.reshape(S, steps, B), msk.reshape(S, steps, B)
@@ -433,7 +427,7 @@ def search(a):
                 if enc_mode == "finetune":
                     idx, msk = cohort_batches(tr_list, rng)
                 else:
-                    idx, msk = batches(tr_list, rng, True)
+                    idx, msk = batches(tr_list, rng)
                 w = msk * np.take_along_axis(cw, idx.reshape(S, -1), 1).reshape(idx.shape)
                 for k in range(idx.shape[1]):
                     keys = jax.vmap(lambda kk: jax.random.fold_in(kk, epoch * 10007 + k))(keys)

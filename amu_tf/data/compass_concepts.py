@@ -4,7 +4,7 @@ features, from the wheel's tokenizer tables.
 COMPASS reads its encoder out through a projector (``compass/projector/``): the gene tokens'
 encodings are pooled per gene set (132 sets of its ``conception_processed.tsv``), each gene
 set is scored to a scalar, and the gene-set scores are pooled per broad cell type / pathway
-concept (44, ``Reference`` last). Its trained projector (attention pooling weights, a linear
+concept (43, ``Reference`` last). Its trained projector (attention pooling weights, a linear
 scorer) is not in the wheel, only the encoder, so the port uses COMPASS's own label-free
 pooling path (``mode="pooling"`` in its code): the mean of a set's gene-token encodings,
 then the mean of a concept's gene-set vectors, and one of three readouts:
