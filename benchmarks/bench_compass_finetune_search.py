@@ -363,11 +363,14 @@ def search(a):
     if pred_path.exists():
         old = pd.read_csv(pred_path, dtype={"cohort": str, "sample": str})
         done = set(zip(old["config"], old["cohort"]))
-    order = [(e, r, t) for e in ENCODERS for t in TRAINSETS for r in READOUTS]
-    for enc_mode, kind, trainset in order:
-        config = f"{kind}-{enc_mode}-{trainset}"
-        if a.configs and config not in a.configs.split(","):
-            continue
+    order = [f"{r}-{e}-{t}" for e in ENCODERS for t in TRAINSETS for r in READOUTS]
+    if a.configs:   # the configurations asked for, in the order asked (most wanted first)
+        unknown = sorted(set(a.configs.split(",")) - set(order))
+        if unknown:
+            raise SystemExit(f"unknown configurations: {', '.join(unknown)}")
+        order = a.configs.split(",")
+    for config in order:
+        kind, enc_mode, trainset = config.split("-")
         v_step, v_raw, v_head_loss, v_head_pred = fns[(kind, enc_mode)]
         for held in MELANOMA:
             if (config, held) in done:
@@ -555,7 +558,8 @@ def main(argv=None):
     s.add_argument("--deadline", type=float, default=0,
                    help="seconds after which no new fold starts (0: none)")
     s.add_argument("--configs", default=None,
-                   help="comma-separated subset, e.g. mean-frozen-melanoma (default: all 8)")
+                   help="comma-separated, run in the order given, e.g. "
+                        "geneset-finetune-melanoma,mean-frozen-melanoma (default: all 12)")
     s.add_argument("--smoke", action="store_true", help="8 patients a cohort: a quick check")
     r = sub.add_parser("report")
     r.add_argument("--predictions", required=True)
