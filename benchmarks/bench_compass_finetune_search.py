@@ -14,7 +14,8 @@ Three steps, the middle one on the GPU machine (JAX; no TensorFlow needed there)
         --data .gpu_data/compass_search.npz --out $OUT --deadline 420
     # 3. here: per configuration, the seed-averaged LOCO predictions, compared paired
     .venv/bin/python benchmarks/bench_compass_finetune_search.py report \\
-        --predictions <search's predictions.csv> --others runs/loco_predictions.csv
+        --predictions <search's predictions.csv> --others runs/loco_predictions.csv \\
+        [--control <the --encoder-lr-scale 0 run's predictions.csv>]
 
 **The design, fixed before the run** (nothing below is chosen by looking at a held-out
 cohort):
@@ -532,9 +533,53 @@ def report(a):
     text = ("ROC AUC of the seed-averaged probability [95% CI]; seeds: the mean of the "
             "5 seeds' AUCs\n\n" + "\n".join(lines) + "\n\nPaired differences of the "
             "seed-averaged probability [95% CI]\n\n" + "\n".join(diffs) + "\n")
+    if a.control:
+        text += "\n" + _against_control(P, pd.read_csv(a.control, dtype={"cohort": str,
+                                                                     "sample": str}), a)
     print(text)
     if a.out:
         Path(a.out).write_text(text)
+
+
+def _seed_averaged(frame):
+    return frame.groupby(["config", "cohort", "sample"], sort=False).agg(
+        y=("y", "first"), p=("p", "mean")).reset_index()
+
+
+def _against_control(P, Q, a):
+    """Fine-tuned minus its control (the same configuration run with
+    ``--encoder-lr-scale 0``: the same path, seeds and batches, the encoder held fixed),
+    paired on the same patients: the effect of the encoder's updates. A fold the control
+    did not run is left blank and the pooled cell is then left out too."""
+    from bench_compass_generalisation import _auc, _paired
+
+    P, Q = _seed_averaged(P), _seed_averaged(Q)
+    out = ["Fine-tuned minus control (encoder held fixed), seed-averaged probabilities, "
+           "paired [95% CI]; in brackets after each cohort's difference: fine-tuned / "
+           "control AUC", "",
+           "| configuration | " + " | ".join(MELANOMA) + " | pooled |",
+           "|---" * (len(MELANOMA) + 2) + "|"]
+    for config in P["config"].unique():
+        if config not in set(Q["config"]):
+            continue
+        m = P[P["config"] == config].merge(Q[Q["config"] == config],
+                                           on=["cohort", "sample"], suffixes=("", "_c"))
+        if not (m["y"] == m["y_c"]).all():
+            raise SystemExit(f"{config}: labels differ between the runs")
+        cells, complete = [], True
+        for held in MELANOMA + ["pooled"]:
+            r = m if held == "pooled" else m[m["cohort"] == held]
+            if r.empty or (held == "pooled" and not complete):
+                cells.append("incomplete" if held == "pooled" else "not run")
+                complete = False
+                continue
+            y = r["y"].to_numpy(int)
+            d, lo, hi = _paired(y, r["p"].to_numpy(float), r["p_c"].to_numpy(float),
+                                a.n_boot, a.seed)
+            cells.append(f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}] ({_auc(y, r['p']):.3f} / "
+                         f"{_auc(y, r['p_c']):.3f})")
+        out.append(f"| {config} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
 
 
 def main(argv=None):
@@ -565,6 +610,9 @@ def main(argv=None):
     r.add_argument("--predictions", required=True)
     r.add_argument("--others", required=True)
     r.add_argument("--out", default=None)
+    r.add_argument("--control", default=None,
+                   help="the --encoder-lr-scale 0 run's predictions.csv: adds fine-tuned "
+                        "minus control, paired")
     r.add_argument("--n-boot", type=int, default=1000)
     r.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
