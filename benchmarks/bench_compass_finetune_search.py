@@ -22,7 +22,7 @@ cohort):
 
 - outer leave-one-cohort-out over the four shared melanoma cohorts; the held-out cohort's
   rows enter only the final prediction;
-- 8 configurations: readout (the encoded patient token, or the mean gene token) x encoder
+- 8 configurations (the first grid): readout (the encoded patient token, or the mean gene token) x encoder
   (frozen, or fine-tuned at 0.1 x the head's learning rate, the zoo's ``encoder_lr_scale``)
   x training rows (the three other melanoma cohorts, or those plus every labeled patient of
   the non-melanoma cohorts of ``cohorts_pancancer`` with its TCGA cancer-type token);
@@ -54,8 +54,8 @@ cohort):
 - 5 seeds per configuration, trained side by side (``jax.vmap``): the seed draws the head's
   initial weights, the inner split, the batch order and the dropout masks;
 - per configuration, the figures reported are the mean over the 5 seeds of the held-out AUC
-  and the AUC of the seed-averaged probability; none of the 8 is picked afterwards as "the"
-  result (picking the best of 8 on the held-out cohorts would be selection on the test set).
+  and the AUC of the seed-averaged probability; none of the 12 is picked afterwards as "the"
+  result (picking the best of 12 on the held-out cohorts would be selection on the test set).
 
 Encoder inputs are the project's :class:`CompassInputTransform` (min-max per cohort, no
 labels), computed here; the weights are the converted pre-trained encoder's. The search
@@ -149,6 +149,14 @@ def _stratified_val(cohort, y, rows, frac, rng):
 
 
 def search(a):
+    # the configurations to run, checked before anything is loaded
+    order = [f"{r}-{e}-{t}" for e in ENCODERS for t in TRAINSETS for r in READOUTS]
+    if a.configs:   # the configurations asked for, in the order asked (most wanted first)
+        asked = list(dict.fromkeys(c.strip() for c in a.configs.split(",") if c.strip()))
+        unknown = [c for c in asked if c not in order]
+        if unknown or not asked:
+            raise SystemExit(f"unknown configurations: {', '.join(unknown) or a.configs!r}")
+        order = asked
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import jax
     import jax.numpy as jnp
@@ -364,12 +372,6 @@ def search(a):
     if pred_path.exists():
         old = pd.read_csv(pred_path, dtype={"cohort": str, "sample": str})
         done = set(zip(old["config"], old["cohort"]))
-    order = [f"{r}-{e}-{t}" for e in ENCODERS for t in TRAINSETS for r in READOUTS]
-    if a.configs:   # the configurations asked for, in the order asked (most wanted first)
-        unknown = sorted(set(a.configs.split(",")) - set(order))
-        if unknown:
-            raise SystemExit(f"unknown configurations: {', '.join(unknown)}")
-        order = a.configs.split(",")
     for config in order:
         kind, enc_mode, trainset = config.split("-")
         v_step, v_raw, v_head_loss, v_head_pred = fns[(kind, enc_mode)]
@@ -460,6 +462,7 @@ def search(a):
                 "sample": np.tile(sample[test], S), "y": np.tile(y, S),
                 "seed": np.repeat(np.arange(S), len(test)), "p": p.reshape(-1)})
             frame.to_csv(pred_path, mode="a", index=False, header=not pred_path.exists())
+            done.add((config, held))
             log(f"{config:28s} held out {held:18s} train {len(rows)} rows, {epochs} epochs "
                 f"(best {best_epoch.tolist()}), AUC per seed "
                 f"{' '.join(f'{v:.3f}' for v in aucs)}, mean {np.mean(aucs):.3f}, "
@@ -478,6 +481,10 @@ def report(a):
     from compass_finetune_pool import BIOMARKERS
 
     P = pd.read_csv(a.predictions, dtype={"cohort": str, "sample": str})
+    key = ["config", "cohort", "sample", "seed"]
+    if P.duplicated(key).any():
+        raise SystemExit(f"{a.predictions}: a (configuration, cohort, sample, seed) appears "
+                         "twice (two runs appended to one file?)")
     O = pd.read_csv(a.others, dtype={"cohort": str, "sample": str})
     lines = ["| configuration | " + " | ".join(MELANOMA) + " | pooled | pooled, ranks "
              "within cohort |", "|---" * (len(MELANOMA) + 3) + "|"]
@@ -534,8 +541,11 @@ def report(a):
             "5 seeds' AUCs\n\n" + "\n".join(lines) + "\n\nPaired differences of the "
             "seed-averaged probability [95% CI]\n\n" + "\n".join(diffs) + "\n")
     if a.control:
-        text += "\n" + _against_control(P, pd.read_csv(a.control, dtype={"cohort": str,
-                                                                     "sample": str}), a)
+        Q = pd.read_csv(a.control, dtype={"cohort": str, "sample": str})
+        if Q.duplicated(key).any():
+            raise SystemExit(f"{a.control}: a (configuration, cohort, sample, seed) appears "
+                             "twice")
+        text += "\n" + _against_control(P, Q, a)
     print(text)
     if a.out:
         Path(a.out).write_text(text)
@@ -549,10 +559,14 @@ def _seed_averaged(frame):
 def _against_control(P, Q, a):
     """Fine-tuned minus its control (the same configuration run with
     ``--encoder-lr-scale 0``: the same path, seeds and batches, the encoder held fixed),
-    paired on the same patients: the effect of the encoder's updates. A fold the control
-    did not run is left blank and the pooled cell is then left out too."""
+    paired on the same patients: the effect of the encoder's updates. A fold that either
+    run lacks, or that the two ran on different patients or seeds, is marked "not run" or
+    "incomplete" (never compared on an intersection), and the pooled cell is then
+    "incomplete" too; a configuration without any control gets a row that says so."""
     from bench_compass_generalisation import _auc, _paired
 
+    seeds = {k: set(g["seed"]) for k, g in P.groupby(["config", "cohort"])}
+    seeds_c = {k: set(g["seed"]) for k, g in Q.groupby(["config", "cohort"])}
     P, Q = _seed_averaged(P), _seed_averaged(Q)
     out = ["Fine-tuned minus control (encoder held fixed), seed-averaged probabilities, "
            "paired [95% CI]; in brackets after each cohort's difference: fine-tuned / "
@@ -560,19 +574,29 @@ def _against_control(P, Q, a):
            "| configuration | " + " | ".join(MELANOMA) + " | pooled |",
            "|---" * (len(MELANOMA) + 2) + "|"]
     for config in P["config"].unique():
-        if config not in set(Q["config"]):
-            continue
-        m = P[P["config"] == config].merge(Q[Q["config"] == config],
-                                           on=["cohort", "sample"], suffixes=("", "_c"))
+        p_, q_ = P[P["config"] == config], Q[Q["config"] == config]
+        m = p_.merge(q_, on=["cohort", "sample"], suffixes=("", "_c"))
         if not (m["y"] == m["y_c"]).all():
             raise SystemExit(f"{config}: labels differ between the runs")
         cells, complete = [], True
         for held in MELANOMA + ["pooled"]:
-            r = m if held == "pooled" else m[m["cohort"] == held]
-            if r.empty or (held == "pooled" and not complete):
-                cells.append("incomplete" if held == "pooled" else "not run")
-                complete = False
-                continue
+            if held == "pooled":
+                r = m
+                if not complete:
+                    cells.append("incomplete")
+                    continue
+            else:
+                r = m[m["cohort"] == held]
+                n_p, n_q = (p_["cohort"] == held).sum(), (q_["cohort"] == held).sum()
+                if n_q == 0 or n_p == 0:
+                    cells.append("not run")
+                    complete = False
+                    continue
+                if not (len(r) == n_p == n_q
+                        and seeds[(config, held)] == seeds_c[(config, held)]):
+                    cells.append("incomplete (different patients or seeds)")
+                    complete = False
+                    continue
             y = r["y"].to_numpy(int)
             d, lo, hi = _paired(y, r["p"].to_numpy(float), r["p_c"].to_numpy(float),
                                 a.n_boot, a.seed)
