@@ -21,6 +21,13 @@ def _parse_params(pairs):
     return out
 
 
+#: run_train's own arguments, with the option that sets each: a --param of that name would
+#: collide with it (or, for transform_uri, pass a path nobody checked)
+_OWN_OPTIONS = {"seed": "--seed", "model": "--model", "transform": "--transform",
+                "train_cohorts": "--cohorts", "calibrate": "--calibrate", "table": "--table",
+                "output_uri": "--out", "transform_uri": None}
+
+
 @click.command("train")
 @click.option("--table", required=True, type=click.Path(exists=True),
               help="CohortTable artifact folder or a cohort-table CSV.")
@@ -56,6 +63,12 @@ def command(table, model_name, transform, out, cohorts, seed, epochs, params, ca
     from pipelines.option_checks import check_counts, check_models, check_transform
 
     est_params = _parse_params(params)
+    for key, option in _OWN_OPTIONS.items():
+        if key in est_params:
+            raise click.BadParameter(
+                f"{key} is not an estimator parameter: "
+                + (f"use {option}" if option else "amu train sets it itself"),
+                param_hint="--param")
     check_models([model_name], option="--model")
     check_transform(transform, [model_name])
     check_counts(epochs=epochs, seed=seed)

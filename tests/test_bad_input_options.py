@@ -63,6 +63,36 @@ def test_amu_evaluate_validates_options(tmp_path, table_csv, args, expected):
     (["--model", "knn"], "unknown estimator 'knn'"),
     (["--model", "amu:tiny", "--epochs", "0"], "--epochs must be an integer >= 1"),
     (["--model", "cd8a", "--param", "C=1"], "biomarker 'cd8a' takes no parameters"),
+    # run_train's own arguments are options, not --param (they collided before)
+    (["--model", "recipe:compass-probe", "--param", "seed=3"],
+     "seed is not an estimator parameter: use --seed"),
+    (["--model", "amu:tiny", "--param", "calibrate=sigmoid"], "use --calibrate"),
+    # the COMPASS models' parameters: types and ranges before any work (the encoder and the
+    # feature extraction never start)
+    (["--model", "recipe:compass-probe", "--param", "Cs=abc"],
+     "Cs must be a non-empty list of positive numbers"),
+    (["--model", "recipe:compass-probe", "--param", "Cs=[]"], "Cs must be a non-empty list"),
+    (["--model", "recipe:compass-probe", "--param", "Cs=[-1]"], "Cs must be a non-empty list"),
+    (["--model", "recipe:compass-probe", "--param", "inner_splits=1"],
+     "inner_splits must be an integer >= 2, not 1"),
+    (["--model", "recipe:compass-probe", "--param", "batch_size=0"],
+     "batch_size must be an integer >= 1, not 0"),
+    (["--model", "recipe:compass-published", "--param", "min_rho=-1"],
+     "min_rho must be a number in [0, 1], not -1"),
+    (["--model", "recipe:compass-published", "--param", "min_matched=abc"],
+     "min_matched must be an integer >= 1"),
+    (["--model", "recipe:compass-published", "--param", "cohort_map=foo"],
+     "cohort_map must map our cohort names to COMPASS's"),
+    (["--model", "recipe:compass-published", "--param", "exclude_published=Liu"],
+     "exclude_published must be a list of COMPASS cohort names"),
+    (["--model", "amu:compass", "--param", "encoder_lr_scale=-1"],
+     "encoder_lr_scale must be a number >= 0, got -1"),
+    (["--model", "amu:compass", "--param", 'model_overrides={"readout": "foo"}'],
+     "readout must be 'patient' or 'mean', got 'foo'"),
+    (["--model", "amu:compass", "--param", "model_overrides=x"],
+     "model_overrides must map config keys to values"),
+    (["--model", "amu:tiny", "--param", 'model_overrides={"dropoutt": 0.1}'],
+     "amu:tiny has no config key 'dropoutt'"),
 ])
 def test_amu_train_validates_options(tmp_path, table_csv, args, expected):
     out = tmp_path / "model"

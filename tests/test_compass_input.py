@@ -1,6 +1,7 @@
 """CompassInputTransform: COMPASS's preprocessing from a cohort table (fast, no download:
 the gene list is given; the real 15,672 come from the wheel)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +125,28 @@ def test_read_table_carries_the_recorded_units(tmp_path):
     spec, *_ = _tiny_counts_cohort(tmp_path)
     run_ingest([spec], tmp_path / "out")
     assert cohort_units(read_table(tmp_path / "out")) == {"TINY": "counts"}
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("abc", "the first, 'abc' (gene G1, sample A2), is not a number"),
+    (np.inf, "is infinite"),
+    (-50.0, "is below 0: COMPASS reads log2(x + 1)"),
+])
+def test_values_log2_x_plus_1_cannot_hold_are_refused(value, expected):
+    """Text, infinite and negative values in a gene COMPASS reads (any gene, not only the
+    panel's) are refused in fit and transform: before, text became a missing value, inf
+    broke the gene's min-max scaling and a negative value (log2 of x + 0.001, a z-score)
+    was scaled as if it were log2(x + 1)."""
+    genes = ["G0", "G1", "G2"]
+    good = _table(np.arange(12.0).reshape(4, 3), genes)
+    bad = good.astype({"G1": object})
+    bad.loc[2, "G1"] = value
+    with pytest.raises(InputDataError, match=re.escape(expected)):
+        CompassInputTransform(genes=genes).fit(bad)
+    fitted = CompassInputTransform(genes=genes).fit(good)
+    with pytest.raises(InputDataError, match="compass_input: 1 value"):
+        fitted.transform(bad)
+    # a missing value stays allowed (filled), and 0 is a valid log2(0 + 1)
+    ok = good.copy()
+    ok.loc[1, "G0"], ok.loc[2, "G2"] = np.nan, 0.0
+    assert np.isfinite(CompassInputTransform(genes=genes).fit(good).transform(ok)).all()

@@ -193,11 +193,39 @@ def test_bad_inputs_are_one_line(world, tmp_path, monkeypatch):
     with pytest.raises(InputDataError, match="groups"):
         _est(world).fit(world["X"], world["y"])
     with pytest.raises(InputDataError, match=r"\|rho\|"):
-        _fit(_est(world, min_rho=1.01), world, c == "C0")
+        # our features unrelated to the published ones: no feature reaches |rho| 0.99
+        noise = dict(world, X=np.random.default_rng(1).normal(size=world["X"].shape))
+        _fit(_est(world, min_rho=0.99), noise, c == "C0")
     with pytest.raises(InputDataError, match="Riaz2017 .*not a published cohort"):
         _fit(_est(world, cohort_map={"C0": "Hugo", "C1": "Riaz2017"}), world, c == "C0")
     with pytest.raises(InputDataError, match="IMvigor210 .*not a published cohort"):
         _fit(_est(world, exclude_published=("IMvigor210",)), world, c == "C0")
+    with pytest.raises(InputDataError, match=r"min_rho must be a number in \[0, 1\]"):
+        _fit(_est(world, min_rho=1.01), world, c == "C0")
+
+
+def test_wrong_published_files_are_one_line(world, tmp_path):
+    """A published folder whose readout files are swapped, or hold text, is refused naming
+    the file (before: a pandas traceback)."""
+    import shutil
+
+    c = world["cohorts"]
+    swapped = tmp_path / "swapped"
+    shutil.copytree(world["dir"], swapped)
+    (swapped / "readouts_geneset.csv.gz").rename(swapped / "tmp.csv.gz")
+    (swapped / "readouts_celltype.csv.gz").rename(swapped / "readouts_geneset.csv.gz")
+    (swapped / "tmp.csv.gz").rename(swapped / "readouts_celltype.csv.gz")
+    with pytest.raises(InputDataError, match="has none of the .* features as columns"):
+        _fit(_est(world, published_dir=str(swapped)), world, c == "C0")
+    text = tmp_path / "text"
+    shutil.copytree(world["dir"], text)
+    r = pd.read_csv(text / "readouts_geneset.csv.gz", index_col=0)
+    r = r.astype({"set3": object})
+    r.iloc[5, r.columns.get_loc("set3")] = "oops"
+    r.to_csv(text / "readouts_geneset.csv.gz")
+    with pytest.raises(InputDataError, match="readouts_geneset.csv.gz holds a value that is "
+                                             "not a number"):
+        _fit(_est(world, published_dir=str(text)), world, c == "C0")
 
 
 def test_loco_protocol_end_to_end(world, tmp_path, monkeypatch):

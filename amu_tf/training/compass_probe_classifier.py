@@ -77,6 +77,23 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False  # responder or not
         return tags
 
+    def check_params(self):
+        """Raise ValueError naming the first parameter of the wrong type or range (``amu
+        train`` calls it before any work; ``fit`` calls it first)."""
+        name = self.recipe
+        Cs = self.Cs
+        if (isinstance(Cs, (str, bytes)) or not hasattr(Cs, "__len__") or len(Cs) == 0
+                or not all(_is_number(c) and c > 0 for c in Cs)):
+            raise ValueError(f"{name}: Cs must be a non-empty list of positive numbers, e.g. "
+                             f"--param 'Cs=[0.01, 0.1, 1]', not {Cs!r}")
+        if self.output not in ("probability", "direction"):
+            raise ValueError(f"{name}: output must be 'probability' or 'direction', not "
+                             f"{self.output!r}")
+        for key, low in (("inner_splits", 2), ("batch_size", 1)):
+            v = getattr(self, key)
+            if not (_is_number(v) and isinstance(v, (int, np.integer)) and v >= low):
+                raise ValueError(f"{name}: {key} must be an integer >= {low}, not {v!r}")
+
     def make_input_transform(self):
         """The unfitted transform whose output this classifier takes."""
         from amu_tf.training.compass_feature_transform import CompassFeatureTransform
@@ -87,6 +104,15 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
                                        batch_size=self.batch_size, disk_cache=self.disk_cache,
                                        encoder_config=self.encoder_config, genes=self.genes,
                                        tables=self.tables)
+
+    def _checked_params(self):
+        """:meth:`check_params` for ``fit``: the same message as a user-facing error."""
+        from amu_tf.errors import InputDataError
+
+        try:
+            self.check_params()
+        except ValueError as exc:
+            raise InputDataError(str(exc)) from None
 
     # inner selection --------------------------------------------------------------------
     def _inner_splits(self, y, groups, cohorts):
@@ -142,6 +168,7 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
 
         from amu_tf.training.threshold import threshold_margin, youden_threshold
 
+        self._checked_params()
         X, self.classes_, y = fit_input(self, X, y, float64=True)
         splits, self.selection_used_ = self._inner_splits(y, groups, cohorts)
         blocks = self._blocks(X.shape[1])
@@ -220,3 +247,9 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         """Class labels at the frozen ``threshold_`` on the positive-class probability."""
         positive = self.predict_proba(X)[:, 1] >= self.threshold_
         return self.classes_[positive.astype(int)]
+
+
+def _is_number(v) -> bool:
+    """A real number, not a bool (JSON's true would pass as 1 otherwise)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
+        and bool(np.isfinite(v))

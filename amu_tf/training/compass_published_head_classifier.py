@@ -104,6 +104,32 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
         self.min_rho = min_rho
         self.min_matched = min_matched
 
+    def check_params(self):
+        """The probe's checks, then this head's own: ``min_rho`` in [0, 1], ``min_matched``
+        an integer >= 1, ``cohort_map`` a mapping of names, ``exclude_published`` a list of
+        names (a bare string would be read letter by letter)."""
+        super().check_params()
+        from amu_tf.training.compass_probe_classifier import _is_number
+
+        name = self.recipe
+        if not (_is_number(self.min_rho) and 0 <= self.min_rho <= 1):
+            raise ValueError(f"{name}: min_rho must be a number in [0, 1], not "
+                             f"{self.min_rho!r}")
+        if not (_is_number(self.min_matched) and isinstance(self.min_matched, (int, np.integer))
+                and self.min_matched >= 1):
+            raise ValueError(f"{name}: min_matched must be an integer >= 1, not "
+                             f"{self.min_matched!r}")
+        cmap = self.cohort_map
+        if cmap is not None and not (isinstance(cmap, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in cmap.items())):
+            raise ValueError(f"{name}: cohort_map must map our cohort names to COMPASS's, e.g. "
+                             f"--param 'cohort_map={{\"GSE78220\": \"Hugo\"}}', not {cmap!r}")
+        ex = self.exclude_published
+        if ex is not None and (isinstance(ex, (str, bytes)) or not all(
+                isinstance(c, str) for c in ex)):
+            raise ValueError(f"{name}: exclude_published must be a list of COMPASS cohort "
+                             f"names, e.g. --param 'exclude_published=[\"Liu\"]', not {ex!r}")
+
     # published data ---------------------------------------------------------------------
     def _published(self):
         """``(labels, {level: readouts})`` read from ``published_dir``."""
@@ -139,8 +165,14 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
                                  f"exclude_published) is not a published cohort; they are "
                                  f"{', '.join(sorted(known))}")
         labels = labels[labels["response_label"].isin(["R", "NR"])]
-        return labels, {lv: r.loc[labels.index].astype(np.float64) for lv, r in
-                        readouts.items()}
+        out = {}
+        for lv, r in readouts.items():
+            try:
+                out[lv] = r.loc[labels.index].astype(np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputDataError(f"compass-published: {READOUT_FILES[lv]} holds a value "
+                                     f"that is not a number ({exc})") from None
+        return labels, out
 
     def _cohort_map(self) -> dict:
         return DEFAULT_COHORT_MAP if self.cohort_map is None else dict(self.cohort_map)
@@ -177,6 +209,7 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
 
         from amu_tf.training.threshold import threshold_margin, youden_threshold
 
+        self._checked_params()
         X, self.classes_, y = fit_input(self, X, y, float64=True)
         if groups is None or cohorts is None:
             raise InputDataError("compass-published: fit needs the rows' patients (groups) "
@@ -214,6 +247,10 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
                                      f"the {level} level, which has {len(feat)} features")
             pub = readouts[level]
             cols = [j for j, n in enumerate(feat) if n in pub.columns]
+            if not cols:
+                raise InputDataError(f"compass-published: {READOUT_FILES[level]} has none of "
+                                     f"the {len(feat)} {level} features as columns (a file "
+                                     f"of another level, or not COMPASS's readouts?)")
             pz = self._zscore(pub.loc[head_ids, [feat[j] for j in cols]], head_cohort)
             # alignment on the matched training rows: expression-derived features only
             ours = X[rows][:, [start + j for j in cols]]

@@ -204,6 +204,33 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
                     inspect.signature(type(self).__init__).parameters.items() if k != "self"}
         return resolve_params(self.recipe, self.get_params(deep=False), defaults)[name]
 
+    def _check_overrides(self):
+        """``model_overrides``: a mapping whose keys the model's preset config or constructor
+        knows (and, for COMPASS, a readout it has), so a typo fails before any work."""
+        import inspect
+
+        from amu_tf.models.zoo import ZOO, parse_model_name
+
+        ov = self.model_overrides
+        if ov is None:
+            return
+        if not isinstance(ov, dict):
+            raise ValueError("model_overrides must map config keys to values, e.g. --param "
+                             f"'model_overrides={{\"dropout\": 0.2}}', got {ov!r}")
+        family, preset = parse_model_name(self.model)
+        cls = ZOO[family][0]
+        known = set(cls.presets[preset]["config"]) | {
+            k for k, p in inspect.signature(cls.__init__).parameters.items()
+            if k != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+        unknown = sorted(set(ov) - known)
+        if unknown:
+            raise ValueError(f"model_overrides: {self.model} has no config key "
+                             f"{', '.join(map(repr, unknown))}; it has "
+                             f"{', '.join(sorted(known))}")
+        if family == "compass" and "readout" in ov and ov["readout"] not in ("patient", "mean"):
+            raise ValueError(f"model_overrides: readout must be 'patient' or 'mean', got "
+                             f"{ov['readout']!r}")
+
     def _model_config(self) -> dict:
         from amu_tf.models.zoo import ZOO, parse_model_name
 
@@ -230,6 +257,11 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
 
         number("epochs", 1, True, True)
         number("batch_size", 1, True, True)
+        # a negative scale would be gradient ascent on the pre-trained encoder
+        v = self.encoder_lr_scale
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            raise ValueError(f"encoder_lr_scale must be a number >= 0, got {v!r}")
+        self._check_overrides()
         number("patience", 0, True, True)
         number("learning_rate", 0, False, False)
         if self._p("weight_decay") is not None:
