@@ -205,3 +205,23 @@ def test_rest_body_errors():
         with pytest.raises(InputDataError, match=msg):
             parse_request(body)
     assert parse_request({"instances": x})[0].shape == (2, N_GENES)
+
+
+def test_export_missing_gene_limit_is_its_transforms():
+    """An export takes its transform's ``max_missing_fraction`` (COMPASS's input: 20%) from
+    its metadata, so it accepts and refuses what `amu predict` from the Model artifact does;
+    without one, the serving default of 10%. (Before, a COMPASS export refused a cohort
+    missing 15% of its genes that the Model artifact predicted.)"""
+    m = ExportedModel.__new__(ExportedModel)   # only the metadata panel_table reads
+    m.symbols = [f"G{i}" for i in range(20)]
+    m.entrez_ids = [""] * 20
+    m.n_genes = 20
+    df = pd.DataFrame(np.ones((3, 17)), columns=m.symbols[:17])
+    df.insert(0, "sample", ["a", "b", "c"])
+    m.transform_info = {"name": "compass_input", "params": {"max_missing_fraction": 0.2}}
+    table, report = m.panel_table(df)           # 3 of 20 missing: 15% <= 20%
+    assert report["n_found"] == 17 and report["missing"] == ["G17", "G18", "G19"]
+    assert table[["G17", "G18", "G19"]].isna().all().all()
+    m.transform_info = {}
+    with pytest.raises(InputDataError, match=r"3/20 genes of the model are missing .*10%"):
+        m.panel_table(df)

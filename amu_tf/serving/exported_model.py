@@ -251,7 +251,13 @@ class ExportedModel:
         ).astype(np.float64)
         cohorts = df["cohort"].astype(str) if "cohort" in df.columns else pd.Series(
             "input", index=df.index)
-        allowed = int(np.floor(MAX_MISSING_FRACTION * self.n_genes))
+        # the model's own transform's limit when it has one (COMPASS's input allows 20% of its
+        # 15,672 genes), so the export refuses what `amu predict` from the Model artifact does
+        frac = (self.transform_info.get("params") or {}).get("max_missing_fraction")
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+            frac = MAX_MISSING_FRACTION
+        allowed = int(np.floor(frac * self.n_genes))
+        what = "panel genes" if self.n_genes == 160 else "genes of the model"
         missing_all: set[str] = set()
         for name, rows in genes.groupby(cohorts.to_numpy()):
             missing = [s for s in self.symbols if rows[s].isna().all()]
@@ -259,8 +265,8 @@ class ExportedModel:
             if len(missing) > allowed:
                 where = "" if name == "input" else f" in cohort {name}"
                 raise InputDataError(
-                    f"{len(missing)}/{self.n_genes} panel genes are missing{where} (at most "
-                    f"{allowed} = {MAX_MISSING_FRACTION:.0%} can be imputed), e.g. "
+                    f"{len(missing)}/{self.n_genes} {what} are missing{where} (at most "
+                    f"{allowed} = {frac:.0%} can be imputed), e.g. "
                     f"{', '.join(missing[:5])}"
                 )
         per_row = genes.isna().sum(axis=1).to_numpy()
@@ -268,7 +274,7 @@ class ExportedModel:
             r = int(np.argmax(per_row > allowed))
             raise InputDataError(
                 f"{int((per_row > allowed).sum())} sample(s) miss more than {allowed} = "
-                f"{MAX_MISSING_FRACTION:.0%} of the {self.n_genes} panel genes (row {r} misses "
+                f"{frac:.0%} of the {self.n_genes} {what} (row {r} misses "
                 f"{int(per_row[r])}); refusing to impute that much"
             )
         meta = pd.DataFrame({"sample": samples.to_numpy(), "cohort": cohorts.to_numpy()},
