@@ -172,11 +172,6 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         X, self.classes_, y = fit_input(self, X, y, float64=True)
         splits, self.selection_used_ = self._inner_splits(y, groups, cohorts)
         blocks = self._blocks(X.shape[1])
-        if self.output not in ("probability", "direction"):
-            from amu_tf.errors import InputDataError
-
-            raise InputDataError(f"compass-probe: output must be 'probability' or "
-                                 f"'direction', not {self.output!r}")
         direction = self.output == "direction"
         scores, oof = {}, {}
         for label, start, stop in blocks:

@@ -12,7 +12,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from amu_tf.errors import InputDataError
 from amu_tf.training._sklearn_input import fit_input
-from amu_tf.training.compass_probe_classifier import DEFAULT_CS, CompassProbeClassifier
+from amu_tf.training.compass_probe_classifier import (DEFAULT_CS, CompassProbeClassifier,
+                                                      _is_number)
 
 #: our cohort names -> COMPASS's cohort of the same patients (``compass_itrp/``)
 DEFAULT_COHORT_MAP = {"GSE78220": "Hugo", "GSE91061_pre": "Riaz", "Liu2019": "Liu"}

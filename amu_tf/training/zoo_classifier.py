@@ -257,10 +257,7 @@ class ZooClassifier(ClassifierMixin, BaseEstimator):
 
         number("epochs", 1, True, True)
         number("batch_size", 1, True, True)
-        # a negative scale would be gradient ascent on the pre-trained encoder
-        v = self.encoder_lr_scale
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise ValueError(f"encoder_lr_scale must be a number >= 0, got {v!r}")
+        number("encoder_lr_scale", 0, True, False)  # < 0: gradient ascent on the encoder
         self._check_overrides()
         number("patience", 0, True, True)
         number("learning_rate", 0, False, False)

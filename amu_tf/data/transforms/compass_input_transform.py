@@ -106,9 +106,9 @@ class CompassInputTransform(TableTransform):
         out = np.full((len(table), len(genes)), np.nan)
         if present:
             block = table[[cols[genes[j]] for j in present]]
-            num = block.apply(pd.to_numeric, errors="coerce")
-            out[:, present] = num.to_numpy(np.float64)
+            num = block.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
             self._check_values(block, num, table)
+            out[:, present] = num
         from amu_tf.data.cohort_table import cohort_units
 
         units = {}
@@ -129,15 +129,15 @@ class CompassInputTransform(TableTransform):
         return out, units
 
     @staticmethod
-    def _check_values(block, num, table):
+    def _check_values(block, v, table):
         """Refuse what COMPASS's log2(x + 1) input cannot hold: text in a gene's column,
         infinite values and values below 0 (log2 of x + 1 for non-negative x; a table of
         log2(x + 0.001), z-scores or other centred values would be min-max scaled as if it
-        were that, silently). NaN is a missing value and is filled later."""
+        were that, silently). ``v`` is ``block`` as float64 (text coerced to NaN). NaN is a
+        missing value and is filled later."""
         samples = (table["sample"].astype(str).to_numpy() if "sample" in table.columns
                    else table.index.astype(str).to_numpy())
-        v = num.to_numpy(np.float64)
-        text = num.isna().to_numpy() & block.notna().to_numpy()
+        text = np.isnan(v) & block.notna().to_numpy()
         with np.errstate(invalid="ignore"):
             for bad, what in ((text, "is not a number"), (np.isinf(v), "is infinite"),
                               (v < -1e-6, "is below 0: COMPASS reads log2(x + 1) of "
