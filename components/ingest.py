@@ -55,6 +55,11 @@ def format_summary(s: dict) -> str:
         line += "; 0 unlabeled"
     if s["clinical_without_expression"]:
         line += f"; {s['clinical_without_expression']} clinical rows without expression"
+    dup = s.get("duplicate_genes_all", s.get("duplicate_genes", []))
+    if dup:
+        how = "counts summed" if s.get("units") == "counts" else "the row with the highest mean kept"
+        line += (f"; {len(dup)} gene symbol(s) on more than one row, merged ({how}): "
+                 + ", ".join(dup[:6]) + (", ..." if len(dup) > 6 else ""))
     if s.get("symbols_renamed"):
         renamed = list(s["symbols_renamed"].items())
         line += "; renamed " + ", ".join(f"{a} -> {b}" for a, b in renamed[:6]) + (

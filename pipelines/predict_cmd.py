@@ -33,7 +33,10 @@ def _read_input(path, data_root):
     if p.stat().st_size == 0:
         raise InputDataError(f"input {path} is empty")
     try:
-        table = pd.read_csv(p, dtype={"sample": str, "patient": str, "cohort": str})
+        # low_memory=False: one dtype per column from the whole file (a text cell in a gene
+        # column is then refused by the transform, without a pandas DtypeWarning first)
+        table = pd.read_csv(p, dtype={"sample": str, "patient": str, "cohort": str},
+                            low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError,
             ValueError, EOFError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

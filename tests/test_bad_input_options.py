@@ -85,6 +85,8 @@ def test_amu_evaluate_validates_options(tmp_path, table_csv, args, expected):
      "cohort_map must map our cohort names to COMPASS's"),
     (["--model", "recipe:compass-published", "--param", "exclude_published=Liu"],
      "exclude_published must be a list of COMPASS cohort names"),
+    (["--model", "recipe:compass-published", "--param", "exclude_published=5"],
+     "exclude_published must be a list of COMPASS cohort names"),
     (["--model", "amu:compass", "--param", "encoder_lr_scale=-1"],
      "encoder_lr_scale must be a number >= 0, got -1"),
     (["--model", "amu:compass", "--param", 'model_overrides={"readout": "foo"}'],

@@ -132,18 +132,29 @@ def test_duplicate_gene_rows_sum_counts_and_keep_max_mean_otherwise(tmp_path):
     spec.write_text(_spec_text("c.csv", "clin.tsv"))
     table, s = ingest_cohort(spec)
     assert s["duplicate_genes"] == [SYMBOLS[0]]
+    assert "1 gene symbol(s) on more than one row, merged (counts summed)" in format_summary(s)
     lib = counts.sum(axis=0)
     np.testing.assert_allclose(table[SYMBOLS[0]], np.log2((10 + counts[-1]) / lib * 1e6 + 1))
     # TPM: the row with the larger mean wins, no summing
-    sym = SYMBOLS + [SYMBOLS[0]]
+    # a gene outside the panel on two rows too: merged alike, and reported (genome-wide
+    # models such as COMPASS's read it)
+    assert "GAPDH" not in SYMBOLS
+    sym = SYMBOLS + [SYMBOLS[0], "GAPDH", "GAPDH"]
     tpm = np.full((len(sym), 2), 4.0)
-    tpm[-1] = [1.0, 2.0]
+    tpm[-3] = [1.0, 2.0]
     tpm[0] = [7.0, 9.0]
+    tpm[-2] = [3.0, 5.0]
+    tpm[-1] = [20.0, 30.0]
     pd.DataFrame(tpm, index=pd.Index(sym, name="g"), columns=["S1", "S2"]).to_csv(
         tmp_path / "t.tsv", sep="\t")
     spec.write_text(_spec_text("t.tsv", "clin.tsv", units="tpm", gene_id="symbol"))
-    table, _ = ingest_cohort(spec)
+    table, s = ingest_cohort(spec)
     np.testing.assert_allclose(table[SYMBOLS[0]], np.log2(np.array([7.0, 9.0]) + 1))
+    np.testing.assert_allclose(table["GAPDH"], np.log2(np.array([20.0, 30.0]) + 1))
+    assert s["duplicate_genes"] == [SYMBOLS[0]]
+    assert s["duplicate_genes_all"] == sorted([SYMBOLS[0], "GAPDH"])
+    assert ("2 gene symbol(s) on more than one row, merged (the row with the highest mean "
+            "kept)") in format_summary(s)
 
 
 # --------------------------------------------------------------------------- clinical

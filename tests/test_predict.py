@@ -222,6 +222,10 @@ def test_export_missing_gene_limit_is_its_transforms():
     table, report = m.panel_table(df)           # 3 of 20 missing: 15% <= 20%
     assert report["n_found"] == 17 and report["missing"] == ["G17", "G18", "G19"]
     assert table[["G17", "G18", "G19"]].isna().all().all()
+    # an all-NaN column is missing, not found (before: "found 20/20, missing: G1")
+    df_nan = df.assign(G1=np.nan)
+    _, report = m.panel_table(df_nan)
+    assert report["n_found"] == 16 and report["missing"] == ["G1", "G17", "G18", "G19"]
     m.transform_info = {}
     with pytest.raises(InputDataError, match=r"3/20 genes of the model are missing .*10%"):
         m.panel_table(df)

@@ -390,8 +390,9 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
     Returns ``(table, info)``: ``table`` is samples x genes, the 160 panel symbols first in
     panel order (NaN for a panel gene absent from the file), then every other gene the ids
     map to, in file order; ``info`` has ``genes_in_file``, ``found`` and ``missing`` (panel
-    symbols), ``duplicates`` (panel symbols merged), ``n_genes`` (columns kept) and
-    ``unmapped`` (ids without a known symbol, left out).
+    symbols), ``duplicates`` (panel symbols merged), ``duplicates_all`` (every symbol merged,
+    panel or not: the genome-wide models such as COMPASS's read them too), ``n_genes``
+    (columns kept) and ``unmapped`` (ids without a known symbol, left out).
     """
     arr = np.asarray(arr, dtype=np.float64)
     gene_ids = [str(g).strip() for g in gene_ids]
@@ -468,6 +469,7 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
         "missing": [s for s in panel if s not in rows_by_symbol],
         "duplicates": sorted(s for s, r in rows_by_symbol.items()
                              if len(r) > 1 and s in in_panel),
+        "duplicates_all": sorted(s for s, r in rows_by_symbol.items() if len(r) > 1),
         "n_genes": len(rows_by_symbol),
         "unmapped": int(sum(sym is None for sym in symbols)),
         "recased": int(notes.get("recased", 0)),

@@ -231,7 +231,8 @@ class ExportedModel:
 
     def panel_table(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         """Reorder ``df``'s genes into the panel order under their symbols, apply the
-        missing-gene policy, and report ``{"n_found", "missing"}``."""
+        missing-gene policy, and report ``{"n_found", "missing"}`` (a gene is found when every
+        cohort of the input has a value for it)."""
         found = self.match_genes(df)
         if not found:
             example = ", ".join(map(str, list(df.columns)[:5]))
@@ -279,7 +280,10 @@ class ExportedModel:
             )
         meta = pd.DataFrame({"sample": samples.to_numpy(), "cohort": cohorts.to_numpy()},
                             index=df.index)
-        report = {"n_found": len(found), "missing": [s for s in self.symbols if s in missing_all]}
+        # found = with a value in every cohort (a column of the input that is all NaN is
+        # missing, as the Model artifact's gene coverage counts it), so found + missing = all
+        report = {"n_found": self.n_genes - len(missing_all),
+                  "missing": [s for s in self.symbols if s in missing_all]}
         out = pd.concat([meta, genes], axis=1).reset_index(drop=True)
         out.attrs = dict(df.attrs)  # the cohorts' units (COMPASS's input reads them)
         return out, report

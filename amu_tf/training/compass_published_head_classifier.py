@@ -110,8 +110,6 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
         an integer >= 1, ``cohort_map`` a mapping of names, ``exclude_published`` a list of
         names (a bare string would be read letter by letter)."""
         super().check_params()
-        from amu_tf.training.compass_probe_classifier import _is_number
-
         name = self.recipe
         if not (_is_number(self.min_rho) and 0 <= self.min_rho <= 1):
             raise ValueError(f"{name}: min_rho must be a number in [0, 1], not "
@@ -126,8 +124,9 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
             raise ValueError(f"{name}: cohort_map must map our cohort names to COMPASS's, e.g. "
                              f"--param 'cohort_map={{\"GSE78220\": \"Hugo\"}}', not {cmap!r}")
         ex = self.exclude_published
-        if ex is not None and (isinstance(ex, (str, bytes)) or not all(
-                isinstance(c, str) for c in ex)):
+        if ex is not None and (isinstance(ex, (str, bytes))
+                               or not isinstance(ex, (list, tuple, set, frozenset))
+                               or not all(isinstance(c, str) for c in ex)):
             raise ValueError(f"{name}: exclude_published must be a list of COMPASS cohort "
                              f"names, e.g. --param 'exclude_published=[\"Liu\"]', not {ex!r}")
 
