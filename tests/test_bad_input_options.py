@@ -73,6 +73,8 @@ def test_amu_evaluate_validates_options(tmp_path, table_csv, args, expected):
      "Cs must be a non-empty list of positive numbers"),
     (["--model", "recipe:compass-probe", "--param", "Cs=[]"], "Cs must be a non-empty list"),
     (["--model", "recipe:compass-probe", "--param", "Cs=[-1]"], "Cs must be a non-empty list"),
+    (["--model", "recipe:compass-probe", "--param", "output=foo"],
+     "output must be 'probability' or 'direction', not 'foo'"),
     (["--model", "recipe:compass-probe", "--param", "inner_splits=1"],
      "inner_splits must be an integer >= 2, not 1"),
     (["--model", "recipe:compass-probe", "--param", "batch_size=0"],

@@ -222,10 +222,36 @@ def test_export_missing_gene_limit_is_its_transforms():
     table, report = m.panel_table(df)           # 3 of 20 missing: 15% <= 20%
     assert report["n_found"] == 17 and report["missing"] == ["G17", "G18", "G19"]
     assert table[["G17", "G18", "G19"]].isna().all().all()
-    # an all-NaN column is missing, not found (before: "found 20/20, missing: G1")
+    # an all-NaN column is missing, not found (before: found 17/20 while G1 was listed missing)
     df_nan = df.assign(G1=np.nan)
     _, report = m.panel_table(df_nan)
     assert report["n_found"] == 16 and report["missing"] == ["G1", "G17", "G18", "G19"]
+    # two cohorts: found counts the cohort with the fewest genes (as the Model artifact's
+    # genes_present does); missing lists a gene missing in either
+    two = pd.concat([df.assign(cohort="A", G1=np.nan), df.assign(cohort="B", G2=np.nan)],
+                    ignore_index=True)
+    two["sample"] = [f"s{i}" for i in range(len(two))]
+    _, report = m.panel_table(two)
+    assert report["n_found"] == 16
+    assert report["missing"] == ["G1", "G2", "G17", "G18", "G19"]
     m.transform_info = {}
     with pytest.raises(InputDataError, match=r"3/20 genes of the model are missing .*10%"):
         m.panel_table(df)
+
+
+def test_a_large_csv_with_text_far_down_is_read_without_a_pandas_warning(tmp_path):
+    """A gene column that is numeric for the first ~300,000 rows and text at the end made
+    pandas (chunked reading) print a DtypeWarning before the one-line refusal; the CSV is
+    read in one piece, so the column is text throughout and the transform names the cell."""
+    import warnings
+
+    from pipelines.predict_cmd import _read_input
+
+    n = 300_000
+    csv = tmp_path / "big.csv"
+    csv.write_text("sample,CD8A\n" + "".join(f"s{i},{i % 7}.5\n" for i in range(n - 1))
+                   + "sX,abc\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.DtypeWarning)
+        table = _read_input(str(csv), None)
+    assert len(table) == n and table["CD8A"].iloc[-1] == "abc"

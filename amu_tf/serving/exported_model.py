@@ -231,8 +231,9 @@ class ExportedModel:
 
     def panel_table(self, df: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         """Reorder ``df``'s genes into the panel order under their symbols, apply the
-        missing-gene policy, and report ``{"n_found", "missing"}`` (a gene is found when every
-        cohort of the input has a value for it)."""
+        missing-gene policy, and report ``{"n_found", "missing"}``: the number of the model's
+        genes with a value in the input's cohort that has the fewest, and every gene missing
+        (all NaN or absent) in some cohort."""
         found = self.match_genes(df)
         if not found:
             example = ", ".join(map(str, list(df.columns)[:5]))
@@ -260,9 +261,11 @@ class ExportedModel:
         allowed = int(np.floor(frac * self.n_genes))
         what = "panel genes" if self.n_genes == 160 else "genes of the model"
         missing_all: set[str] = set()
+        most_missing = 0
         for name, rows in genes.groupby(cohorts.to_numpy()):
             missing = [s for s in self.symbols if rows[s].isna().all()]
             missing_all.update(missing)
+            most_missing = max(most_missing, len(missing))
             if len(missing) > allowed:
                 where = "" if name == "input" else f" in cohort {name}"
                 raise InputDataError(
@@ -280,9 +283,9 @@ class ExportedModel:
             )
         meta = pd.DataFrame({"sample": samples.to_numpy(), "cohort": cohorts.to_numpy()},
                             index=df.index)
-        # found = with a value in every cohort (a column of the input that is all NaN is
-        # missing, as the Model artifact's gene coverage counts it), so found + missing = all
-        report = {"n_found": self.n_genes - len(missing_all),
+        # found: the model's genes with a value, in the cohort that has the fewest (a column
+        # that is all NaN is missing), as `amu predict` counts for a Model artifact
+        report = {"n_found": self.n_genes - most_missing,
                   "missing": [s for s in self.symbols if s in missing_all]}
         out = pd.concat([meta, genes], axis=1).reset_index(drop=True)
         out.attrs = dict(df.attrs)  # the cohorts' units (COMPASS's input reads them)
