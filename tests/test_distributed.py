@@ -604,3 +604,28 @@ def test_amu_train_multiworker_workers_agree_and_chief_writes(tmp_path):
     assert worker_threshold == pytest.approx(chief_threshold, abs=1e-4)
     artifacts = sorted(p.parent for p in tmp_path.rglob("artifact.json"))
     assert artifacts == [out]
+
+
+def test_multiworker_heartbeat_timeout_outlasts_a_busy_cpu():
+    """The coordination service is configured with HEARTBEAT_TIMEOUT_S (TensorFlow's 10 s
+    default aborted a healthy two-worker run in CI on two busy cores: 'heartbeat timeout'),
+    the leader and jobs as MultiWorkerMirroredStrategy sets them. In a fresh process: the
+    configuration is the process's global context."""
+    code = textwrap.dedent("""
+        from tensorflow.python.eager import context
+        from amu_tf.training.cluster_config import cluster_resolver
+        from amu_tf.training.distribution_strategy import (HEARTBEAT_TIMEOUT_S,
+                                                           _configure_coordination)
+        _configure_coordination(cluster_resolver(required=True))
+        c = context.context().coordination_service
+        print(c.heartbeat_timeout_in_ms == HEARTBEAT_TIMEOUT_S * 1000 >= 60000,
+              c.service_type, c.service_leader,
+              [(j.name, j.num_tasks) for j in c.coordinated_job_list])
+    """)
+    env = dict(os.environ, TF_CONFIG=_tf_config([12345, 12346], 1), CUDA_VISIBLE_DEVICES="",
+               TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == (
+        "True standalone /job:worker/replica:0/task:0 [('worker', 2)]")

@@ -64,6 +64,38 @@ def _communication_options():
     return tf.distribute.experimental.CommunicationOptions(implementation=impl)
 
 
+#: how long a worker may go without a heartbeat before the others abort (seconds). TensorFlow's
+#: default is 10 s, which a worker on an oversubscribed CPU (two workers and other jobs on two
+#: cores, as in CI) can miss while busy, aborting a healthy run with "heartbeat timeout".
+HEARTBEAT_TIMEOUT_S = 120
+
+
+def _configure_coordination(resolver):
+    """Set up TensorFlow's coordination service as ``MultiWorkerMirroredStrategy`` would (it
+    keeps a configuration it finds), with :data:`HEARTBEAT_TIMEOUT_S`. Uses TensorFlow's
+    internal modules; if they change, the strategy configures itself with TF's defaults."""
+    try:
+        from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+        from tensorflow.python.distribute import multi_worker_util
+        from tensorflow.python.eager import context
+    except ImportError:  # pragma: no cover - a TensorFlow without these internals
+        return
+    ctx = context.context()
+    if ctx.coordination_service is not None:
+        return
+    spec = resolver.cluster_spec()
+    jobs = [coordination_config_pb2.CoordinatedJob(name=j, num_tasks=spec.num_tasks(j))
+            for j in ("chief", "worker") if j in spec.jobs]
+    if resolver.task_type not in ("chief", "worker") or not jobs:
+        return
+    ctx.configure_coordination_service(
+        service_type="standalone",
+        service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs,
+        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_S * 1000,
+    )
+
+
 @functools.cache
 def _multiworker_strategy():
     """The process's one ``MultiWorkerMirroredStrategy``, built from a checked ``TF_CONFIG``
@@ -73,6 +105,7 @@ def _multiworker_strategy():
 
     resolver = cluster_resolver(required=True)
     apply_keras_multiworker_patch()
+    _configure_coordination(resolver)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver, communication_options=_communication_options()
