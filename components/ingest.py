@@ -55,7 +55,7 @@ def format_summary(s: dict) -> str:
         line += "; 0 unlabeled"
     if s["clinical_without_expression"]:
         line += f"; {s['clinical_without_expression']} clinical rows without expression"
-    dup = s.get("duplicate_genes_all", s.get("duplicate_genes", []))
+    dup = s["duplicate_genes_all"]
     if dup:
         how = "counts summed" if s.get("units") == "counts" else "the row with the highest mean kept"
         line += (f"; {len(dup)} gene symbol(s) on more than one row, merged ({how}): "

@@ -75,7 +75,7 @@ def assemble_cohort(spec, expr: pd.DataFrame, info: dict, clin: pd.DataFrame):
         "missing_genes": info["missing"],
         "duplicate_genes": info["duplicates"],
         # every symbol on more than one row of the file, panel or not (merged as the panel's)
-        "duplicate_genes_all": list(info.get("duplicates_all", info["duplicates"])),
+        "duplicate_genes_all": info["duplicates_all"],
         "genes_in_file": info["genes_in_file"],
         # symbols normalised at ingest (amu_tf.data.gene_ids.normalise_symbols)
         "symbols_recased": int(info.get("recased", 0)),

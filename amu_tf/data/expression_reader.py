@@ -463,13 +463,13 @@ def expression_matrix(arr, gene_ids, samples, units, gene_id, ensembl_map=None,
         if s in merged:
             out[:, j] = merged[s]
     table = pd.DataFrame(out, index=samples, columns=columns)
+    duplicates_all = sorted(s for s, r in rows_by_symbol.items() if len(r) > 1)
     info = {
         "genes_in_file": len(gene_ids),
         "found": [s for s in panel if s in rows_by_symbol],
         "missing": [s for s in panel if s not in rows_by_symbol],
-        "duplicates": sorted(s for s, r in rows_by_symbol.items()
-                             if len(r) > 1 and s in in_panel),
-        "duplicates_all": sorted(s for s, r in rows_by_symbol.items() if len(r) > 1),
+        "duplicates": [s for s in duplicates_all if s in in_panel],
+        "duplicates_all": duplicates_all,
         "n_genes": len(rows_by_symbol),
         "unmapped": int(sum(sym is None for sym in symbols)),
         "recased": int(notes.get("recased", 0)),
