@@ -8,7 +8,9 @@ biomarker x every held-out cohort (issue #15).
 
 Prints (and writes with ``--out``) a Markdown table: ROC AUC with its 95% CI per held-out
 cohort and pooled, then each trained model's paired AUC difference to the best biomarker of
-each cohort (``amu_tf.evaluation.biomarker_comparison``), and, with several seeds, the spread
+each cohort (``amu_tf.evaluation.biomarker_comparison``), every model's paired difference to
+``recipe:consensus`` (per cohort and pooled) with the model ``amu run`` would recommend by
+its rule (``amu_tf.evaluation.recommendation``), and, with several seeds, the spread
 of each model's AUCs over the seeds. Real data: ``../shared/data`` beside the checkout.
 
 The COMPASS models (issue #23) get the cohorts' published units from the table's artifact
@@ -57,6 +59,7 @@ def main(argv=None):
     from amu_tf.data.cohort_table import read_table
     from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
     from amu_tf.evaluation.protocols import run_protocol
+    from amu_tf.evaluation.recommendation import recommend
     from amu_tf.kernels.build import cpu_model
     from pipelines.defaults import trains_a_zoo_model
 
@@ -113,6 +116,22 @@ def main(argv=None):
                  f"{c.loc[s, 'ci_high']:+.3f}] vs {c.loc[s, 'best_biomarker']}"
                  for s in cohorts + ["pooled"]]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    rec = recommend(first, n_boot=a.n_boot, seed=a.seeds[0])
+    if rec is not None:  # recipe:consensus among the models: `amu run`'s rule, measured
+        lines += ["", f"Paired difference to {rec['baseline']} (AUC model minus AUC "
+                  f"{rec['baseline']}, 95% CI; every other model, biomarkers included) and "
+                  "`amu run`'s recommendation rule "
+                  "(`amu_tf/evaluation/recommendation.py`):", "",
+                  "| model | " + " | ".join(cohorts) + " | pooled | qualifies |",
+                  "|---|" + "---|" * (len(cohorts) + 2)]
+        for r in rec["candidates"]:
+            cells = [(lambda d: f"{d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}]")(
+                r["per_cohort_difference"][c]) if c in r["per_cohort_difference"] else ""
+                for c in cohorts]
+            lines.append(f"| {r['model']} | " + " | ".join(cells) +
+                         f" | {r['auc_difference']:+.3f} [{r['ci_low']:+.3f}, "
+                         f"{r['ci_high']:+.3f}] | {'yes' if r['qualifies'] else 'no'} |")
+        lines += ["", f"Recommended for a new cohort: **{rec['recommended']}** ({rec['why']})."]
     if len(a.seeds) > 1:
         lines += ["", f"Spread over seeds {a.seeds} (ROC AUC: mean, min-max):", "",
                   "| model | " + " | ".join(cohorts) + " | pooled |",

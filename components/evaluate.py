@@ -22,6 +22,8 @@ Artifact layout:
   (``meta_*.csv``, ``forest/``), calibration (``calibration_*.csv``, reliability diagram) and
   decision curves (:mod:`amu_tf.evaluation.clinical_outputs`);
 * ``predictions.csv.gz``; ``blessing.json``; ``biomarker_comparison.csv``;
+  ``recommendation.json`` (leave-one-cohort-out with ``recipe:consensus`` among the models:
+  the model recommended for a new cohort, :mod:`amu_tf.evaluation.recommendation`);
   ``evaluation.json`` (parameters, protocols with folds and notes, the audit's verdict, and
   what the report renders).
 
@@ -46,6 +48,7 @@ from amu_tf.evaluation.protocols import PROTOCOLS, run_protocol
 from amu_tf.evaluation.report import (BLESSING_JSON, COMPARISON_CSV, EVALUATION_JSON,
                                       REPORT_FILE, data_summary, write_report)
 from amu_tf.evaluation.biomarker_comparison import compare_with_biomarkers
+from amu_tf.evaluation.recommendation import RECOMMENDATION_JSON, recommend
 from amu_tf.evaluation.tables import write_tables
 
 
@@ -133,6 +136,12 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
                                 for r in results], ignore_index=True)
         if not comparison.empty:
             comparison.to_csv(out / COMPARISON_CSV, index=False, float_format="%.6g")
+        # the model that measurably transfers best (leave-one-cohort-out against consensus)
+        recommendation = next((rec for rec in (recommend(r, n_boot=n_boot, seed=seed)
+                                               for r in results) if rec), None)
+        if recommendation is not None:
+            (out / RECOMMENDATION_JSON).write_text(
+                json.dumps(to_jsonable(recommendation), indent=2) + "\n")
         # meta-analysis, calibration and decision curves of every honest protocol
         clinical = write_clinical_outputs(results, out, seed=seed, n_boot=n_boot)
         (out / EVALUATION_JSON).write_text(json.dumps(to_jsonable({
@@ -160,6 +169,7 @@ def run_evaluate(table, output_uri, models=("amu:small", "logreg"), protocols=("
             leaky_protocols=[r.label for r in results if r.leaky],
             forced_past=[audit["forced_past"]] if audit and audit.get("forced_past") else [],
             biomarker_verdicts=comparison["verdict"].tolist() if not comparison.empty else [],
+            recommended=recommendation["recommended"] if recommendation else None,
         )
     return w.artifact, results, blessing
 

@@ -30,7 +30,8 @@ from amu_tf.errors import AmuError
 from pipelines.strategy_option import strategy_option
 from pipelines.defaults import calibrated, keras_params, use_signatures_dir
 from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
-from pipelines.run_folder import RECOMMENDED, RUN_RECORD, export_run, zoo_models
+from pipelines.run_folder import (RUN_RECORD, export_run, measured_recommendation,
+                                  zoo_models)
 
 #: Baselines explained beside the zoo model by default (the paper's three: SVM, XGBoost, AMU).
 INTERPRET_BASELINES = ("xgboost", "svm")
@@ -237,6 +238,9 @@ def step_evaluate(ctx: RunContext):
         data_note=c.data_note, dropped_models=ctx.dropped_models)
     ctx.artifacts["evaluate"] = art
     ctx.say(format_results(results, blessing))
+    rec = measured_recommendation(art.uri)
+    if rec is not None:
+        ctx.say(f"  recommended for a new cohort: {rec['recommended']} ({rec['why']})")
 
 
 def interpret_models(models, chosen=None) -> list[str]:
@@ -288,11 +292,16 @@ def step_report(ctx: RunContext):
 
 
 def step_export(ctx: RunContext):
-    """The first zoo model (and, on real cohorts, the recommended cross-cohort recipe) as TF
-    Serving version folders under --export-dir, when the evaluation blessed them."""
-    for model, art in export_run(ctx.out, ctx.config, ctx.artifacts["evaluate"].uri,
-                                 say=ctx.say).items():
-        ctx.artifacts["export" if model != RECOMMENDED else "export_recommended"] = art
+    """The first zoo model (and, on real cohorts, the model recommended for a new cohort,
+    measured by the evaluation) as TF Serving version folders under --export-dir, when the
+    evaluation blessed them."""
+    exported = export_run(ctx.out, ctx.config, ctx.artifacts["evaluate"].uri, say=ctx.say)
+    recommended = exported.pop("recommended", None)
+    zoo = zoo_models(ctx.config.models)
+    if zoo and zoo[0] in exported:
+        ctx.artifacts["export"] = exported[zoo[0]]
+    if recommended is not None:
+        ctx.artifacts["export_recommended"] = recommended
 
 
 #: The pipeline, in order.
@@ -598,5 +607,6 @@ def command(click_ctx, more_specs, config_file, out, overwrite, signatures_dir, 
     if "export" in ctx.artifacts:
         click.echo(f"exported: {ctx.artifacts['export'].properties['path']}")
     if "export_recommended" in ctx.artifacts:
-        click.echo(f"exported ({RECOMMENDED}, recommended for a new cohort): "
-                   f"{ctx.artifacts['export_recommended'].properties['path']}")
+        rec = ctx.artifacts["export_recommended"]
+        click.echo(f"exported ({rec.properties.get('model', rec.properties['name'])}, "
+                   f"recommended for a new cohort): {rec.properties['path']}")

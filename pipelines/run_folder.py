@@ -13,12 +13,13 @@ from pathlib import Path
 
 from amu_tf.artifacts import METADATA_FILE, safe_name
 from amu_tf.errors import SpecError
+from amu_tf.evaluation.recommendation import BASELINE, RECOMMENDATION_JSON
 from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
 
 RUN_RECORD = "run.json"
-#: the recipe recommended for a new cohort (docs/generalisation.md): exported beside the zoo
-#: model when a run on real cohorts trained it
-RECOMMENDED = "recipe:consensus"
+#: the model recommended for a new cohort when no leave-one-cohort-out evaluation measured
+#: one (docs/generalisation.md); with one, the evaluation's ``recommendation.json`` decides
+RECOMMENDED = BASELINE
 #: the served name of the zoo model a run on the synthetic default exports
 SYNTHETIC_EXPORT_NAME = "amu_default"
 
@@ -30,17 +31,43 @@ def zoo_models(models) -> list[str]:
     return [m for m in models if estimator_kind(m) == "keras"]
 
 
-def export_choices(config: RunConfig) -> list[tuple[str, str]]:
+def measured_recommendation(evaluation_uri) -> dict | None:
+    """The ``recommendation.json`` of a ModelEvaluation folder (``None`` when the evaluation
+    ran no leave-one-cohort-out with ``recipe:consensus``, or there is no evaluation)."""
+    if evaluation_uri is None:
+        return None
+    path = Path(evaluation_uri) / RECOMMENDATION_JSON
+    if not path.is_file():
+        return None
+    from amu_tf.data.text_files import read_json  # one line for a damaged file
+
+    return read_json(path, "the evaluation's recommendation", error=SpecError)
+
+
+def recommended_model(config: RunConfig, recommendation: dict | None = None) -> str | None:
+    """The model a run on real cohorts recommends for a new cohort: the measured one
+    (:func:`amu_tf.evaluation.recommendation.recommend`), else ``recipe:consensus`` when the
+    run trained it, else none. Always none on the synthetic default."""
+    if config.synthetic:
+        return None
+    if recommendation and recommendation.get("recommended") in config.models:
+        return recommendation["recommended"]
+    return RECOMMENDED if RECOMMENDED in config.models else None
+
+
+def export_choices(config: RunConfig, recommendation: dict | None = None) -> list[tuple[str, str]]:
     """``[(model, served name)]`` a run exports: its first zoo model (named ``--export-name``,
     ``amu_default`` on the synthetic default, else after the model), and on real cohorts
-    also the recommended cross-cohort recipe when it was trained."""
+    also the model recommended for a new cohort (:func:`recommended_model`) when it was
+    trained and is not that zoo model."""
     chosen = []
     zoo = zoo_models(config.models)
     if zoo:
         chosen.append((zoo[0], config.export_name or (
             SYNTHETIC_EXPORT_NAME if config.synthetic else safe_name(zoo[0]))))
-    if not config.synthetic and RECOMMENDED in config.models:
-        chosen.append((RECOMMENDED, safe_name(RECOMMENDED)))
+    rec = recommended_model(config, recommendation)
+    if rec is not None and rec not in dict(chosen):
+        chosen.append((rec, safe_name(rec)))
     return chosen
 
 
@@ -48,14 +75,17 @@ def export_run(run_dir, config: RunConfig, evaluation_uri, say=None, force=False
                export_dir=None) -> dict:
     """Export what a run exports (:func:`~pipelines.run_folder.export_choices`) with the
     run's evaluation: a blessed model, or any with ``force``; an unblessed one is skipped
-    with the reason. Returns ``{model: PushedModel artifact}``."""
+    with the reason. Returns ``{model: PushedModel artifact}``; the recommended model's
+    artifact also under the key ``"recommended"``."""
     import click
 
     from components.export import NotBlessedError, run_export
 
     say = say or click.echo
     exported = {}
-    chosen = export_choices(config)
+    recommendation = measured_recommendation(evaluation_uri)
+    rec = recommended_model(config, recommendation)
+    chosen = export_choices(config, recommendation)
     if not chosen:
         say("  nothing to export: no zoo (Keras) model among the run's models")
     for model, name in chosen:
@@ -67,7 +97,12 @@ def export_run(run_dir, config: RunConfig, evaluation_uri, say=None, force=False
             say(f"  {model} not exported: {exc}")
             continue
         exported[model] = art
-        why = " (recommended for a new cohort)" if model == RECOMMENDED else ""
+        why = ""
+        if model == rec:
+            exported["recommended"] = art
+            why = (" (recommended for a new cohort: measured under leave-one-cohort-out)"
+                   if recommendation else " (recommended for a new cohort: not measured "
+                   "here, no leave-one-cohort-out evaluation; docs/generalisation.md)")
         say(f"  {model} exported as {art.properties['name']!r} version "
             f"{art.properties['version']}{why}: {art.properties['path']}")
     return exported

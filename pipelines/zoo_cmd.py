@@ -38,8 +38,9 @@ def command(signatures_dir):
         click.echo(f"{name:<14} {genes:>20}  {spec['description']}")
         click.echo(f"{'':<14} {'':>20}  ({spec['reference']})")
     click.echo("")
-    click.echo("cross-cohort recipes (docs/generalisation.md; recipe:consensus is the one "
-               "recommended for a new cohort):")
+    click.echo("cross-cohort recipes (docs/generalisation.md; amu run recommends "
+               "recipe:consensus for a new cohort unless its leave-one-cohort-out evaluation "
+               "measures another model beating it, docs/run.md):")
     for name, spec in TRANSFER_RECIPES.items():
         click.echo(f"{'recipe:' + name:<25} {spec['description']}")
     click.echo(f"{COMPASS_PROBE:<25} concept features of the TCGA-pre-trained COMPASS encoder "

@@ -23,6 +23,7 @@ from amu_tf.errors import ArtifactError
 from amu_tf.evaluation.biomarker_comparison import comparison_markdown
 from amu_tf.evaluation.blessing import AUC_LOWER_BOUND
 from amu_tf.evaluation.clinical_outputs import clinical_markdown
+from amu_tf.evaluation.recommendation import RECOMMENDATION_JSON, recommendation_markdown
 from amu_tf.evaluation.tables import to_markdown
 from amu_tf.evaluation.tripod_ai import tripod_ai_section
 
@@ -183,6 +184,9 @@ def write_report(path, evaluation_dir, *, audit=None, extra_sections=None,
             lines += [f"![ROC and PR curves, {label}]({link(fig)})", ""]
     if (evaluation_dir / COMPARISON_CSV).is_file():
         lines += comparison_markdown(pd.read_csv(evaluation_dir / COMPARISON_CSV))
+    if (evaluation_dir / RECOMMENDATION_JSON).is_file():
+        lines += recommendation_markdown(json.loads(
+            (evaluation_dir / RECOMMENDATION_JSON).read_text()))
     clinical = clinical_markdown(rep.get("clinical") or {}, evaluation_dir, link)
     if clinical:
         clinical += probability_statement(params.get("calibrate"))

@@ -1,0 +1,145 @@
+"""Which model to use on a new cohort: the one that measurably transfers best.
+
+``amu run`` on real cohorts exports, beside its zoo model, the model it recommends for a cohort
+none of its models has seen. The recommendation is measured, not fixed: under
+leave-one-cohort-out (each cohort scored only by models that never saw it), every evaluated
+model is compared with a baseline, ``recipe:consensus`` (training-free, the best pooled
+transfer of the project's measurements, docs/generalisation.md), on the same resampled rows.
+
+The rule (:func:`recommend`): the recommended model is the one with the highest pooled
+leave-one-cohort-out ROC AUC among the models that
+
+1. beat the baseline pooled, with the paired 95% CI of the AUC difference above 0, and
+2. are not beaten by it on any held-out cohort, the paired CI of that cohort below 0;
+
+when none qualifies, the baseline itself. "Measurably" is the CI: a model a few hundredths
+ahead with a CI through 0 does not replace the baseline.
+
+The choice is made on the held-out cohorts it is reported on, so the recommended model's own
+leave-one-cohort-out AUC is optimistic when it is not the baseline (the winner of several
+comparisons); the record says so. Nothing here reads a label the protocol did not already
+score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from amu_tf.evaluation.metrics import stratified_bootstrap_indices
+
+#: the model recommended unless another measurably transfers better
+BASELINE = "recipe:consensus"
+#: the file of a ModelEvaluation artifact that holds the recommendation
+RECOMMENDATION_JSON = "recommendation.json"
+RULE = ("the highest pooled leave-one-cohort-out ROC AUC among the models that beat "
+        f"{BASELINE} pooled with a paired 95% CI above 0 and are not beaten by it on any "
+        "held-out cohort (paired CI below 0); else the baseline")
+SELECTION_NOTE = ("chosen on the same held-out cohorts it is scored on: when the recommended "
+                  "model is not the baseline, its leave-one-cohort-out AUC is optimistic "
+                  "(the winner of several comparisons)")
+
+
+def _scores(pm: pd.DataFrame):
+    """``(y, P)`` of one model's rows: labels and the (repeats, rows) probabilities, rows in
+    the protocol's order (the same order for every model of one protocol)."""
+    reps = [g.sort_values("row", kind="mergesort") for _, g in pm.groupby("repeat")]
+    return reps[0]["y"].to_numpy(int), np.vstack([g["p"].to_numpy(float) for g in reps])
+
+
+def _auc(y, P, idx=None):
+    """Mean over repeats of the ROC AUC; with ``idx`` ``(B, n)`` one value per resample."""
+    from amu_tf.evaluation.metrics import auc_rows
+
+    if idx is None:
+        return float(np.mean(auc_rows(y[None, :], P)))
+    return np.mean([auc_rows(y[idx], P[r][idx]) for r in range(len(P))], axis=0)
+
+
+def _paired(y, Pa, Pb, n_boot, seed, alpha):
+    """``(auc_a - auc_b, ci_low, ci_high)`` on the same stratified resamples."""
+    diff = _auc(y, Pa) - _auc(y, Pb)
+    if n_boot <= 0:
+        return diff, np.nan, np.nan
+    idx = stratified_bootstrap_indices(y, n_boot, seed)
+    d = _auc(y, Pa, idx) - _auc(y, Pb, idx)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return diff, np.nan, np.nan
+    return diff, float(np.quantile(d, alpha / 2)), float(np.quantile(d, 1 - alpha / 2))
+
+
+def recommend(result, baseline: str = BASELINE, n_boot: int = 1000, seed: int = 0,
+              alpha: float = 0.05) -> dict | None:
+    """The recommendation from one leave-one-cohort-out :class:`ProtocolResult`, or ``None``
+    when ``result`` is not an honest leave-one-cohort-out result with ``baseline`` among its
+    models. Returns a JSON-able dict: ``recommended``, ``baseline``, ``rule``, ``note`` and
+    one ``candidates`` row per other model (its pooled AUC, the paired difference to the
+    baseline with its CI, pooled and per held-out cohort as ``[difference, low, high]``, the
+    cohorts where the baseline beats it, whether it qualifies)."""
+    if result.leaky or result.protocol != "loco" or baseline not in result.models:
+        return None
+    preds = result.predictions
+    cohorts = sorted(preds["cohort"].astype(str).unique())
+    base = {"pooled": _scores(preds[preds["model"] == baseline])}
+    for c in cohorts:
+        base[c] = _scores(preds[(preds["model"] == baseline) & (preds["cohort"].astype(str) == c)])
+    rows = []
+    for m in result.models:
+        if m == baseline:
+            continue
+        pm = preds[preds["model"] == m]
+        y, P = _scores(pm)
+        auc = _auc(y, P)
+        diff, lo, hi = _paired(y, P, base["pooled"][1], n_boot, seed, alpha)
+        worse_on, per_cohort = [], {}
+        for c in cohorts:
+            yc, Pc = _scores(pm[pm["cohort"].astype(str) == c])
+            if len(np.unique(yc)) < 2:
+                continue
+            per_cohort[c] = _paired(yc, Pc, base[c][1], n_boot, seed, alpha)
+            if per_cohort[c][2] < 0:
+                worse_on.append(c)
+        rows.append({"model": m, "auc_pooled": auc, "auc_difference": diff, "ci_low": lo,
+                     "ci_high": hi, "per_cohort_difference": per_cohort,
+                     "beaten_by_baseline_on": worse_on,
+                     "qualifies": bool(lo > 0 and not worse_on)})
+    base_auc = _auc(*base["pooled"])
+    qualified = [r for r in rows if r["qualifies"]]
+    best = max(qualified, key=lambda r: r["auc_pooled"]) if qualified else None
+    if best is None:
+        why = (f"no model beats {baseline} pooled with a paired CI above 0 without losing to "
+               "it on a held-out cohort")
+    else:
+        why = (f"{best['model']} beats {baseline} pooled by {best['auc_difference']:+.3f} "
+               f"(paired 95% CI {best['ci_low']:+.3f} to {best['ci_high']:+.3f}) and loses to "
+               "it on no held-out cohort")
+    return {"recommended": best["model"] if best else baseline, "baseline": baseline,
+            "baseline_auc_pooled": base_auc, "protocol": result.label, "cohorts": cohorts,
+            "n_boot": n_boot, "seed": seed, "rule": RULE, "why": why,
+            "note": SELECTION_NOTE if best else None, "candidates": rows}
+
+
+def recommendation_markdown(rec: dict | None) -> list[str]:
+    """The report's section lines for a :func:`recommend` record (none for ``None``)."""
+    if not rec:
+        return []
+    from amu_tf.evaluation.tables import to_markdown
+
+    lines = ["## Recommended for a new cohort", "",
+             f"**{rec['recommended']}**: {rec['why']}.", "",
+             f"Rule ({rec['protocol']}): {rec['rule']}."
+             + (f" Note: {rec['note']}." if rec.get("note") else ""), ""]
+    if rec["candidates"]:
+        t = pd.DataFrame({
+            "model": [r["model"] for r in rec["candidates"]],
+            "pooled AUC": [f"{r['auc_pooled']:.3f}" for r in rec["candidates"]],
+            f"minus {rec['baseline']} (95% CI)": [
+                f"{r['auc_difference']:+.3f} ({r['ci_low']:+.3f} to {r['ci_high']:+.3f})"
+                for r in rec["candidates"]],
+            "beaten by it on": [", ".join(r["beaten_by_baseline_on"]) or "-"
+                                for r in rec["candidates"]],
+            "qualifies": ["yes" if r["qualifies"] else "no" for r in rec["candidates"]]})
+        lines += [f"{rec['baseline']}: pooled AUC {rec['baseline_auc_pooled']:.3f}.", "",
+                  to_markdown(t, index=False), ""]
+    return lines
