@@ -4,6 +4,10 @@
     .venv/bin/python benchmarks/bench_compass_generalisation.py \
         --auxiliary PANCANCER_TABLE --out benchmarks/results_compass_generalisation.md
 
+``--scaler-fit training`` fits COMPASS's input min-max scaler once on the training rows
+(frozen) instead of per cohort (the default), for the probe and the published head: run both
+to measure what the choice does to the scores (issue #23; reported in ``docs/compass.md``).
+
 On the four shared melanoma cohorts (``examples/cohorts/*.toml`` with ``../shared/data``):
 
 1. LOCO (``amu_tf.evaluation.protocols``, protocol ``loco``) of the eight biomarkers,
@@ -123,6 +127,11 @@ def main(argv=None):
                     help="a CohortTable of non-melanoma cohorts (amu ingest --data-root "
                          "../shared/data/cohorts_pancancer): also score the probe trained on "
                          "the other melanoma cohorts plus their labeled rows")
+    ap.add_argument("--scaler-fit", default="per_cohort", choices=("per_cohort", "training"),
+                    help="COMPASS's input min-max scaler for the probe and the published head: "
+                         "per cohort (default; the held-out cohort's own expression) or one "
+                         "scaler fitted on the training rows, frozen (issue #23: what the "
+                         "choice does to the scores)")
     a = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -152,10 +161,12 @@ def main(argv=None):
         def make(seed):
             if v == PUBLISHED:
                 est = make_estimator(PUBLISHED, seed=seed, cohort_units=units,
-                                     published_dir=str(Path(a.data_root) / "compass_itrp"))
+                                     published_dir=str(Path(a.data_root) / "compass_itrp"),
+                                     scaler_fit=a.scaler_fit)
             else:
                 est = make_estimator(PROBE, seed=seed, level=level, readout=readout,
-                                     output=output, cohort_units=units)
+                                     output=output, cohort_units=units,
+                                     scaler_fit=a.scaler_fit)
             fitted[v].append(est)
             return est
         return make
@@ -168,7 +179,8 @@ def main(argv=None):
         res.predictions.to_csv(a.predictions, index=False)
     cohorts = sorted(res.per_cohort["cohort"].unique())
     lines = [f"LOCO over {', '.join(cohorts)}; seed {a.seed}, {a.n_boot} bootstrap resamples; "
-             f"cohort units {units}; CPU: {cpu_model()}; "
+             f"COMPASS input scaler_fit {a.scaler_fit}; cohort units {units}; "
+             f"CPU: {cpu_model()}; "
              f"{time.perf_counter() - t0:.0f} s in all.", "",
              "| model | " + " | ".join(cohorts) + " | pooled |",
              "|---|" + "---|" * (len(cohorts) + 1)]
@@ -303,7 +315,8 @@ def _auxiliary(a, table, units, res, cohorts):
     preds = []
     for held in cohorts:
         est = make_estimator(PROBE, seed=a.seed, cohort_units={**units, **aux_units},
-                             cohort_cancer_types={c: PANCANCER_TYPES[c] for c in labeled})
+                             cohort_cancer_types={c: PANCANCER_TYPES[c] for c in labeled},
+                             scaler_fit=a.scaler_fit)  # as the probe it is paired with
         train = [c for c in cohorts if c != held] + labeled
         r = run_protocol(both, "external", {label: est}, transform=None, seed=a.seed,
                          train_cohorts=train, test_cohorts=[held], n_boot=0, progress=False)

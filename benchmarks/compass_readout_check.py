@@ -5,7 +5,8 @@
 For the Hugo (GSE78220), Riaz (GSE91061_pre) and Liu (Liu2019) patients that
 ``compass_itrp/`` shares with us: our cohort files are read as ``amu ingest`` reads them
 (``examples/cohorts/*.toml``), put through ``CompassInputTransform`` (the cohort's unit,
-min-max scaler fitted per cohort), encoded by the ``compass`` preset, and read out by
+min-max scaler fitted per cohort; with ``--scaler-fit training`` one scaler fitted on the other
+shared melanoma cohorts, as leave-one-cohort-out fits it), encoded by the ``compass`` preset, and read out by
 ``CompassConcepts`` (gene-set and concept level; readouts ``mean`` and ``pc1``, the latter
 fitted on the cohort's own rows). Each feature is Spearman-correlated, within a cohort and
 across its patients, with the published readout of the same name
@@ -58,6 +59,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--scaler-fit", choices=("per_cohort", "training"), default="per_cohort",
+                        help="per_cohort: each cohort's min-max scaler on its own rows (the "
+                             "default of the COMPASS models); training: one scaler fitted on "
+                             "the other shared melanoma cohorts' rows (examples/cohorts), as "
+                             "under leave-one-cohort-out with scaler_fit='training'")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -76,15 +82,30 @@ def main(argv=None):
     }
     tables = _default_tables()
     model = CompassEncoder.from_preset("compass")
+    every = {}  # the shared melanoma cohorts, for the pooled scaler
+    if args.scaler_fit == "training":
+        import glob
+
+        for path in sorted(glob.glob("examples/cohorts/*.toml")):
+            spec = CohortSpec.from_toml(path, data_root=args.data_root)
+            every[spec.name] = (read_cohort(spec)[0], spec.units)
+    print(f"scaler_fit {args.scaler_fit}")
     for name, compass_cohort in COHORTS.items():
         spec = CohortSpec.from_toml(f"examples/cohorts/{name}.toml", data_root=args.data_root)
         table, _ = read_cohort(spec)
         rows, ids = _match(table, labels, compass_cohort)
         table = table.iloc[rows].reset_index(drop=True)
-        transform = CompassInputTransform(cohort_units={spec.name: spec.units}).fit(table)
+        if args.scaler_fit == "training":  # fitted on the other cohorts' rows, no labels
+            others = [t for c, (t, _) in every.items() if c != spec.name]
+            units = {c: u for c, (_, u) in every.items()}
+            transform = CompassInputTransform(scaler_fit="training", cohort_units=units).fit(
+                pd.concat(others, ignore_index=True))
+        else:
+            transform = CompassInputTransform(cohort_units={spec.name: spec.units}).fit(table)
         inputs = transform.encoder_inputs(table)
         sets = encode_genesets(model, inputs, batch_size=args.batch_size, tables=tables)
-        n_missing = len(transform.missing_genes_[spec.name])
+        n_missing = (len(transform.missing_genes_[spec.name]) if spec.name in
+                     transform.missing_genes_ else "(counted by the per_cohort run)")
         print(f"{compass_cohort} ({name}, {spec.units}): {len(rows)} shared patients, "
               f"{n_missing} of 15672 genes missing")
         set_input = inputs["expression"] @ pooling_matrix(tables["geneset_members"],

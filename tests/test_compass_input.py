@@ -150,3 +150,138 @@ def test_values_log2_x_plus_1_cannot_hold_are_refused(value, expected):
     ok = good.copy()
     ok.loc[1, "G0"], ok.loc[2, "G2"] = np.nan, 0.0
     assert np.isfinite(CompassInputTransform(genes=genes).fit(good).transform(ok)).all()
+
+
+def _two_cohorts(offset=0.0, scale=1.0, seed=0, n=(8, 6), n_genes=40):
+    """Cohort A and a cohort B drawn alike, then B's log2 values scaled and shifted (a planted
+    per-cohort platform effect); responses drawn at random (the measurement never reads
+    them)."""
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(n_genes)]
+    a = _table(rng.random((n[0], n_genes)) * 4 + 1, genes, "A")
+    b = _table((rng.random((n[1], n_genes)) * 4 + 1) * scale + offset, genes, "B")
+    table = pd.concat([a, b], ignore_index=True)
+    table["response"] = rng.integers(0, 2, len(table))
+    return table, genes
+
+
+def test_scaler_effect_is_zero_for_one_fit_cohort():
+    """With one fit cohort the per-cohort and the pooled scaler are the same scaler."""
+    table, genes = _two_cohorts()
+    a = table[table["cohort"] == "A"]
+    for fit in ("per_cohort", "training"):
+        eff = CompassInputTransform(genes=genes, scaler_fit=fit).fit(a).scaler_effect_
+        assert eff["cohorts"]["A"] == {"rows": 8, "mean_abs_diff": 0.0,
+                                       "median_range_ratio": 1.0}
+        assert eff["pooled"] == eff["cohorts"]["A"]
+
+
+def test_scaler_effect_grows_with_a_planted_cohort_offset():
+    """Two cohorts drawn alike: a small effect (sampling only); B's log2 values shifted
+    further and further: the effect grows and B's range shrinks relative to the pooled one
+    (which spans both cohorts); B squeezed without a shift: its range ratio drops. The same
+    whichever scaler is chosen (it measures the other choice), and it matches the two fitted
+    scalers applied to B's rows."""
+    effects = {}
+    for offset, scale in ((0.0, 1.0), (1.0, 1.0), (3.0, 1.0), (6.0, 1.0), (0.0, 0.3)):
+        table, genes = _two_cohorts(offset, scale)
+        per = CompassInputTransform(genes=genes).fit(table)
+        frozen = CompassInputTransform(genes=genes, scaler_fit="training").fit(table)
+        assert per.scaler_effect_ == frozen.scaler_effect_
+        effects[offset, scale] = per.scaler_effect_
+        b = table[table["cohort"] == "B"]
+        direct = np.abs(per.transform(b).astype(float) - frozen.transform(b)).mean()
+        assert per.scaler_effect_["cohorts"]["B"]["mean_abs_diff"] == pytest.approx(direct,
+                                                                                   abs=1e-4)
+    shifts = [effects[o, 1.0] for o in (0.0, 1.0, 3.0, 6.0)]
+    diffs = [e["pooled"]["mean_abs_diff"] for e in shifts]
+    ratios = [e["cohorts"]["B"]["median_range_ratio"] for e in shifts]
+    assert diffs[0] < 0.1 and diffs == sorted(diffs) and diffs[-1] > 0.3
+    assert ratios == sorted(ratios, reverse=True) and ratios[-1] < 0.4
+    squeezed = effects[0.0, 0.3]
+    assert squeezed["cohorts"]["B"]["median_range_ratio"] < 0.3 < ratios[0]
+    assert squeezed["pooled"]["mean_abs_diff"] > 2 * diffs[0]
+    w = {c: v["rows"] for c, v in squeezed["cohorts"].items()}
+    assert squeezed["pooled"]["rows"] == sum(w.values()) == 14
+    assert squeezed["pooled"]["mean_abs_diff"] == pytest.approx(
+        sum(w[c] * squeezed["cohorts"][c]["mean_abs_diff"] for c in w) / 14, abs=2e-4)
+
+
+def test_scaler_effect_reads_no_labels_and_skips_missing_genes():
+    """The measurement is the same with the responses permuted, dropped or passed as y; a
+    gene a cohort lacks is left out of its difference (not counted as a 0 or a fill)."""
+    table, genes = _two_cohorts(2.0, 0.5)
+    base = CompassInputTransform(genes=genes).fit(table, table["response"]).scaler_effect_
+    permuted = table.copy()
+    permuted["response"] = np.random.default_rng(1).permutation(table["response"].to_numpy())
+    assert CompassInputTransform(genes=genes).fit(
+        permuted, permuted["response"]).scaler_effect_ == base
+    assert CompassInputTransform(genes=genes).fit(
+        table.drop(columns="response")).scaler_effect_ == base
+    lacking = table.copy()
+    lacking.loc[lacking["cohort"] == "B", "G0"] = np.nan
+    eff = CompassInputTransform(genes=genes).fit(lacking).scaler_effect_
+    assert np.isfinite(eff["cohorts"]["B"]["mean_abs_diff"])
+    assert eff["cohorts"]["B"]["mean_abs_diff"] != base["cohorts"]["B"]["mean_abs_diff"]
+
+
+def test_the_record_is_written_to_transform_json(tmp_path):
+    """``save`` writes the choice and its measured effect under transform.json's "record";
+    the transform loads back as before, and one saved before the record existed (no key)
+    still loads."""
+    import json
+
+    from amu_tf.data.transforms import load_transform
+
+    table, genes = _two_cohorts(3.0, 1.0)
+    t = CompassInputTransform(genes=genes).fit(table.drop(columns=["G1"]))
+    t.save(tmp_path / "tr")
+    config = json.loads((tmp_path / "tr" / "transform.json").read_text())
+    rec = config["record"]
+    assert rec["scaler_fit_"] == "per_cohort" and rec["scaler_cohorts_"] == ["A", "B"]
+    assert rec["n_missing_genes_"] == {"A": 1, "B": 1} and rec["n_genes"] == 40
+    assert rec["max_missing_fraction"] == 0.2 and rec["units_"]["A"].startswith("tpm:")
+    assert rec["scaler_effect_"] == t.scaler_effect_
+    assert "--scaler-fit training" in rec["scaler_note"] and "\n" not in rec["scaler_note"]
+    np.testing.assert_array_equal(load_transform(tmp_path / "tr").transform(table),
+                                  t.transform(table))
+    del config["record"]
+    (tmp_path / "tr" / "transform.json").write_text(json.dumps(config))
+    assert load_transform(tmp_path / "tr").scaler_fit_ == "per_cohort"
+    assert CompassInputTransform(genes=genes).artifact_record() == {}  # not fitted
+
+
+def test_feature_transform_record_adds_its_level_and_readout():
+    """The probe's transform returns its input transform's record plus its own choices
+    (checked without running an encoder: the fitted input transform is set directly)."""
+    from amu_tf.training.compass_feature_transform import CompassFeatureTransform
+
+    table, genes = _two_cohorts(1.0, 1.0)
+    ft = CompassFeatureTransform(level="concept", readout="pc1", scaler_fit="training",
+                                 genes=genes)
+    assert ft.artifact_record() == {}
+    ft.input_ = ft._input().fit(table)
+    ft.blocks_, ft.n_features_out_ = [("concept-pc1", 0, 3)], 3
+    rec = ft.artifact_record()
+    assert rec["scaler_fit_"] == "training" and rec["scaler_cohorts_"] == []
+    assert rec["level"] == "concept" and rec["readout"] == "pc1"
+    assert rec["blocks_"] == [["concept-pc1", 0, 3]] and rec["n_features_out_"] == 3
+    assert rec["scaler_effect_"] == ft.input_.scaler_effect_
+
+
+@pytest.mark.parametrize("recipe", ["recipe:compass-probe", "recipe:compass-published"])
+def test_scaler_fit_is_a_checked_parameter_of_the_compass_recipes(recipe):
+    """``scaler_fit`` reaches the feature transform, survives clone, and a value that is
+    not a scaler is refused by check_params in one line, before any work."""
+    from amu_tf.training import make_estimator
+
+    est = make_estimator(recipe, scaler_fit="training")
+    assert clone(est).get_params()["scaler_fit"] == "training"
+    assert est.make_input_transform().scaler_fit == "training"
+    assert make_estimator(recipe).make_input_transform().scaler_fit == "per_cohort"
+    est.check_params()
+    with pytest.raises(ValueError) as err:
+        clone(est).set_params(scaler_fit="bogus").check_params()
+    msg = str(err.value)
+    assert "\n" not in msg and msg.endswith(
+        "scaler_fit must be one of 'per_cohort', 'training', not 'bogus'")

@@ -109,6 +109,12 @@ class CompassFeatureTransform(TableTransform):
     """
 
     name = "compass_features"
+    #: what the model reads (``model_info.json``'s ``input_scale``, the export's
+    #: ``expected_input_scale``)
+    input_scale = ("features of the frozen pre-trained COMPASS encoder (gene-set or concept "
+                   "level), z-scored within each cohort, computed from COMPASS's 15,672 genes "
+                   "on log2(x + 1) of each cohort's unit, min-max scaled per gene (scaler_fit); "
+                   "NOT the 160-gene panel")
 
     def __init__(self, level="concept", readout="pc1", cohort_units=None,
                  scaler_fit="per_cohort", max_missing_fraction=0.2, cancer_type="SKCM",
@@ -305,6 +311,17 @@ class CompassFeatureTransform(TableTransform):
                 mean, sd = self._stats(F[rows])
             out[rows] = (F[rows] - mean) / sd
         return out.astype(np.float32)
+
+    def artifact_record(self) -> dict:
+        """The input transform's record (the scaler's choice and its measured effect,
+        :meth:`CompassInputTransform.artifact_record`) plus this transform's own: ``level``,
+        ``readout``, the column blocks of the feature variants (``blocks_``) and
+        ``n_features_out_``. ``{}`` before ``fit``."""
+        if not hasattr(self, "input_"):
+            return {}
+        return {**self.input_.artifact_record(), "level": self.level, "readout": self.readout,
+                "blocks_": [[label, int(a), int(b)] for label, a, b in self.blocks_],
+                "n_features_out_": int(self.n_features_out_)}
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "concepts_")

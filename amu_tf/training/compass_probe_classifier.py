@@ -46,6 +46,12 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
     Args:
         level, readout, cohort_units, cohort_cancer_types, batch_size, disk_cache,
             encoder_config, genes, tables: of the feature transform.
+        scaler_fit: COMPASS's input min-max scaler, ``"per_cohort"`` (default: each
+            cohort's own rows, the scored cohort's at scoring, expression only) or
+            ``"training"`` (one scaler on the training rows, frozen); see
+            :class:`~amu_tf.data.transforms.compass_input_transform.CompassInputTransform`.
+            The fitted transform records the choice and its label-free effect on the
+            encoder input (``transform.json``'s ``"record"``).
         Cs: the inverse regularisation strengths searched.
         output: ``"probability"`` (the regression's) or ``"direction"`` (see above).
         inner_splits: folds of the stratified fallback.
@@ -57,7 +63,8 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, level="auto", readout="auto", Cs=DEFAULT_CS, cohort_units=None,
                  cohort_cancer_types=None, output="direction", inner_splits=5, seed=0,
-                 batch_size=16, disk_cache=True, encoder_config=None, genes=None, tables=None):
+                 batch_size=16, disk_cache=True, encoder_config=None, genes=None, tables=None,
+                 scaler_fit="per_cohort"):
         self.level = level
         self.readout = readout
         self.Cs = Cs
@@ -71,6 +78,7 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         self.encoder_config = encoder_config
         self.genes = genes
         self.tables = tables
+        self.scaler_fit = scaler_fit
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -93,6 +101,12 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
             v = getattr(self, key)
             if not (_is_number(v) and isinstance(v, (int, np.integer)) and v >= low):
                 raise ValueError(f"{name}: {key} must be an integer >= {low}, not {v!r}")
+        from amu_tf.data.transforms.compass_input_transform import SCALER_FITS
+
+        if not (isinstance(self.scaler_fit, str) and self.scaler_fit in SCALER_FITS):
+            raise ValueError(f"{name}: scaler_fit must be one of "
+                             f"{', '.join(repr(f) for f in SCALER_FITS)}, not "
+                             f"{self.scaler_fit!r}")
 
     def make_input_transform(self):
         """The unfitted transform whose output this classifier takes."""
@@ -101,6 +115,7 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
         return CompassFeatureTransform(level=self.level, readout=self.readout,
                                        cohort_units=self.cohort_units,
                                        cohort_cancer_types=self.cohort_cancer_types,
+                                       scaler_fit=self.scaler_fit,
                                        batch_size=self.batch_size, disk_cache=self.disk_cache,
                                        encoder_config=self.encoder_config, genes=self.genes,
                                        tables=self.tables)

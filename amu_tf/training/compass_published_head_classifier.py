@@ -86,7 +86,7 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
         level: ``"auto"`` (both levels, chosen by the inner selection), ``"geneset"`` or
             ``"concept"``; the readout is ``pc1``.
         Cs, cohort_units, cohort_cancer_types, batch_size, disk_cache, encoder_config,
-            genes, tables, seed: as :class:`CompassProbeClassifier`.
+            genes, tables, seed, scaler_fit: as :class:`CompassProbeClassifier`.
     """
 
     recipe = "compass-published"
@@ -94,11 +94,12 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
     def __init__(self, published_dir=None, cohort_map=None, exclude_published=(),
                  min_rho=0.5, min_matched=20, level="auto", Cs=DEFAULT_CS, cohort_units=None,
                  cohort_cancer_types=None, seed=0, batch_size=16, disk_cache=True,
-                 encoder_config=None, genes=None, tables=None):
+                 encoder_config=None, genes=None, tables=None, scaler_fit="per_cohort"):
         super().__init__(level=level, readout="pc1", Cs=Cs, cohort_units=cohort_units,
                          cohort_cancer_types=cohort_cancer_types, output="direction",
                          seed=seed, batch_size=batch_size, disk_cache=disk_cache,
-                         encoder_config=encoder_config, genes=genes, tables=tables)
+                         encoder_config=encoder_config, genes=genes, tables=tables,
+                         scaler_fit=scaler_fit)
         self.published_dir = published_dir
         self.cohort_map = cohort_map
         self.exclude_published = exclude_published

@@ -21,6 +21,63 @@ UNIT_HANDLING = {
               "factor is mostly absorbed by the per-cohort min-max scaler",
 }
 SCALER_FITS = ("per_cohort", "training")
+#: where the effect of ``scaler_fit`` on the scores is measured (``artifact_record``)
+SCALER_NOTE = ("the effect of scaler_fit on the scores (LOCO AUCs) is measured by "
+               "benchmarks/bench_compass_generalisation.py --scaler-fit training against the "
+               "default and reported in docs/compass.md; scaler_effect_ is the label-free "
+               "effect on this fit's encoder input")
+
+
+def _span(lo, hi):
+    """``hi - lo`` where it is a positive finite range, else 1 (as ``MinMaxScaler`` and
+    :meth:`CompassInputTransform.transform` treat a constant or missing gene)."""
+    span = hi - lo
+    return np.where(np.isfinite(span) & (span > 0), span, 1.0)
+
+
+def scaler_effect(values, cohorts, per_cohort, pooled) -> dict:
+    """How far the other ``scaler_fit`` would move each fit cohort's encoder input,
+    label-free (expression only).
+
+    ``values``: ``(n, genes)`` log2(TPM + 1) of the fit rows, NaN where missing;
+    ``cohorts``: ``(n,)`` their cohorts; ``per_cohort``: ``{cohort: (lo, hi)}`` min and max
+    per gene on each cohort's rows; ``pooled``: ``(lo, hi)`` on all rows. For each cohort:
+
+    * ``mean_abs_diff``: the mean over the cohort's values (its rows x the genes it has;
+      a missing value is the same fill under both scalers, so it is left out) of
+      ``|per-cohort-scaled - pooled-scaled|``, in the [0, 1] units of the encoder input;
+    * ``median_range_ratio``: the median over the genes the cohort has (and the pool
+      varies on) of the cohort's range / the pooled range (1: the cohort spans the pool;
+      small: the pooled scaler squeezes the cohort into a narrow band).
+
+    ``pooled`` is the row-weighted mean of the cohorts' values. With one fit cohort both
+    scalers are the same: 0 and 1. Rounded to 4 decimals (the input is float32 downstream;
+    a difference below 1e-4 does not matter to the encoder)."""
+    plo, phi = pooled
+    pspan = _span(plo, phi)
+    prange = phi - plo
+    out, n_rows, diffs, ratios = {}, [], [], []
+    for c in sorted(per_cohort):
+        rows = cohorts == c
+        v = values[rows]
+        lo, hi = per_cohort[c]
+        with np.errstate(invalid="ignore"):
+            d = np.abs((v - lo) / _span(lo, hi) - (v - plo) / pspan)
+        finite = np.isfinite(d)
+        diff = float(d[finite].mean()) if finite.any() else 0.0
+        has = np.isfinite(hi - lo) & np.isfinite(prange) & (prange > 0)
+        ratio = float(np.median((hi - lo)[has] / prange[has])) if has.any() else 1.0
+        out[str(c)] = {"rows": int(rows.sum()), "mean_abs_diff": round(diff, 4),
+                       "median_range_ratio": round(ratio, 4)}
+        n_rows.append(int(rows.sum()))
+        diffs.append(diff)
+        ratios.append(ratio)
+    w = np.asarray(n_rows, dtype=np.float64)
+    summary = {"rows": int(w.sum()),
+               "mean_abs_diff": round(float(np.dot(w, diffs) / w.sum()), 4) if len(w) else 0.0,
+               "median_range_ratio": round(float(np.dot(w, ratios) / w.sum()), 4)
+               if len(w) else 1.0}
+    return {"cohorts": out, "pooled": summary}
 
 
 class CompassInputTransform(TableTransform):
@@ -47,7 +104,12 @@ class CompassInputTransform(TableTransform):
     5 samples): it removes cohort-level unit and platform offsets, which is what lets the
     encoder's features transfer across cohorts. ``"training"`` fits one scaler on all rows
     given to ``fit`` and applies it frozen to every row (per-sample; cohort offsets pass
-    through). ``scaler_fit_`` and ``scaler_cohorts_`` record the choice.
+    through). ``scaler_fit_`` and ``scaler_cohorts_`` record the choice. Whichever is
+    chosen, ``fit`` also measures, from expression only, how far the other choice would move
+    each fit cohort's input (``scaler_effect_``, :func:`scaler_effect`); the saved transform
+    records both (:meth:`artifact_record`, ``transform.json``'s ``"record"``). What the
+    choice does to the scores is measured by ``benchmarks/bench_compass_generalisation.py
+    --scaler-fit training`` and reported in ``docs/compass.md``.
 
     **Missing genes.** A gene a cohort lacks (not in the table, or NaN for all of that
     cohort's rows) gets ``missing_fill`` after scaling (default 0.0: the cohort's minimum,
@@ -66,6 +128,12 @@ class CompassInputTransform(TableTransform):
         self.genes = genes
 
     name = "compass_input"
+    #: what the model reads (``model_info.json``'s ``input_scale``, the export's
+    #: ``expected_input_scale``)
+    input_scale = ("COMPASS's 15,672 genes in the wheel's order, from the cohort table's "
+                   "log2(x + 1) of each cohort's unit (counts -> CPM, FPKM -> TPM, TPM as is), "
+                   "min-max scaled per gene (scaler_fit: per cohort by default, a cohort's own "
+                   "rows, no labels); NOT the 160-gene panel and NOT cohort_z z-scores")
 
     # ------------------------------------------------------------------------------------
     def _compass_genes(self):
@@ -188,13 +256,18 @@ class CompassInputTransform(TableTransform):
         cohorts = cohort_keys(table)
         values, units = self._log2_tpm1(table, genes, cohorts)
         self.missing_genes_ = self._check_missing(values, cohorts, genes)
+        # both scalers, for the one chosen and to measure the other (min of the cohorts' mins
+        # is the pooled min exactly, so the pooled one costs no further pass)
+        per_cohort = {str(c): self._min_max(values[cohorts == c]) for c in np.unique(cohorts)}
+        pooled = self._min_max(np.stack([lo for lo, _ in per_cohort.values()]
+                                        + [hi for _, hi in per_cohort.values()]))
         if self.scaler_fit == "training":
-            self.scaler_ = {None: self._min_max(values)}
+            self.scaler_ = {None: pooled}
             self.scaler_cohorts_ = []
         else:
-            self.scaler_ = {str(c): self._min_max(values[cohorts == c])
-                            for c in np.unique(cohorts)}
+            self.scaler_ = per_cohort
             self.scaler_cohorts_ = sorted(self.scaler_)
+        self.scaler_effect_ = scaler_effect(values, cohorts.astype(str), per_cohort, pooled)
         self.scaler_fit_ = self.scaler_fit
         self.genes_ = genes
         self.units_ = {c: f"{u}: {UNIT_HANDLING[u]}" for c, u in units.items()}
@@ -232,6 +305,22 @@ class CompassInputTransform(TableTransform):
             out[rows] = (values[rows] - lo) / span
         out = np.where(np.isfinite(out), out, self.missing_fill)
         return out.astype(np.float32)
+
+    def artifact_record(self) -> dict:
+        """The choice and its measured input effect, for ``transform.json``: ``scaler_fit_``,
+        ``scaler_cohorts_``, ``units_``, ``n_missing_genes_`` (per fit cohort, of
+        ``n_genes``), ``max_missing_fraction``, ``scaler_effect_`` and ``scaler_note`` (where
+        the effect on the scores is measured). ``{}`` before ``fit``."""
+        if not hasattr(self, "scaler_fit_"):
+            return {}
+        return {"scaler_fit_": self.scaler_fit_,
+                "scaler_cohorts_": list(self.scaler_cohorts_),
+                "units_": dict(self.units_),
+                "n_genes": len(self.genes_),
+                "n_missing_genes_": {c: len(g) for c, g in self.missing_genes_.items()},
+                "max_missing_fraction": float(self.max_missing_fraction),
+                "scaler_effect_": getattr(self, "scaler_effect_", None),
+                "scaler_note": SCALER_NOTE}
 
     def cancer_codes(self, table):
         """``(n,)`` int32 cancer-type token of each row (``cancer_type`` for every row)."""

@@ -15,8 +15,9 @@ JOBLIB_NAME = "joblib"
 
 class TableTransform(TransformerMixin, BaseEstimator):
     """``fit(table)`` / ``transform(table)`` on a cohort table; ``save(directory)`` writes
-    ``transform.json`` (naming it) and ``transform.joblib``;
-    :func:`amu_tf.data.transforms.load_transform` reads it back."""
+    ``transform.json`` (naming it, plus :meth:`artifact_record` under ``"record"``) and
+    ``transform.joblib``; :func:`amu_tf.data.transforms.load_transform` reads it back (from
+    the joblib file: the record is for people and reports, never read back)."""
 
     per_sample = False  # a new cohort is standardised with its own statistics
 
@@ -44,6 +45,14 @@ class TableTransform(TransformerMixin, BaseEstimator):
             raise InputDataError(f"{type(self).__name__} reads named gene columns of a cohort "
                                  f"table (a pandas DataFrame), not {type(table).__name__}")
 
+    def artifact_record(self) -> dict:
+        """What the fitted transform chose and measured, as a JSON-able dict that
+        :meth:`save` writes into ``transform.json`` under ``"record"``, so a saved model says
+        how its input was built without unpickling it. A subclass overrides it; the base
+        records nothing (``{}``). A transform saved before the key existed has no
+        ``"record"``: readers use ``config.get("record", {})``."""
+        return {}
+
     def save(self, directory):
         import joblib
 
@@ -55,5 +64,19 @@ class TableTransform(TransformerMixin, BaseEstimator):
         (d / "transform.json").write_text(json.dumps(
             {"name": JOBLIB_NAME, "class": type(self).__name__, "transform": self.name,
              "per_sample": bool(self.per_sample), "amu_tf_version": __version__,
-             "file": JOBLIB_FILE}, indent=2) + "\n")
+             "file": JOBLIB_FILE, "record": self.artifact_record()},
+            indent=2, default=_json_default) + "\n")
         return d
+
+
+def _json_default(o):
+    """numpy scalars and arrays in a record, as JSON numbers and lists."""
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
