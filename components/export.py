@@ -73,6 +73,10 @@ def build_metadata(info: ModelInfo, transform, in_graph: bool, imputes: bool, na
     if in_graph or tname in (None, "", "identity", "none"):
         scale = RAW_SCALE + (f"; the per-sample {tname!r} transform runs inside the graph"
                              if in_graph else "; no transform")
+    elif getattr(transform, "input_scale", None):  # a transform that says what it reads
+        scale = (f"{transform.input_scale}; the fitted {tname!r} transform (needs a whole "
+                 "cohort) is applied by `amu predict` in Python from assets/transform/ before "
+                 "calling the signature")
     else:
         scale = (f"cohort-standardised: the output of the fitted {tname!r} transform (needs a "
                  "whole cohort, e.g. cohort_z z-scores each gene within its cohort), NOT raw "
@@ -102,6 +106,10 @@ def build_metadata(info: ModelInfo, transform, in_graph: bool, imputes: bool, na
             "in_graph": bool(in_graph),
             "imputes_in_graph": bool(imputes),
             "python_side": None if (in_graph or not tname) else f"assets/{TRANSFORM_ASSET}/",
+            # what the fit learned and measured (COMPASS: units per cohort, the scaler, missing
+            # genes); {} for a transform that records nothing
+            "record": (transform.artifact_record()
+                       if hasattr(transform, "artifact_record") else {}),
         },
         "nan_policy": ("NaN = missing gene, imputed in the graph from training statistics"
                        if imputes else
