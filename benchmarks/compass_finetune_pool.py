@@ -15,7 +15,10 @@ Prints, per held-out cohort and pooled: the ROC AUC with its 95% stratified-boot
 spread of the probabilities, and the paired difference (same resampled rows) to
 ``recipe:consensus``, to the best of the eight biomarkers there (picked with hindsight) and to
 ``recipe:compass-published``. Pooled, each fold's probabilities are taken as they are, as the
-protocols pool them.
+protocols pool them. Then, on the Hugo, Riaz and Liu patients shared with COMPASS
+(``DATA_ROOT/compass_itrp``), the paired difference to COMPASS's own leave-one-cohort-out
+predictions (``compass_loco_{PFT,LFT}_seed42_predictions.tsv.gz``), matched as
+``bench_compass_generalisation.py`` matches them, with our labels.
 """
 
 from __future__ import annotations
@@ -41,10 +44,12 @@ def main(argv=None):
                          "--predictions)")
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                               / "data"))
     a = ap.parse_args(argv)
 
     from amu_tf.evaluation.metrics import metrics_with_ci
-    from bench_compass_generalisation import _auc, _fmt, _paired
+    from bench_compass_generalisation import COMPASS_COHORTS, _auc, _compass_rows, _fmt, _paired
 
     F = pd.read_csv(a.folds, dtype={"sample": str, "cohort": str})
     P = pd.read_csv(a.others, dtype={"sample": str, "cohort": str})
@@ -72,6 +77,28 @@ def main(argv=None):
               f"- consensus {_fmt(*_paired(y, p, cons[m], a.n_boot, a.seed))}; "
               f"- best biomarker {best} {_fmt(*_paired(y, p, bm[best][m], a.n_boot, a.seed))}; "
               f"- compass-published {_fmt(*_paired(y, p, pub[m], a.n_boot, a.seed))}")
+
+    # against COMPASS's own held-out predictions, on the patients it shares with us
+    itrp = Path(a.data_root) / "compass_itrp"
+    labels = pd.read_csv(itrp / "clinical_label.csv.gz", index_col=0)
+    ft = F.set_index(["cohort", "sample"])["p"]
+    cons_rows = P[P["model"] == "recipe:consensus"]
+    for mode in ("PFT", "LFT"):
+        cp = pd.read_csv(itrp / f"compass_loco_{mode}_seed42_predictions.tsv.gz", sep="\t",
+                         index_col=0)
+        ys, ours_p, comp_p = [], [], []
+        for cohort in COMPASS_COHORTS:
+            rows, pcomp, _ = _compass_rows(cons_rows, labels, cp, cohort)
+            y = rows["y"].to_numpy(int)
+            p = ft.loc[list(zip(rows["cohort"], rows["sample"].astype(str)))].to_numpy(float)
+            print(f"{cohort} (shared {len(y)}): amu:compass {_auc(y, p):.3f}, COMPASS {mode} "
+                  f"{_auc(y, pcomp):.3f}; amu:compass - COMPASS "
+                  f"{_fmt(*_paired(y, p, pcomp, a.n_boot, a.seed))}")
+            ys.append(y), ours_p.append(p), comp_p.append(pcomp)
+        y, p, pcomp = (np.concatenate(v) for v in (ys, ours_p, comp_p))
+        print(f"pooled (shared {len(y)}): amu:compass {_auc(y, p):.3f}, COMPASS {mode} "
+              f"{_auc(y, pcomp):.3f}; amu:compass - COMPASS "
+              f"{_fmt(*_paired(y, p, pcomp, a.n_boot, a.seed))}")
 
 
 if __name__ == "__main__":
