@@ -221,14 +221,17 @@ def check_blessed(metrics: dict, model: str, force: bool) -> None:
 
 def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "saved_models",
                name: str | None = None, evaluation_uri: str | os.PathLike | None = None,
-               force: bool = False, compiled_attention: bool = False) -> Artifact:
+               force: bool = False, compiled_attention: bool = False,
+               recommendation: dict | None = None) -> Artifact:
     """Export a Model artifact to ``<base_dir>/<name>/<next version>/``; returns the
     PushedModel artifact (``properties``: name, version, path, model, blessed).
 
     ``evaluation_uri``: the ModelEvaluation that evaluated this model's recipe; its honest
     metrics and blessing go into ``assets/amu_metadata.json`` and an unblessed model is
     refused unless ``force``. ``compiled_attention``: trace AMU attention with the compiled
-    CPU op (faster, not portable: see :mod:`amu_tf.serving.saved_model_export`)."""
+    CPU op (faster, not portable: see :mod:`amu_tf.serving.saved_model_export`).
+    ``recommendation``: why `amu run` recommends this model for a new cohort (its rule and
+    the selection caveat), written to the metadata as ``recommended_for_a_new_cohort``."""
     from amu_tf.training.model_bundle import ModelBundle
 
     bundle = ModelBundle.load(model_uri)
@@ -265,6 +268,8 @@ def run_export(model_uri: str | os.PathLike, base_dir: str | os.PathLike = "save
                               n_inputs=n_features, graph=graph)
     metadata["metrics"] = metrics
     metadata["calibration"] = calibration_metadata(bundle.calibration)
+    if recommendation is not None:  # why `amu run` recommends this model (and the caveat)
+        metadata["recommended_for_a_new_cohort"] = recommendation
     if metadata["n_inputs"] != n_genes:
         raise ArtifactError(f"model_info.json describes {metadata['n_inputs']} inputs but the "
                             f"model takes {n_genes}")

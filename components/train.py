@@ -185,7 +185,8 @@ def run_train(
         threshold_method=threshold_method,
         threshold_method_description=THRESHOLD_METHODS.get(threshold_method, ""),
         threshold_placement=placement,
-        genes=genes["symbols"], entrez_ids=genes["entrez_ids"], input_scale=getattr(tf_, "input_scale", INPUT_SCALE),
+        genes=genes["symbols"], entrez_ids=genes["entrez_ids"],
+        input_scale=getattr(tf_, "input_scale", INPUT_SCALE),  # COMPASS: its own genes
         transform=getattr(tf_, "name", transform),
         transform_per_sample=bool(getattr(tf_, "per_sample", False)),
         training_cohorts=cohorts_used, n_train=int(len(y)), n_responders=int(y.sum()),

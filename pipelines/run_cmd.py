@@ -31,7 +31,7 @@ from pipelines.strategy_option import strategy_option
 from pipelines.defaults import calibrated, keras_params, use_signatures_dir
 from pipelines.run_config import RUN_CONFIG_FILE, RunConfig
 from pipelines.run_folder import (RUN_RECORD, export_run, measured_recommendation,
-                                  zoo_models)
+                                  recommended_model, zoo_models)
 
 #: Baselines explained beside the zoo model by default (the paper's three: SVM, XGBoost, AMU).
 INTERPRET_BASELINES = ("xgboost", "svm")
@@ -295,13 +295,14 @@ def step_export(ctx: RunContext):
     """The first zoo model (and, on real cohorts, the model recommended for a new cohort,
     measured by the evaluation) as TF Serving version folders under --export-dir, when the
     evaluation blessed them."""
-    exported = export_run(ctx.out, ctx.config, ctx.artifacts["evaluate"].uri, say=ctx.say)
-    recommended = exported.pop("recommended", None)
+    evaluation = ctx.artifacts["evaluate"].uri
+    exported = export_run(ctx.out, ctx.config, evaluation, say=ctx.say)
+    rec = recommended_model(ctx.config, measured_recommendation(evaluation))
     zoo = zoo_models(ctx.config.models)
     if zoo and zoo[0] in exported:
         ctx.artifacts["export"] = exported[zoo[0]]
-    if recommended is not None:
-        ctx.artifacts["export_recommended"] = recommended
+    if rec in exported:
+        ctx.artifacts["export_recommended"] = exported[rec]
 
 
 #: The pipeline, in order.

@@ -75,10 +75,13 @@ def export_run(run_dir, config: RunConfig, evaluation_uri, say=None, force=False
                export_dir=None) -> dict:
     """Export what a run exports (:func:`~pipelines.run_folder.export_choices`) with the
     run's evaluation: a blessed model, or any with ``force``; an unblessed one is skipped
-    with the reason. Returns ``{model: PushedModel artifact}``; the recommended model's
-    artifact also under the key ``"recommended"``."""
+    with the reason, and so is a recommended model that cannot be written as a SavedModel
+    (it is served from its Model artifact). The recommended model's export carries the
+    recommendation (rule, why, the selection caveat) in its metadata. Returns
+    ``{model: PushedModel artifact}`` (:func:`recommended_model` names the recommended one)."""
     import click
 
+    from amu_tf.errors import ArtifactError
     from components.export import NotBlessedError, run_export
 
     say = say or click.echo
@@ -89,20 +92,33 @@ def export_run(run_dir, config: RunConfig, evaluation_uri, say=None, force=False
     if not chosen:
         say("  nothing to export: no zoo (Keras) model among the run's models")
     for model, name in chosen:
+        model_dir = Path(run_dir) / "train" / safe_name(model)
+        note = None
+        if model == rec:
+            note = ({k: recommendation.get(k) for k in ("protocol", "rule", "why", "note")}
+                    if recommendation else
+                    {"why": "the documented default (docs/generalisation.md): this run's "
+                            "evaluation holds no recommendation.json (no leave-one-cohort-out "
+                            "with recipe:consensus, or a run of an older amu-tf)"})
         try:
-            art = run_export(Path(run_dir) / "train" / safe_name(model),
-                             base_dir=export_dir or config.export_dir, name=name,
-                             evaluation_uri=evaluation_uri, force=force)
+            art = run_export(model_dir, base_dir=export_dir or config.export_dir, name=name,
+                             evaluation_uri=evaluation_uri, force=force, recommendation=note)
         except NotBlessedError as exc:
             say(f"  {model} not exported: {exc}")
+            continue
+        except ArtifactError as exc:
+            if model != rec:
+                raise
+            say(f"  {model} (recommended for a new cohort) not exported as a SavedModel: "
+                f"{exc}; predict with it from its Model artifact: amu predict --model "
+                f"{model_dir} --input COHORT.toml")
             continue
         exported[model] = art
         why = ""
         if model == rec:
-            exported["recommended"] = art
             why = (" (recommended for a new cohort: measured under leave-one-cohort-out)"
-                   if recommendation else " (recommended for a new cohort: not measured "
-                   "here, no leave-one-cohort-out evaluation; docs/generalisation.md)")
+                   if recommendation else " (recommended for a new cohort: the documented "
+                   "default; the evaluation holds no recommendation)")
         say(f"  {model} exported as {art.properties['name']!r} version "
             f"{art.properties['version']}{why}: {art.properties['path']}")
     return exported

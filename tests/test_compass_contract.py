@@ -499,3 +499,29 @@ def test_a_token_every_sample_shares_learns_at_adams_rate():
             ours = step[0].max()
         elif keras.backend.backend() == "tensorflow":
             assert step[0].max() > 3 * ours  # the behaviour the dense step avoids
+
+
+def test_weight_decay_follows_each_variables_scale():
+    """LayerwiseAdam's decoupled weight decay runs at each variable's scaled rate: with a
+    multiplier of 0 and no gradient signal the variable stays exactly as it was, while an
+    unscaled one shrinks by lr x decay; the decay survives get_config."""
+    import keras
+
+    from amu_tf.training.layerwise_adam import LayerwiseAdam
+
+    keras.utils.set_random_seed(0)
+    frozen, free = keras.layers.Dense(3), keras.layers.Dense(1)
+    inp = keras.Input((4,))
+    model = keras.Model(inp, free(frozen(inp)))
+    opt = LayerwiseAdam(multipliers={v.path: 0.0 for v in frozen.trainable_variables},
+                        learning_rate=0.1, weight_decay=0.5)
+    model.compile(optimizer=opt, loss="mse")
+    before = {v.path: keras.ops.convert_to_numpy(v).copy() for v in model.trainable_variables}
+    x = np.zeros((8, 4), "float32")  # zero input: the kernels get no gradient, only decay
+    model.train_on_batch(x, np.zeros((8, 1), "float32"))
+    after = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+    np.testing.assert_array_equal(after[frozen.kernel.path], before[frozen.kernel.path])
+    np.testing.assert_allclose(after[free.kernel.path], before[free.kernel.path] * (1 - 0.05),
+                               rtol=1e-5)
+    again = LayerwiseAdam.from_config(opt.get_config())
+    assert again.decoupled_weight_decay == 0.5 and again.multipliers == opt.multipliers

@@ -73,6 +73,31 @@ def test_a_model_that_loses_one_cohort_beyond_its_ci_is_not_recommended():
     assert rec["recommended"] == BASELINE
 
 
+def test_without_resamples_nothing_qualifies_and_the_report_says_n_a():
+    """n_boot=0 gives no CI: nothing is 'measurably' better, and the record survives JSON
+    (NaN -> null) into the report's table as n/a."""
+    from amu_tf.artifacts import to_jsonable
+
+    rec = recommend(_result({BASELINE: _noise, "strong": _signal(2.0)}), n_boot=0)
+    assert rec["recommended"] == BASELINE
+    back = json.loads(json.dumps(to_jsonable(rec)))
+    text = "\n".join(recommendation_markdown(back))
+    assert "n/a" in text and "strong" in text
+
+
+def test_many_candidates_raise_the_bar():
+    """The pooled CI is Bonferroni-adjusted over the candidates: a modest win that qualifies
+    alone does not among forty chance-level others."""
+    alone = recommend(_result({BASELINE: _noise, "modest": _signal(0.45)}), n_boot=400)
+    crowd = {BASELINE: _noise, "modest": _signal(0.45)}
+    crowd.update({f"noise{i}": _noise for i in range(40)})
+    many = recommend(_result(crowd), n_boot=400)
+    m1 = next(r for r in alone["candidates"] if r["model"] == "modest")
+    m2 = next(r for r in many["candidates"] if r["model"] == "modest")
+    assert m2["ci_low_adjusted"] < m1["ci_low_adjusted"] <= m1["ci_low"]
+    assert many["alpha_adjusted"] == pytest.approx(0.05 / 41)
+
+
 @pytest.mark.parametrize("kw", [{"protocol": "cv"}, {"leaky": True}])
 def test_no_recommendation_without_honest_leave_one_cohort_out(kw):
     assert recommend(_result({BASELINE: _noise, "strong": _signal(2.0)}, **kw)) is None
@@ -122,3 +147,44 @@ def test_evaluate_writes_the_recommendation_and_its_report_section(tmp_path):
                               protocols=["cv"], n_splits=2, n_boot=20, progress=False)
     assert not (tmp_path / "ev2" / "recommendation.json").exists()
     assert art2.properties["recommended"] is None
+
+
+def test_export_run_exports_the_recommendation_with_its_caveat(tmp_path, monkeypatch):
+    """The measured recommendation is exported and its metadata says why and with which
+    caveat; a recommended model that cannot be a SavedModel is skipped with one line (served
+    from its Model artifact), not a crash."""
+    from amu_tf.data.synthetic import make_synthetic_table
+    from amu_tf.errors import ArtifactError
+    from amu_tf.serving import read_metadata
+    from components.evaluate import run_evaluate
+    from components.train import run_train
+    from pipelines.run_config import RunConfig
+    from pipelines.run_folder import export_run
+
+    table = make_synthetic_table(seed=3, n_per_cohort=40)[0]
+    models = [BASELINE, "cxcl9"]
+    run_evaluate(table, tmp_path / "evaluate", models=models, protocols=["loco"], n_boot=50,
+                 progress=False)
+    for m in models:
+        run_train(table, tmp_path / "train" / m.replace(":", "_"), model=m)
+    rec_file = tmp_path / "evaluate" / "recommendation.json"
+    rec = json.loads(rec_file.read_text())
+    rec.update(recommended="cxcl9", note="a test's stand-in caveat")  # as if cxcl9 had won
+    rec_file.write_text(json.dumps(rec))
+    config = RunConfig(cohorts=["a.toml"], models=models, export_dir=str(tmp_path / "sm"))
+    said = []
+    out = export_run(tmp_path, config, tmp_path / "evaluate", say=said.append, force=True)
+    assert list(out) == ["cxcl9"]
+    meta = read_metadata(out["cxcl9"].properties["path"])
+    assert meta["recommended_for_a_new_cohort"]["note"] == "a test's stand-in caveat"
+    assert "Bonferroni" in meta["recommended_for_a_new_cohort"]["rule"]
+    assert any("recommended for a new cohort: measured" in s for s in said)
+
+    def cannot(model_dir, **kw):
+        raise ArtifactError("no graph for this model")
+
+    monkeypatch.setattr("components.export.run_export", cannot)
+    said.clear()
+    assert export_run(tmp_path, config, tmp_path / "evaluate", say=said.append) == {}
+    assert any("not exported as a SavedModel" in s and "amu predict --model" in s
+               for s in said)

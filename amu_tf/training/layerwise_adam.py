@@ -7,12 +7,16 @@ import keras
 
 
 @keras.saving.register_keras_serializable(package="amu_tf")
-class LayerwiseAdam(keras.optimizers.AdamW):
-    """AdamW whose step for a variable is scaled by ``multipliers[variable.path]`` (1 for a
-    variable not named). Scaling the gradients instead would do nothing under Adam, whose
-    step does not depend on the gradient's scale, so the rate itself is scaled.
+class LayerwiseAdam(keras.optimizers.Adam):
+    """Adam with decoupled weight decay (AdamW) whose step for a variable is scaled by
+    ``multipliers[variable.path]`` (1 for a variable not named). Scaling the gradients
+    instead would do nothing under Adam, whose step does not depend on the gradient's scale,
+    so the rate itself is scaled.
 
-    ``weight_decay=0`` makes it plain Adam.
+    ``weight_decay`` (default 0: plain Adam) is applied per variable at the variable's own
+    scaled rate, ``w -= lr * scale * weight_decay * w``, so a variable with multiplier 0 is
+    frozen outright. (Keras's ``AdamW`` decays every variable at the full rate before the
+    step, which would shrink a "frozen" encoder.)
 
     A sparse gradient (TensorFlow's ``IndexedSlices``, from an embedding lookup) is made
     dense first, so rows looked up by several samples of a batch get Adam's step on their
@@ -22,10 +26,10 @@ class LayerwiseAdam(keras.optimizers.AdamW):
     sample) and cancer-type token (every melanoma sample) would then not learn at
     ``encoder_lr_scale`` x the head's rate. Those tables are small (1 and 33 rows)."""
 
-    def __init__(self, multipliers=None, **kwargs):
-        kwargs.setdefault("weight_decay", 0.0)
-        super().__init__(**kwargs)
+    def __init__(self, multipliers=None, weight_decay=0.0, **kwargs):
+        super().__init__(weight_decay=None, **kwargs)  # decayed in update_step instead
         self.multipliers = {str(k): float(v) for k, v in dict(multipliers or {}).items()}
+        self.decoupled_weight_decay = float(weight_decay or 0.0)
 
     def build(self, var_list):
         super().build(var_list)
@@ -35,14 +39,20 @@ class LayerwiseAdam(keras.optimizers.AdamW):
                         if v.path in self.multipliers}
 
     def update_step(self, gradient, variable, learning_rate):
-        if hasattr(gradient, "indices") and hasattr(gradient, "dense_shape"):  # IndexedSlices
+        if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
-            gradient = tf.convert_to_tensor(gradient)  # duplicate rows summed
+            if isinstance(gradient, tf.IndexedSlices):
+                gradient = tf.convert_to_tensor(gradient)  # duplicate rows summed
         scale = self._scales.get(self._var_key(variable), 1.0)
         if scale != 1.0:
             learning_rate = keras.ops.multiply(learning_rate, scale)
+        if self.decoupled_weight_decay and scale != 0.0:
+            lr = keras.ops.cast(learning_rate, variable.dtype)
+            self.assign_sub(variable, keras.ops.multiply(
+                variable, keras.ops.multiply(lr, self.decoupled_weight_decay)))
         return super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
-        return {**super().get_config(), "multipliers": dict(self.multipliers)}
+        return {**super().get_config(), "weight_decay": self.decoupled_weight_decay,
+                "multipliers": dict(self.multipliers)}
