@@ -18,13 +18,16 @@ from amu_tf.biomarkers import BIOMARKERS, is_biomarker
 from amu_tf.evaluation.metrics import auc_rows, stratified_bootstrap_indices
 
 
-def _block(pm: pd.DataFrame):
-    """``(y, P)``: labels of the scored rows and the (repeats, rows) probabilities."""
+def scored_block(pm: pd.DataFrame):
+    """``(y, P)`` of one model's predictions: labels of the scored rows and the (repeats,
+    rows) probabilities, rows in the protocol's order (the same for every model of one
+    protocol, so two blocks are paired)."""
     reps = [g.sort_values("row", kind="mergesort") for _, g in pm.groupby("repeat")]
     return reps[0]["y"].to_numpy(int), np.vstack([g["p"].to_numpy(float) for g in reps])
 
 
-def _mean_auc(y, P, idx=None):
+def mean_auc(y, P, idx=None):
+    """Mean over repeats of the ROC AUC; with ``idx`` ``(B, n)`` one value per resample."""
     if idx is None:
         return float(np.mean(auc_rows(y[None, :], P)))
     return np.mean([auc_rows(y[idx], P[r][idx]) for r in range(len(P))], axis=0)
@@ -45,19 +48,19 @@ def compare_with_biomarkers(result, n_boot: int = 1000, seed: int = 0,
         scopes += [(str(c), g) for c, g in preds.groupby("cohort")]
     rows = []
     for scope, pg in scopes:
-        blocks = {m: _block(pg[pg["model"] == m]) for m in result.models}
+        blocks = {m: scored_block(pg[pg["model"] == m]) for m in result.models}
         y = blocks[biomarkers[0]][0]
         if len(np.unique(y)) < 2:
             continue
-        auc = {m: _mean_auc(*blocks[m]) for m in result.models}
+        auc = {m: mean_auc(*blocks[m]) for m in result.models}
         best = max(biomarkers, key=lambda m: auc[m])
         idx = stratified_bootstrap_indices(y, n_boot, seed) if n_boot > 0 else None
-        boot_best = _mean_auc(y, blocks[best][1], idx) if idx is not None else None
+        boot_best = mean_auc(y, blocks[best][1], idx) if idx is not None else None
         for m in trained:
             diff = auc[m] - auc[best]
             lo = hi = np.nan
             if idx is not None:
-                d = _mean_auc(y, blocks[m][1], idx) - boot_best
+                d = mean_auc(y, blocks[m][1], idx) - boot_best
                 d = d[np.isfinite(d)]
                 lo, hi = (float(np.quantile(d, alpha / 2)), float(np.quantile(d, 1 - alpha / 2)))
             label = BIOMARKERS[best]["label"] if best in BIOMARKERS else best

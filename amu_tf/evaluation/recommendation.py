@@ -32,7 +32,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from amu_tf.evaluation.metrics import auc_rows, stratified_bootstrap_indices
+from amu_tf.evaluation.biomarker_comparison import mean_auc as _auc
+from amu_tf.evaluation.biomarker_comparison import scored_block as _scores
+from amu_tf.evaluation.metrics import stratified_bootstrap_indices
 
 #: the model recommended unless another measurably transfers better
 BASELINE = "recipe:consensus"
@@ -47,20 +49,6 @@ RULE = ("the highest pooled leave-one-cohort-out ROC AUC among the models that b
 SELECTION_NOTE = ("chosen on the same held-out cohorts it is scored on: when the recommended "
                   "model is not the baseline, its leave-one-cohort-out AUC is optimistic "
                   "(the winner of several comparisons)")
-
-
-def _scores(pm: pd.DataFrame):
-    """``(y, P)`` of one model's rows: labels and the (repeats, rows) probabilities, rows in
-    the protocol's order (the same order for every model of one protocol)."""
-    reps = [g.sort_values("row", kind="mergesort") for _, g in pm.groupby("repeat")]
-    return reps[0]["y"].to_numpy(int), np.vstack([g["p"].to_numpy(float) for g in reps])
-
-
-def _auc(y, P, idx=None):
-    """Mean over repeats of the ROC AUC; with ``idx`` ``(B, n)`` one value per resample."""
-    if idx is None:
-        return float(np.mean(auc_rows(y[None, :], P)))
-    return np.mean([auc_rows(y[idx], P[r][idx]) for r in range(len(P))], axis=0)
 
 
 def _paired(y, Pa, Pb, n_boot, seed, alphas):
