@@ -26,18 +26,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MODELS = ("recipe:compass-probe", "recipe:compass-published")
-
-
-def _paired(y, a, b, n_boot, seed):
-    from amu_tf.evaluation.metrics import auc_rows, stratified_bootstrap_indices
-
-    idx = stratified_bootstrap_indices(y, n_boot, seed)
-    d = auc_rows(y[idx], b[idx]) - auc_rows(y[idx], a[idx])
-    auc_a = float(auc_rows(y[None], a[None])[0])
-    auc_b = float(auc_rows(y[None], b[None])[0])
-    return auc_a, auc_b, auc_b - auc_a, np.quantile(d, 0.025), np.quantile(d, 0.975)
 
 
 def main(argv=None):
@@ -47,6 +38,8 @@ def main(argv=None):
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    from bench_compass_generalisation import _auc, _paired
+
     runs = [pd.read_csv(f) for f in (a.per_cohort, a.training)]
     print("| model | scope | AUC per_cohort | AUC training | training minus per_cohort "
           "[95% CI] | Spearman of the scores |")
@@ -61,7 +54,8 @@ def main(argv=None):
         for scope, rows in scopes + [("pooled", np.ones(len(pa), bool))]:
             y = pa["y"].to_numpy(int)[rows]
             sa, sb = pa["p"].to_numpy(float)[rows], pb["p"].to_numpy(float)[rows]
-            auc_a, auc_b, d, lo, hi = _paired(y, sa, sb, a.n_boot, a.seed)
+            d, lo, hi = _paired(y, sb, sa, a.n_boot, a.seed)  # training minus per_cohort
+            auc_a, auc_b = _auc(y, sa), _auc(y, sb)
             rho = spearmanr(sa, sb).statistic
             print(f"| {m} | {scope} | {auc_a:.3f} | {auc_b:.3f} | {d:+.3f} [{lo:+.3f}, "
                   f"{hi:+.3f}] | {rho:.2f} |")

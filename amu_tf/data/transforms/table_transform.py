@@ -57,6 +57,7 @@ class TableTransform(TransformerMixin, BaseEstimator):
         import joblib
 
         from amu_tf import __version__
+        from amu_tf.artifacts import to_jsonable
 
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
@@ -64,19 +65,6 @@ class TableTransform(TransformerMixin, BaseEstimator):
         (d / "transform.json").write_text(json.dumps(
             {"name": JOBLIB_NAME, "class": type(self).__name__, "transform": self.name,
              "per_sample": bool(self.per_sample), "amu_tf_version": __version__,
-             "file": JOBLIB_FILE, "record": self.artifact_record()},
-            indent=2, default=_json_default) + "\n")
+             "file": JOBLIB_FILE, "record": to_jsonable(self.artifact_record())},
+            indent=2) + "\n")
         return d
-
-
-def _json_default(o):
-    """numpy scalars and arrays in a record, as JSON numbers and lists."""
-    import numpy as np
-
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
