@@ -59,7 +59,12 @@ VARIANTS = {  # label -> (level, readout, output)
     "compass-probe:geneset-pc1": ("geneset", "pc1", "probability"),
     "compass-probe:geneset-pc1-direction": ("geneset", "pc1", "direction"),
     "compass-probe:geneset-mean": ("geneset", "mean", "probability"),
+    # COMPASS's gene-level readout: one feature per gene (15,672), its weights read by gene
+    "compass-probe:gene-mean": ("gene", "mean", "probability"),
+    "compass-probe:gene-mean-direction": ("gene", "mean", "direction"),
 }
+#: genes listed per fold for a gene-level variant (largest weights each way)
+TOP_GENES = 8
 COMPASS_COHORTS = {"GSE78220": "Hugo", "GSE91061_pre": "Riaz", "Liu2019": "Liu"}
 #: TCGA code of each pan-cancer cohort's cancer-type token (``../shared/data/cohorts_pancancer``)
 PANCANCER_TYPES = {"Jung2019_Lung_benefit": "LUAD", "Limagne2022_Lung": "LUAD",
@@ -230,6 +235,22 @@ def main(argv=None):
                f"rows, head on {e.head_rows_} published patients of {len(e.head_cohorts_)} "
                f"cohorts" if hasattr(e, "n_matched_") else "") + ")"
             for c, e in zip(cohorts, fitted[v])))
+
+    gene_variants = [v for v in variants if VARIANTS[v][0] == "gene"]
+    if gene_variants:
+        from amu_tf.utils.transformers.convert_compass import load_compass_assets
+
+        genes = np.asarray(load_compass_assets()["genes"])
+        lines += ["", f"Gene-level variants: the {TOP_GENES} genes of largest weight each way "
+                  "in each outer fold's final regression (features z-scored within cohort, so "
+                  "a weight is per within-cohort sd of the gene's encoder readout):", ""]
+        for v in gene_variants:
+            for c, e in zip(cohorts, fitted[v]):
+                w = e.score_weights()
+                order = np.argsort(w)
+                top, bottom = order[::-1][:TOP_GENES], order[:TOP_GENES]
+                lines.append(f"- {v}, {c} held out: + " + ", ".join(genes[top])
+                             + "; − " + ", ".join(genes[bottom]))
 
     # goals of the issue, for the default probe and the published-feature head
     for goal_model in [m for m in (PROBE, PUBLISHED) if m in variants]:

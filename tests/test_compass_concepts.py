@@ -43,3 +43,26 @@ def test_pooling_and_readouts():
     assert list(vec.get_feature_names_out()[:2]) == ["S_a:0", "S_a:1"]
     with pytest.raises(InputDataError):
         CompassConcepts(level="cells", tables=t).fit(enc)
+
+
+def test_gene_level_is_compass_gene_readout():
+    """level="gene": COMPASS's gene-level extractor under its pooling scorer, each gene
+    token's mean over the channels, one feature per gene, named by the tables' genes; the
+    same from the full encodings and from pre-read gene scores; no readout but "mean"."""
+    from amu_tf.data.compass_concepts import gene_scores
+
+    t = concept_tables(TSV, GENES)
+    assert t["gene_names"] == GENES
+    rng = np.random.default_rng(1)
+    enc = rng.normal(size=(5, 8, 3)).astype("float32")
+    scores = gene_scores(enc, t)
+    np.testing.assert_allclose(scores, enc[:, 2:, :].mean(-1), rtol=1e-6)
+    gene = CompassConcepts(level="gene", readout="mean", tables=t).fit(enc)
+    assert list(gene.get_feature_names_out()) == GENES
+    np.testing.assert_allclose(gene.transform(enc), scores, rtol=1e-6)
+    np.testing.assert_allclose(gene.transform(scores), scores, rtol=1e-6)
+    for readout in ("pc1", "vector"):
+        with pytest.raises(InputDataError, match="level 'gene' has only the readout"):
+            CompassConcepts(level="gene", readout=readout, tables=t).fit(enc)
+    with pytest.raises(InputDataError, match="encodings of shape"):
+        gene_scores(enc[:, :4], t)

@@ -259,11 +259,14 @@ def test_sklearn_contract():
 
 @pytest.mark.skipif(__import__("keras").backend.backend() != "tensorflow",
                     reason="a SavedModel is written under the TensorFlow backend")
-@pytest.mark.parametrize("output", ["probability", "direction"])
-def test_export_as_a_savedmodel_and_predict_from_it(tmp_path, output):
+@pytest.mark.parametrize("output,level,readout", [("probability", "concept", "pc1"),
+                                                  ("direction", "concept", "pc1"),
+                                                  ("direction", "gene", "mean")])
+def test_export_as_a_savedmodel_and_predict_from_it(tmp_path, output, level, readout):
     """`amu export` writes the probe as a TF Serving SavedModel (its concept features made
     in Python from assets/transform/, the regression in the graph); the served probabilities
-    equal the Model artifact's, and a new cohort is scored on its own rows."""
+    equal the Model artifact's, and a new cohort is scored on its own rows. The gene level
+    too: one input per gene."""
     from amu_tf.serving import ExportedModel, read_metadata
     from amu_tf.training.model_bundle import ModelBundle
     from components.export import run_export
@@ -271,12 +274,13 @@ def test_export_as_a_savedmodel_and_predict_from_it(tmp_path, output):
 
     table = _table()
     params = {"encoder_config": TINY, "genes": GENES, "tables": TABLES, "disk_cache": False,
-              "level": "concept", "readout": "pc1", "Cs": (0.01, 0.1, 1.0), "batch_size": 8,
+              "level": level, "readout": readout, "Cs": (0.01, 0.1, 1.0), "batch_size": 8,
               "output": output}
     art = run_train(table, tmp_path / "probe", model="recipe:compass-probe", **params)
     pushed = run_export(art.uri, base_dir=tmp_path / "sm", name="probe")
     meta = read_metadata(pushed.properties["path"])
-    assert meta["n_inputs"] == len(TABLES["concept_names"]) and meta["n_genes"] == N_GENES
+    n_inputs = N_GENES if level == "gene" else len(TABLES["concept_names"])
+    assert meta["n_inputs"] == n_inputs and meta["n_genes"] == N_GENES
     assert meta["transform"]["python_side"] and not meta["transform"]["in_graph"]
     new = _table(n_per=(16,), seed=5).assign(cohort="NEW")
     new["sample"] = "NEW:" + new["sample"]
@@ -322,3 +326,99 @@ def test_compiled_extraction_matches_the_eager_encoder():
         encode_genesets(batch_model, inputs, batch_size=4, tables=TABLES),
         encode_genesets(batch_model, inputs, batch_size=4, tables=TABLES, compiled=False),
         rtol=1e-5, atol=1e-5)
+
+
+def test_compiled_gene_level_extraction_matches_the_eager_encoder():
+    """encode_genes's compiled path gives the eager encoder's gene tokens' channel means,
+    a padded last batch included; it is compiled apart from the gene-set extractor."""
+    from amu_tf.data.compass_concepts import _EXTRACTORS, encode_genes, encode_genesets
+    from amu_tf.models.compass_encoder import CompassEncoder
+
+    model = CompassEncoder(**TINY)
+    rng = np.random.default_rng(4)
+    for var in model.weights:
+        var.assign((rng.standard_normal(tuple(var.shape)) * 0.3).astype(np.float32))
+    x = rng.random((7, N_GENES), dtype=np.float32)
+    inputs = {"expression": x, "cancer_type": np.full(7, 25, np.int32)}
+    full = np.asarray(model(inputs, training=False))
+    eager = encode_genes(model, inputs, batch_size=4, tables=TABLES, compiled=False)
+    compiled = encode_genes(model, inputs, batch_size=4, tables=TABLES)
+    assert compiled.shape == eager.shape == (7, N_GENES)
+    np.testing.assert_allclose(eager, full[:, 2:, :].mean(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-5)
+    encode_genesets(model, inputs, batch_size=4, tables=TABLES)
+    assert len(_EXTRACTORS[model]) == 2  # one compiled function per read-out
+
+
+def test_gene_level_probe_reads_one_feature_per_gene(monkeypatch, tmp_path):
+    """level="gene": one z-scored feature per gene, named by gene; the weights can be read
+    gene by gene; its encoder outputs are cached under their own keys (the gene-set ones
+    keep theirs), and read back from disk without the encoder."""
+    table = _table()
+    est = _probe(level="gene", readout="auto", output="probability", disk_cache=True)
+    tf, X = _fit(est, table)
+    assert X.shape == (len(table), N_GENES) and est.features_ == "gene-mean"
+    names = list(tf.get_feature_names_out())
+    assert names == [f"gene-mean:{g}" for g in GENES]
+    assert tf.artifact_record()["blocks_"] == [["gene-mean", 0, N_GENES]]
+    for c in table["cohort"].unique():
+        rows = (table["cohort"] == c).to_numpy()
+        np.testing.assert_allclose(X[rows].mean(0), 0.0, atol=1e-5)
+    assert est.score_weights().shape == (N_GENES,)
+    assert est.predict_proba(X).shape == (len(table), 2)
+    X0 = tf.input_.transform(table)
+    code = tf.input_.cancer_code_
+    gene_keys, set_keys = tf._row_keys(X0, code, "gene"), tf._row_keys(X0, code)
+    assert set_keys == tf._row_keys(X0, code, "geneset") and not set(gene_keys) & set(set_keys)
+    cache = tmp_path / "cache" / "compass" / "features"
+    assert {p.stem for p in cache.rglob("*.npy")} == set(gene_keys)
+    assert np.load(next(cache.rglob("*.npy"))).shape == (N_GENES,)
+    cft.clear_memory_cache()
+
+    def no_encoder(self):
+        raise AssertionError("the encoder ran although every row was cached")
+
+    monkeypatch.setattr(cft.CompassFeatureTransform, "_encoder", no_encoder)
+    again = _probe(level="gene", readout="mean", disk_cache=True).make_input_transform()
+    np.testing.assert_array_equal(again.fit(table).transform(table), X)
+
+
+def test_gene_level_bad_readout_is_refused_before_any_work(monkeypatch):
+    def no_encoder(self):
+        raise AssertionError("the encoder ran for a refused option")
+
+    monkeypatch.setattr(cft.CompassFeatureTransform, "_encoder", no_encoder)
+    with pytest.raises(InputDataError, match="level 'gene' has only the readout"):
+        _probe(level="gene", readout="pc1").fit(np.zeros((10, N_GENES)), np.arange(10) % 2)
+    with pytest.raises(InputDataError, match="level 'gene' has only the readout"):
+        _probe(level="gene", readout="vector").make_input_transform().fit(_table())
+
+
+def test_row_space_fit_is_the_full_fit():
+    """fit_in_row_space (more columns than rows) reaches the full regression's optimum:
+    the same weights, intercept and probabilities, solved in the rows' dimensions; with
+    fewer columns than rows it is the plain fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    from amu_tf.training.compass_probe_classifier import fit_in_row_space
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 400)) * np.logspace(0, -2, 30)[:, None]  # spread spectrum
+    X[:, 200:] = X[:, :200] + 0.01 * rng.standard_normal((30, 200))  # collinear columns
+    y = (X[:, :5].sum(1) + rng.standard_normal(30) > 0).astype(int)
+    Xt = rng.standard_normal((10, 400))
+    for C in (0.01, 1.0):
+        def tight():
+            return LogisticRegression(C=C, max_iter=100000, tol=1e-12)
+
+        full = tight().fit(X, y)
+        row = fit_in_row_space(tight(), X, y)
+        assert row.coef_.shape == (1, 400) and row.n_features_in_ == 400
+        np.testing.assert_allclose(row.coef_, full.coef_, atol=1e-5 * np.abs(full.coef_).max())
+        np.testing.assert_allclose(row.intercept_, full.intercept_, atol=1e-5)
+        np.testing.assert_allclose(row.predict_proba(Xt), full.predict_proba(Xt), atol=1e-6)
+    tall = rng.standard_normal((50, 4))
+    yt = (tall[:, 0] > 0).astype(int)
+    np.testing.assert_array_equal(
+        fit_in_row_space(LogisticRegression(), tall, yt).coef_,
+        LogisticRegression().fit(tall, yt).coef_)

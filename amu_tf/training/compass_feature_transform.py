@@ -37,9 +37,16 @@ AUTO_LEVELS = ("concept", "geneset")
 def feature_variants(level, readout) -> list:
     """``[(level, readout), ...]`` the transform outputs, in column order: one, or every
     combination when ``level`` or ``readout`` is ``"auto"``."""
+    from amu_tf.data.compass_concepts import LEVEL_READOUTS
+
     levels = AUTO_LEVELS if level == "auto" else (level,)
-    readouts = AUTO_READOUTS if readout == "auto" else (readout,)
-    return [(lv, ro) for lv in levels for ro in readouts]
+    out = []
+    for lv in levels:
+        readouts = (AUTO_READOUTS if readout == "auto" else (readout,))
+        if readout == "auto" and lv in LEVEL_READOUTS:  # the gene level has "mean" only
+            readouts = tuple(ro for ro in readouts if ro in LEVEL_READOUTS[lv])
+        out += [(lv, ro) for ro in readouts]
+    return out
 
 
 def feature_blocks(level, readout, tables) -> list:
@@ -48,7 +55,8 @@ def feature_blocks(level, readout, tables) -> list:
     feature)."""
     out, start = [], 0
     for lv, ro in feature_variants(level, readout):
-        n = len(tables["geneset_names" if lv == "geneset" else "concept_names"])
+        n = (int(tables["n_genes"]) if lv == "gene" else
+             len(tables["geneset_names" if lv == "geneset" else "concept_names"]))
         n *= 32 if ro == "vector" else 1
         out.append((f"{lv}-{ro}", start, start + n))
         start += n
@@ -67,15 +75,17 @@ class CompassFeatureTransform(TableTransform):
     ``table`` -> :class:`~amu_tf.data.transforms.compass_input_transform.CompassInputTransform`
     (COMPASS's 15,672 genes, log2(TPM + 1), min-max per cohort) -> the ``compass`` encoder
     (pre-trained, frozen) -> the mean gene-token encoding of each of COMPASS's 132 gene sets
-    -> :class:`~amu_tf.data.compass_concepts.CompassConcepts` (``level``, ``readout``; the
-    ``pc1`` directions are fitted on the rows given to ``fit``, expression only) -> each
-    feature z-scored within its cohort: mean and sd from the fit rows of a cohort seen at
-    ``fit``, and for a cohort not seen there from that cohort's own rows at ``transform``
-    (expression only, never labels; at least 5 samples), as ``cohort_z`` does. Output float32
+    (or, for ``level="gene"``, each gene token's mean over its channels: COMPASS's gene-level
+    readout, 15,672 features) -> :class:`~amu_tf.data.compass_concepts.CompassConcepts`
+    (``level``, ``readout``; the ``pc1`` directions are fitted on the rows given to ``fit``,
+    expression only) -> each feature z-scored within its cohort: mean and sd from the fit rows
+    of a cohort seen at ``fit``, and for a cohort not seen there from that cohort's own rows at
+    ``transform`` (expression only, never labels; at least 5 samples), as ``cohort_z`` does. Output float32
     ``(n, n_features)``; the arithmetic after the encoder is float64.
 
     **Cache, and why it is leak-free.** The encoder is slow on CPU, so the gene-set vectors
-    ``(132, 32)`` of each sample are cached in memory (and, with ``disk_cache``, under
+    ``(132, 32)`` (and the gene-level scores ``(15672,)``, under their own keys) of each
+    sample are cached in memory (and, with ``disk_cache``, under
     ``$AMU_TF_CACHE_DIR/compass/features/``), keyed by a SHA-256 of the encoder's identity
     (preset and converted-weights hash, or a test config and its seed), the cancer-type code
     and the bytes of the sample's scaled float32 input row. The cached value is a fixed
@@ -92,7 +102,8 @@ class CompassFeatureTransform(TableTransform):
         level, readout: of :class:`~amu_tf.data.compass_concepts.CompassConcepts`; either
             may be ``"auto"``: the output then holds one column block per combination
             (:func:`feature_blocks`), for the probe to choose between by inner
-            leave-one-cohort-out.
+            leave-one-cohort-out. ``"auto"`` levels are concept and gene set; the gene level
+            (``"mean"`` readout only) is chosen by name.
         cohort_units: ``{cohort: unit}`` of the cohorts (CohortTable summary; e.g.
             ``{"GSE91061_pre": "counts"}``); a cohort not named takes the unit the table
             carries (a CohortTable read from its folder does), else TPM.
@@ -111,10 +122,10 @@ class CompassFeatureTransform(TableTransform):
     name = "compass_features"
     #: what the model reads (``model_info.json``'s ``input_scale``, the export's
     #: ``expected_input_scale``)
-    input_scale = ("features of the frozen pre-trained COMPASS encoder (gene-set or concept "
-                   "level), z-scored within each cohort, computed from COMPASS's 15,672 genes "
-                   "on log2(x + 1) of each cohort's unit, min-max scaled per gene (scaler_fit); "
-                   "NOT the 160-gene panel")
+    input_scale = ("features of the frozen pre-trained COMPASS encoder (gene, gene-set or "
+                   "concept level), z-scored within each cohort, computed from COMPASS's "
+                   "15,672 genes on log2(x + 1) of each cohort's unit, min-max scaled per gene "
+                   "(scaler_fit); NOT the 160-gene panel")
 
     def __init__(self, level="concept", readout="pc1", cohort_units=None,
                  scaler_fit="per_cohort", max_missing_fraction=0.2, cancer_type="SKCM",
@@ -170,8 +181,10 @@ class CompassFeatureTransform(TableTransform):
 
         return _default_tables()
 
-    def _row_keys(self, X, code):
-        prefix = f"{CACHE_VERSION}|{self._encoder_id()}|{int(code)}|".encode()
+    def _row_keys(self, X, code, kind="geneset"):
+        # the gene-set vectors keep the key they had before the gene level existed
+        tag = "" if kind == "geneset" else f"{kind}|"
+        prefix = f"{CACHE_VERSION}|{self._encoder_id()}|{int(code)}|{tag}".encode()
         return [hashlib.sha256(prefix + np.ascontiguousarray(row).tobytes()).hexdigest()
                 for row in X]
 
@@ -183,10 +196,17 @@ class CompassFeatureTransform(TableTransform):
         ``X`` (``(n, n_genes)`` float32), from the cache where present; the rows missing from
         it are encoded in the order of their keys (so a row's batch does not depend on the
         order of ``X``) and cached."""
-        from amu_tf.data.compass_concepts import encode_genesets
+        return self.encoder_features(X, code, "geneset")
+
+    def encoder_features(self, X, code, kind="geneset"):
+        """The encoder's read-out of the scaled input rows ``X``: the gene-set vectors
+        (``kind="geneset"``, ``(n, n_genesets, d)``) or COMPASS's gene-level scores
+        (``kind="gene"``, ``(n, n_genes)``), float32, cached per row and kind as
+        :meth:`geneset_vectors` says."""
+        from amu_tf.data.compass_concepts import encode_genes, encode_genesets
 
         X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-        keys = self._row_keys(X, code)
+        keys = self._row_keys(X, code, kind)
         out = [None] * len(keys)
         disk = self._disk_dir() if self.disk_cache else None
         todo = {}
@@ -209,8 +229,9 @@ class CompassFeatureTransform(TableTransform):
             order = sorted(todo)
             rows = X[[todo[k] for k in order]]
             inputs = {"expression": rows, "cancer_type": np.full(len(rows), int(code), np.int32)}
-            sets = encode_genesets(self._encoder(), inputs, batch_size=self.batch_size,
-                                   tables=self._tables())
+            encode = encode_genes if kind == "gene" else encode_genesets
+            sets = encode(self._encoder(), inputs, batch_size=self.batch_size,
+                          tables=self._tables())
             if disk is not None:
                 disk.mkdir(parents=True, exist_ok=True)
             for k, v in zip(order, sets):
@@ -224,7 +245,9 @@ class CompassFeatureTransform(TableTransform):
             for i, k in enumerate(keys):
                 if out[i] is None:
                     out[i] = _MEMORY_CACHE[k]
-        return np.stack(out).astype(np.float32) if out else np.zeros((0, 0, 0), np.float32)
+        if not out:
+            return np.zeros((0, 0) if kind == "gene" else (0, 0, 0), np.float32)
+        return np.stack(out).astype(np.float32)
 
     # fit / transform --------------------------------------------------------------------
     def _input(self):
@@ -252,28 +275,40 @@ class CompassFeatureTransform(TableTransform):
         return codes
 
     def _raw_features(self, table):
+        """``{kind: encoder read-out}`` of ``table``'s rows for each kind the feature
+        variants read: ``"gene"`` for the gene level, ``"geneset"`` for the others."""
         X = self.input_.transform(table)
         codes = self._codes(table)
-        sets = None
-        for code in np.unique(codes):
-            rows = codes == code
-            part = self.geneset_vectors(X[rows], code)
-            if sets is None:
-                sets = np.zeros((len(X),) + part.shape[1:], dtype=np.float32)
-            sets[rows] = part
-        return sets
+        kinds = sorted({"gene" if lv == "gene" else "geneset"
+                        for lv, _ in feature_variants(self.level, self.readout)})
+        raw = {}
+        for kind in kinds:
+            for code in np.unique(codes):
+                rows = codes == code
+                part = self.encoder_features(X[rows], code, kind)
+                if kind not in raw:
+                    raw[kind] = np.zeros((len(X),) + part.shape[1:], dtype=np.float32)
+                raw[kind][rows] = part
+        return raw
 
     def fit(self, table, y=None):
         """Fit the input scaler, the readout(s) and the per-cohort z-scores on ``table``'s
         expression (``y`` is ignored)."""
         self._check_table(table)
-        from amu_tf.data.compass_concepts import CompassConcepts
+        from amu_tf.data.compass_concepts import LEVEL_READOUTS, CompassConcepts
 
+        for lv, ro in feature_variants(self.level, self.readout):  # before the encoder runs
+            if ro not in LEVEL_READOUTS.get(lv, (ro,)):
+                raise InputDataError(f"compass_features: level {lv!r} has only the readout(s) "
+                                     f"{LEVEL_READOUTS[lv]}, not {ro!r}")
         self.input_ = self._input().fit(table)
-        sets = self._raw_features(table)
-        self.concepts_ = [CompassConcepts(level=lv, readout=ro, tables=self._tables()).fit(sets)
+        raw = self._raw_features(table)
+        tables = {**self._tables()}
+        tables.setdefault("gene_names", list(self.input_.genes_))
+        self.concepts_ = [CompassConcepts(level=lv, readout=ro, tables=tables)
+                          .fit(raw["gene" if lv == "gene" else "geneset"])
                           for lv, ro in feature_variants(self.level, self.readout)]
-        F = self._concept_features(sets)
+        F = self._concept_features(raw)
         cohorts = cohort_keys(table)
         self.cohort_stats_ = {str(c): self._stats(F[cohorts == c]) for c in np.unique(cohorts)}
         self.blocks_ = feature_blocks(self.level, self.readout, self._tables())
@@ -282,9 +317,10 @@ class CompassFeatureTransform(TableTransform):
         self.n_features_out_ = F.shape[1]
         return self
 
-    def _concept_features(self, sets):
-        return np.concatenate([np.asarray(c.transform(sets), dtype=np.float64)
-                               for c in self.concepts_], axis=1)
+    def _concept_features(self, raw):
+        return np.concatenate(
+            [np.asarray(c.transform(raw["gene" if c.level == "gene" else "geneset"]),
+                        dtype=np.float64) for c in self.concepts_], axis=1)
 
     @staticmethod
     def _stats(F):

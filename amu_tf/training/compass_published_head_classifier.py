@@ -110,8 +110,11 @@ class CompassPublishedHeadClassifier(CompassProbeClassifier):
         """The probe's checks, then this head's own: ``min_rho`` in [0, 1], ``min_matched``
         an integer >= 1, ``cohort_map`` a mapping of names, ``exclude_published`` a list of
         names (a bare string would be read letter by letter)."""
-        super().check_params()
         name = self.recipe
+        if self.level not in ("auto", "geneset", "concept"):
+            raise ValueError(f"{name}: level must be 'auto', 'geneset' or 'concept' (COMPASS "
+                             f"published no gene-level readouts), not {self.level!r}")
+        super().check_params()
         if not (_is_number(self.min_rho) and 0 <= self.min_rho <= 1):
             raise ValueError(f"{name}: min_rho must be a number in [0, 1], not "
                              f"{self.min_rho!r}")

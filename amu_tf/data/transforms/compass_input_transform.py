@@ -174,7 +174,10 @@ class CompassInputTransform(TableTransform):
         out = np.full((len(table), len(genes)), np.nan)
         if present:
             block = table[[cols[genes[j]] for j in present]]
-            num = block.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+            if all(isinstance(dt, np.dtype) and dt.kind in "fiu" for dt in block.dtypes):
+                num = block.to_numpy(np.float64)   # numbers already: no per-column parse
+            else:
+                num = block.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
             self._check_values(block, num, table)
             out[:, present] = num
         from amu_tf.data.cohort_table import cohort_units
