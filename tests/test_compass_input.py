@@ -152,6 +152,29 @@ def test_values_log2_x_plus_1_cannot_hold_are_refused(value, expected):
     assert np.isfinite(CompassInputTransform(genes=genes).fit(good).transform(ok)).all()
 
 
+def test_numeric_columns_read_as_text_columns_are():
+    """An all-numeric block is read in one step, a block with text columns column by
+    column: the same values either way (float64, float32, int, a missing value), and inf or
+    a negative value in a numeric column is refused as it is in a text one."""
+    genes = ["G0", "G1", "G2", "G3"]
+    rng = np.random.default_rng(3)
+    good = _table(rng.random((6, 4)) * 8, genes)
+    good["G1"] = good["G1"].astype(np.float32)
+    good["G2"] = np.arange(6) * 2                       # integer counts-like column
+    good.loc[4, "G3"] = np.nan
+    text = good.astype({g: object for g in genes})
+    t = CompassInputTransform(genes=genes).fit(good)
+    np.testing.assert_array_equal(t.transform(good), t.transform(text))
+    np.testing.assert_array_equal(
+        CompassInputTransform(genes=genes).fit(text).transform(text), t.transform(good))
+    for value, expected in ((np.inf, "is infinite"), (-50.0, "is below 0")):
+        bad = good.copy()
+        bad.loc[2, "G0"] = value
+        assert bad["G0"].dtype == np.float64
+        with pytest.raises(InputDataError, match=expected):
+            CompassInputTransform(genes=genes).fit(bad)
+
+
 def _two_cohorts(offset=0.0, scale=1.0, seed=0, n=(8, 6), n_genes=40):
     """Cohort A and a cohort B drawn alike, then B's log2 values scaled and shifted (a planted
     per-cohort platform effect); responses drawn at random (the measurement never reads

@@ -369,7 +369,13 @@ def test_gene_level_probe_reads_one_feature_per_gene(monkeypatch, tmp_path):
     X0 = tf.input_.transform(table)
     code = tf.input_.cancer_code_
     gene_keys, set_keys = tf._row_keys(X0, code, "gene"), tf._row_keys(X0, code)
-    assert set_keys == tf._row_keys(X0, code, "geneset") and not set(gene_keys) & set(set_keys)
+    # the gene-set vectors keep the keys they had before the gene level (caches stay valid)
+    import hashlib
+
+    prefix = f"{cft.CACHE_VERSION}|{tf._encoder_id()}|{int(code)}|".encode()
+    assert set_keys == [hashlib.sha256(prefix + np.ascontiguousarray(r).tobytes()).hexdigest()
+                        for r in X0]
+    assert not set(gene_keys) & set(set_keys)
     cache = tmp_path / "cache" / "compass" / "features"
     assert {p.stem for p in cache.rglob("*.npy")} == set(gene_keys)
     assert np.load(next(cache.rglob("*.npy"))).shape == (N_GENES,)
@@ -422,3 +428,14 @@ def test_row_space_fit_is_the_full_fit():
     np.testing.assert_array_equal(
         fit_in_row_space(LogisticRegression(), tall, yt).coef_,
         LogisticRegression().fit(tall, yt).coef_)
+    # a DataFrame keeps its column names; all-zero rows fall back to the intercept-only fit
+    df = pd.DataFrame(X, columns=[f"g{i}" for i in range(400)])
+    named = fit_in_row_space(LogisticRegression(C=0.01), df, y)
+    assert list(named.feature_names_in_) == list(df.columns)
+    logit = X @ named.coef_[0] + named.intercept_[0]
+    np.testing.assert_allclose(named.predict_proba(df)[:, 1], 1 / (1 + np.exp(-logit)))
+    zero = fit_in_row_space(LogisticRegression(), np.zeros((30, 400)), y)
+    assert not zero.coef_.any() and zero.coef_.shape == (1, 400)
+    # another penalty's optimum need not lie in the row space: refused
+    with pytest.raises(ValueError, match="needs an L2 penalty"):
+        fit_in_row_space(LogisticRegression(l1_ratio=1.0, solver="saga"), X, y)

@@ -43,6 +43,23 @@ READOUTS = ("pc1", "mean", "vector")
 LEVEL_READOUTS = {"gene": ("mean",), "geneset": READOUTS, "concept": READOUTS}
 
 
+def check_level_readout(level, readout, who="compass_concepts", allow_auto=True) -> None:
+    """Raise ValueError, in one line prefixed by ``who``, unless ``level`` is one of
+    :data:`LEVELS` and ``readout`` one of the readouts that level offers
+    (:data:`LEVEL_READOUTS`); with ``allow_auto`` either may also be ``"auto"``."""
+    auto = ("auto",) if allow_auto else ()
+    if not (isinstance(level, str) and level in auto + LEVELS):
+        raise ValueError(f"{who}: level must be one of "
+                         f"{', '.join(repr(v) for v in auto + LEVELS)}, not {level!r}")
+    if not (isinstance(readout, str) and readout in auto + READOUTS):
+        raise ValueError(f"{who}: readout must be one of "
+                         f"{', '.join(repr(v) for v in auto + READOUTS)}, not {readout!r}")
+    if level in LEVEL_READOUTS and readout not in auto + LEVEL_READOUTS[level]:
+        raise ValueError(f"{who}: level {level!r} has only the readout(s) "
+                         f"{', '.join(repr(v) for v in LEVEL_READOUTS[level])}, not "
+                         f"{readout!r}")
+
+
 def concept_tables(concepts_tsv: str, genes) -> dict:
     """COMPASS's projector tables: ``gene_names`` (the gene tokens in order),
     ``geneset_names`` (by ``GeneSet_index``),
@@ -266,13 +283,10 @@ class CompassConcepts(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Learn the readout (``pc1``: one direction per feature) from ``X``; ``y`` ignored."""
-        if self.level not in LEVELS or self.readout not in READOUTS:
-            raise InputDataError(f"compass_concepts: level must be one of {LEVELS} and readout "
-                                 f"one of {READOUTS}")
-        if self.readout not in LEVEL_READOUTS[self.level]:
-            raise InputDataError(f"compass_concepts: level {self.level!r} has only the "
-                                 f"readout(s) {LEVEL_READOUTS[self.level]}, not "
-                                 f"{self.readout!r}")
+        try:
+            check_level_readout(self.level, self.readout, allow_auto=False)
+        except ValueError as exc:
+            raise InputDataError(str(exc)) from None
         vec, names = self._vectors(X)
         self.feature_names_ = list(names)
         self.d_ = int(vec.shape[-1]) if vec.ndim == 3 else 1

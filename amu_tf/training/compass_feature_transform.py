@@ -63,6 +63,12 @@ def feature_blocks(level, readout, tables) -> list:
     return out
 
 
+def _kind(level) -> str:
+    """The encoder read-out a level is computed from: ``"gene"`` (gene-level scores) for the
+    gene level, ``"geneset"`` (gene-set vectors) for the gene-set and concept levels."""
+    return "gene" if level == "gene" else "geneset"
+
+
 def clear_memory_cache() -> None:
     """Forget the in-memory encoder features (tests; the disk cache is left)."""
     with _LOCK:
@@ -279,8 +285,7 @@ class CompassFeatureTransform(TableTransform):
         variants read: ``"gene"`` for the gene level, ``"geneset"`` for the others."""
         X = self.input_.transform(table)
         codes = self._codes(table)
-        kinds = sorted({"gene" if lv == "gene" else "geneset"
-                        for lv, _ in feature_variants(self.level, self.readout)})
+        kinds = sorted({_kind(lv) for lv, _ in feature_variants(self.level, self.readout)})
         raw = {}
         for kind in kinds:
             for code in np.unique(codes):
@@ -295,18 +300,18 @@ class CompassFeatureTransform(TableTransform):
         """Fit the input scaler, the readout(s) and the per-cohort z-scores on ``table``'s
         expression (``y`` is ignored)."""
         self._check_table(table)
-        from amu_tf.data.compass_concepts import LEVEL_READOUTS, CompassConcepts
+        from amu_tf.data.compass_concepts import CompassConcepts, check_level_readout
 
-        for lv, ro in feature_variants(self.level, self.readout):  # before the encoder runs
-            if ro not in LEVEL_READOUTS.get(lv, (ro,)):
-                raise InputDataError(f"compass_features: level {lv!r} has only the readout(s) "
-                                     f"{LEVEL_READOUTS[lv]}, not {ro!r}")
+        try:  # before the encoder runs
+            check_level_readout(self.level, self.readout, "compass_features")
+        except ValueError as exc:
+            raise InputDataError(str(exc)) from None
         self.input_ = self._input().fit(table)
         raw = self._raw_features(table)
         tables = {**self._tables()}
         tables.setdefault("gene_names", list(self.input_.genes_))
         self.concepts_ = [CompassConcepts(level=lv, readout=ro, tables=tables)
-                          .fit(raw["gene" if lv == "gene" else "geneset"])
+                          .fit(raw[_kind(lv)])
                           for lv, ro in feature_variants(self.level, self.readout)]
         F = self._concept_features(raw)
         cohorts = cohort_keys(table)
@@ -319,8 +324,8 @@ class CompassFeatureTransform(TableTransform):
 
     def _concept_features(self, raw):
         return np.concatenate(
-            [np.asarray(c.transform(raw["gene" if c.level == "gene" else "geneset"]),
-                        dtype=np.float64) for c in self.concepts_], axis=1)
+            [np.asarray(c.transform(raw[_kind(c.level)]), dtype=np.float64)
+             for c in self.concepts_], axis=1)
 
     @staticmethod
     def _stats(F):

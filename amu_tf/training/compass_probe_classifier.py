@@ -17,27 +17,39 @@ def fit_in_row_space(model, X, y):
 
     With more columns than rows (the gene level: 15,672 features, a few hundred patients)
     the fit runs on the row space of ``X``: the penalised optimum ``w`` lies there (a part of
-    ``w`` orthogonal to every row changes no prediction and only adds to the penalty). With
-    ``X X' = U L U'`` (the rows' Gram matrix, ``n x n``) and ``V' = L^-1/2 U' X`` (orthonormal
-    rows spanning that space), the regression on ``Z = X V = U L^1/2`` (as many columns as
-    rows) with the same ``C`` has the optimum ``b = V' w``, ``||b|| = ||w||``: the same
-    objective, solved in a few hundred dimensions (lbfgs on the full, ill-conditioned problem
-    stops early, or takes minutes). Directions whose singular value is below 1e-6 of the
+    ``w`` orthogonal to every row changes no prediction and only adds to the penalty; the
+    intercept is not penalised). With ``X X' = U L U'`` (the rows' Gram matrix, ``n x n``) and
+    ``V' = L^-1/2 U' X`` (orthonormal rows spanning that space), the regression on
+    ``Z = X V = U L^1/2`` (as many columns as rows) with the same ``C`` has the optimum
+    ``b = V' w``, ``||b|| = ||w||``: the same objective, solved in a few hundred dimensions,
+    where lbfgs converges in fewer, cheaper steps than on the full, ill-conditioned problem
+    (measured in benchmarks/README.md). Directions whose singular value is below 1e-6 of the
     largest are dropped (the penalty keeps their weight near 0 anyway). ``coef_`` is mapped
     back to the columns of ``X`` (``w = V b``), so the model predicts from ``X`` as if fitted
-    on it."""
+    on it. Another penalty (L1, elastic net, none) is refused: its optimum need not lie in
+    the row space."""
+    penalty = getattr(model, "penalty", "l2")
+    l2 = penalty == "l2" or (penalty == "deprecated" and not getattr(model, "l1_ratio", 0))
+    if not l2:
+        raise ValueError(f"fit_in_row_space needs an L2 penalty, not {penalty!r} (l1_ratio "
+                         f"{getattr(model, 'l1_ratio', None)!r})")
+    names = getattr(X, "columns", None)
     X = np.asarray(X, dtype=np.float64)
     n, p = X.shape
     if p <= n:
         return model.fit(X, y)
     lam, U = np.linalg.eigh(X @ X.T)
     keep = lam > max(float(lam[-1]), 1e-300) * 1e-12
+    if not keep.any():  # all-zero rows: nothing to span, the plain fit (intercept only)
+        return model.fit(X, y)
     root = np.sqrt(lam[keep])
     Z = U[:, keep] * root                          # X V
     vt = (U[:, keep] / root).T @ X                 # V'
     model.fit(Z, y)
     model.coef_ = model.coef_ @ vt
     model.n_features_in_ = p
+    if names is not None:
+        model.feature_names_in_ = np.asarray(names, dtype=object)
     return model
 
 
@@ -132,21 +144,9 @@ class CompassProbeClassifier(ClassifierMixin, BaseEstimator):
             v = getattr(self, key)
             if not (_is_number(v) and isinstance(v, (int, np.integer)) and v >= low):
                 raise ValueError(f"{name}: {key} must be an integer >= {low}, not {v!r}")
-        from amu_tf.data.compass_concepts import LEVEL_READOUTS, LEVELS, READOUTS
+        from amu_tf.data.compass_concepts import check_level_readout
 
-        if not (isinstance(self.level, str) and self.level in ("auto",) + LEVELS):
-            raise ValueError(f"{name}: level must be one of "
-                             f"{', '.join(repr(v) for v in ('auto',) + LEVELS)}, not "
-                             f"{self.level!r}")
-        if not (isinstance(self.readout, str) and self.readout in ("auto",) + READOUTS):
-            raise ValueError(f"{name}: readout must be one of "
-                             f"{', '.join(repr(v) for v in ('auto',) + READOUTS)}, not "
-                             f"{self.readout!r}")
-        if self.level in LEVEL_READOUTS and self.readout not in ("auto",) + LEVEL_READOUTS[
-                self.level]:
-            raise ValueError(f"{name}: level {self.level!r} has only the readout(s) "
-                             f"{', '.join(repr(v) for v in LEVEL_READOUTS[self.level])}, not "
-                             f"{self.readout!r}")
+        check_level_readout(self.level, self.readout, name)
         from amu_tf.data.transforms.compass_input_transform import SCALER_FITS
 
         if not (isinstance(self.scaler_fit, str) and self.scaler_fit in SCALER_FITS):
