@@ -5,9 +5,9 @@
 The gene level of ``compass_concepts`` (``level="gene"``) is each gene token's encoding
 averaged over its 32 channels (COMPASS's gene-level readout under its pooling scorer). The
 token starts as ``ReLU(w_g * x_g + b_g)`` (per channel) and one Performer layer mixes in the
-other genes, so this script measures, per gene and within each cohort, the Spearman correlation between the
-gene's readout and the gene's own scaled input ``x_g`` (``CompassInputTransform``, min-max per
-cohort): near 1 in absolute value means the readout is a monotone function of the gene's own
+other genes, so this script measures, per gene and within each cohort, the Spearman
+correlation between the gene's readout and the gene's own scaled input ``x_g``
+(``CompassInputTransform``, min-max per cohort): near 1 in absolute value means the readout is a monotone function of the gene's own
 expression, the context adding little. Printed per cohort: the 10th, 50th and 90th
 percentiles of |rho| over the genes that vary, and the share with rho > 0 (the sign is that of
 the gene's embedding, arbitrary). No label is read. ``--table`` is a CohortTable folder (``amu

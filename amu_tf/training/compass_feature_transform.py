@@ -86,8 +86,8 @@ class CompassFeatureTransform(TableTransform):
     (``level``, ``readout``; the ``pc1`` directions are fitted on the rows given to ``fit``,
     expression only) -> each feature z-scored within its cohort: mean and sd from the fit rows
     of a cohort seen at ``fit``, and for a cohort not seen there from that cohort's own rows at
-    ``transform`` (expression only, never labels; at least 5 samples), as ``cohort_z`` does. Output float32
-    ``(n, n_features)``; the arithmetic after the encoder is float64.
+    ``transform`` (expression only, never labels; at least 5 samples), as ``cohort_z`` does.
+    Output float32 ``(n, n_features)``; the arithmetic after the encoder is float64.
 
     **Cache, and why it is leak-free.** The encoder is slow on CPU, so the gene-set vectors
     ``(132, 32)`` (and the gene-level scores ``(15672,)``, under their own keys) of each
