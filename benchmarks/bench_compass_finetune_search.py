@@ -50,7 +50,12 @@ cohort):
 - a control for the fine-tuned path: ``--encoder-lr-scale 0`` keeps the encoder fixed
   but trains as the fine-tuned configurations do (batch-wise z-scores over 9-16 rows of one
   cohort, noisier than the frozen path's whole-cohort ones), so fine-tuned minus this
-  control is the effect of the encoder's updates;
+  control is the effect of the encoder's updates. With the encoder's learning rate 0 its
+  weights never move (Adam's step is 0 x a finite number), so the control takes each
+  patient's readout from one frozen pass instead of running the encoder at every step: the
+  same batches, z-scores, head and seeds, the same figures up to float rounding, in minutes on
+  a CPU (``--control-by-encoder`` runs the encoder at every step, the reference this
+  shortcut was checked against, see ``results_compass_finetune_search.md``);
 - 5 seeds per configuration, trained side by side (``jax.vmap``): the seed draws the head's
   initial weights, the inner split, the batch order and the dropout masks;
 - per configuration, the figures reported are the mean over the 5 seeds of the held-out AUC
@@ -235,6 +240,8 @@ def search(a):
         for k, h in zip(READOUTS, enc_fn(X[idx], C[idx])):
             H[k].append(np.asarray(h)[:n])
     H = {k: np.concatenate(v) for k, v in H.items()}
+    # the unstandardised readouts, for the control whose encoder never moves (see make_fns)
+    H_raw = {k: jnp.asarray(v.copy()) for k, v in H.items()}
     # each readout channel standardised within its cohort by the frozen encoder's statistics
     # (expression only, the held-out cohort on its own rows, as the probe's cohort z-score):
     # unscaled, the readouts barely vary between patients (a head on them stays at the prior)
@@ -276,8 +283,16 @@ def search(a):
         var = (m * (h - mu) ** 2).sum(0) / n
         return (h - mu) / jnp.sqrt(var + 1e-12)
 
+    # the control (--encoder-lr-scale 0) never moves the encoder: its readouts are the
+    # frozen pass's, looked up instead of recomputed at every step
+    fixed_encoder = a.encoder_lr_scale == 0 and not a.control_by_encoder
+    if fixed_encoder:
+        log("encoder learning rate 0: the fine-tuned path reads the frozen pass's readouts")
+
     def make_fns(kind, finetune):
         def raw(params, idx):
+            if fixed_encoder:
+                return H_raw[kind][idx]
             return readout(encode(params["enc"], X[idx], C[idx]), kind)
 
         def features(params, idx, w):
@@ -407,7 +422,7 @@ def search(a):
             head = jax.vmap(lambda k: head_init(k, H[kind].shape[1]))(keys)
             params = {"head": head}
             lr_tree = {"head": jax.tree_util.tree_map(lambda _: a.learning_rate, head)}
-            if enc_mode == "finetune":
+            if enc_mode == "finetune" and not fixed_encoder:
                 params["enc"] = [jnp.broadcast_to(v, (S,) + v.shape) for v in enc_tv0]
                 lr_tree["enc"] = [a.learning_rate * a.encoder_lr_scale for _ in enc_tv0]
             zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
@@ -630,6 +645,9 @@ def main(argv=None):
                    help="comma-separated, run in the order given, e.g. "
                         "geneset-finetune-melanoma,mean-frozen-melanoma (default: all 12)")
     s.add_argument("--smoke", action="store_true", help="8 patients a cohort: a quick check")
+    s.add_argument("--control-by-encoder", action="store_true",
+                   help="with --encoder-lr-scale 0, run the encoder at every step anyway "
+                        "(the slow reference of the frozen-pass shortcut)")
     r = sub.add_parser("report")
     r.add_argument("--predictions", required=True)
     r.add_argument("--others", required=True)
