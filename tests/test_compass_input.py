@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from amu_tf.data.transforms.compass_input_transform import CompassInputTransform
+from amu_tf.data.transforms.compass_input_transform import SCALER_MEASURED, CompassInputTransform
 from amu_tf.errors import InputDataError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "compass_parity.npz"
@@ -279,12 +279,27 @@ def test_the_record_is_written_to_transform_json(tmp_path):
     assert rec["max_missing_fraction"] == 0.2 and rec["units_"]["A"].startswith("tpm:")
     assert rec["scaler_effect_"] == t.scaler_effect_
     assert "--scaler-fit training" in rec["scaler_note"] and "\n" not in rec["scaler_note"]
+    assert rec["scaler_measured"] == json.loads(json.dumps(SCALER_MEASURED))
     np.testing.assert_array_equal(load_transform(tmp_path / "tr").transform(table),
                                   t.transform(table))
     del config["record"]
     (tmp_path / "tr" / "transform.json").write_text(json.dumps(config))
     assert load_transform(tmp_path / "tr").scaler_fit_ == "per_cohort"
     assert CompassInputTransform(genes=genes).artifact_record() == {}  # not fitted
+
+
+def test_the_recorded_scaler_measurement_is_the_documented_one():
+    """The record carries what docs/compass.md reports for the scaler choice (the pooled
+    paired differences of its table), so the artifact and the docs cannot drift apart."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "compass.md").read_text()
+    section = doc.split("### The scaler: what the choice does", 1)[1]
+    num = r"([+-]?\d\.\d{3})"
+    for model, (value, lo, hi) in SCALER_MEASURED["training_minus_per_cohort_pooled_auc"].items():
+        m = re.search(rf"\| {re.escape(model)} \| pooled \| \S+ \| \S+ \| {num} "
+                      rf"\[{num}, {num}\] \|", section)
+        assert m, model
+        assert [float(g) for g in m.groups()] == [value, lo, hi]
+        assert lo <= value <= hi
 
 
 def test_feature_transform_record_adds_its_level_and_readout():

@@ -16,7 +16,7 @@ cell-type concepts, the 33 cancer codes). This module
    pickle cannot run code);
 3. renames the torch state dict into the Keras port's weight names
    (:func:`keras_weights`: linear kernels transposed to Keras's ``(in, out)``) and caches
-   them, with the tokenizer tables, in ``$AMU_TF_CACHE_DIR/compass/<sha256[:16]>/``
+   them, with the tokenizer tables, in ``$AMU_TF_CACHE_DIR/compass/<sha256[:16]>-v1/``
    (default ``~/.cache/amu_tf/compass``): written into a temporary folder, renamed into
    place under a file lock, as the kernel cache does (``amu_tf/kernels/build.py``).
 
