@@ -162,6 +162,8 @@ def search(a):
         if unknown or not asked:
             raise SystemExit(f"unknown configurations: {', '.join(unknown) or a.configs!r}")
         order = asked
+    if a.control_by_encoder and a.encoder_lr_scale != 0:
+        raise SystemExit("--control-by-encoder applies to the control, --encoder-lr-scale 0")
     os.environ.setdefault("KERAS_BACKEND", "jax")
     import jax
     import jax.numpy as jnp

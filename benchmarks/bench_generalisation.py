@@ -6,7 +6,8 @@ biomarker x every held-out cohort (issue #15).
     .venv/bin/python benchmarks/bench_generalisation.py \
         --models recipe:consensus,recipe:compass-probe,recipe:compass-published     # issue #23
     .venv/bin/python benchmarks/bench_generalisation.py \
-        --models amu:compass,recipe:consensus --epochs 20   # hours on 2 CPU cores: a GPU's job
+        --models amu:compass,recipe:consensus --epochs 20   # not run: hours on 2 CPU cores
+    # (amu:compass's figures come from bench_compass_finetune_fold.py, docs/compass.md)
 
 Prints (and writes with ``--out``) a Markdown table: ROC AUC with its 95% CI per held-out
 cohort and pooled, then each trained model's paired AUC difference to the best biomarker of

@@ -231,9 +231,11 @@ def command(model_dir, version, input_path, data_root, out):
     """Predict response with an exported SavedModel (loaded with tf.saved_model.load), or
     with a Model artifact of `amu train` directly (its fitted transform and estimator).
 
-    Genes are matched by symbol or Entrez id; a missing gene is imputed (more than the model's
-    limit missing, or none of its genes at all, is refused: 10% of the 160 panel genes, 20%
-    of COMPASS's 15,672 genes for the COMPASS models). A transform that needs a whole cohort
+    Genes are matched by symbol or Entrez id; a missing gene is imputed. A cohort or sample
+    missing more than the model's limit, or holding none of its genes, is refused: by
+    default 10% of the 160 panel genes for the AMU models (and of the genes an exported
+    signature or recipe reads), 20% of COMPASS's 15,672 genes for the COMPASS models; from a
+    Model artifact, a signature or recipe refuses a cohort holding fewer than half its genes. A transform that needs a whole cohort
     (cohort_z) is applied here per `cohort` before the model. predicted_class uses the
     threshold stored with the model.
     """

@@ -292,7 +292,9 @@ def test_the_recorded_scaler_measurement_is_the_documented_one():
     """The record carries what docs/compass.md reports for the scaler choice (the pooled
     paired differences of its table), so the artifact and the docs cannot drift apart."""
     doc = (Path(__file__).resolve().parents[1] / "docs" / "compass.md").read_text()
-    section = doc.split("### The scaler: what the choice does", 1)[1]
+    heading = "### The scaler: what the choice does"
+    assert heading in doc, "docs/compass.md lost the scaler measurement's section"
+    section = doc.split(heading, 1)[1].split("\n## ", 1)[0]
     num = r"([+-]?\d\.\d{3})"
     for model, (value, lo, hi) in SCALER_MEASURED["training_minus_per_cohort_pooled_auc"].items():
         m = re.search(rf"\| {re.escape(model)} \| pooled \| \S+ \| \S+ \| {num} "

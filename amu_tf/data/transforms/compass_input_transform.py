@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
@@ -340,7 +342,7 @@ class CompassInputTransform(TableTransform):
                 "max_missing_fraction": float(self.max_missing_fraction),
                 "scaler_effect_": getattr(self, "scaler_effect_", None),
                 "scaler_note": SCALER_NOTE,
-                "scaler_measured": SCALER_MEASURED}
+                "scaler_measured": copy.deepcopy(SCALER_MEASURED)}
 
     def cancer_codes(self, table):
         """``(n,)`` int32 cancer-type token of each row (``cancer_type`` for every row)."""
