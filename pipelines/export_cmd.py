@@ -49,11 +49,11 @@ def command(run_dir, model_uri, evaluation_uri, force, name, base_dir, compiled_
 
     Writes BASE_DIR/NAME/<N>/ with N one more than the highest existing version (an existing
     version is never overwritten; a failed export leaves nothing visible). The
-    `serving_default` signature takes `expression` float32 [batch, n_inputs] (see
-    assets/amu_metadata.json: the 160 panel genes for the AMU models; for amu:compass,
-    COMPASS's 15,672 genes min-max scaled per cohort; for recipe:compass-probe and
-    recipe:compass-published, the concept features, the encoder running in Python before the
-    graph, so `amu predict` serves them from raw expression and TF Serving alone does not) and
+    `serving_default` signature takes `expression` float32 [batch, n_inputs] (in the order of
+    assets/amu_metadata.json: the 160 panel genes for the AMU zoo models, COMPASS's 15,672
+    genes min-max scaled per cohort for amu:compass, a signature's or recipe's own inputs
+    otherwise, e.g. the COMPASS recipes' concept features, whose encoder runs in Python before
+    the graph: `amu predict` serves those from raw expression, TF Serving alone cannot) and
     returns
     `probability`, `logits` and `predicted_class`; assets/amu_metadata.json records gene
     order, input scale, transform, threshold, training cohorts and metrics. Prints the path.
