@@ -196,6 +196,43 @@ def test_checkpoint_reader_refuses_foreign_globals():
         convert_compass.read_torch_checkpoint(_torch_like_checkpoint(pkl, {}))
 
 
+def test_the_download_asks_pip_for_the_pinned_wheel_only(tmp_path, monkeypatch):
+    """Without $AMU_TF_COMPASS_WHEEL or a cached copy, ``fetch_wheel`` runs one ``pip
+    download`` of the pinned version, without dependencies, as a binary wheel; a downloaded
+    file whose sha256 differs is refused and not cached, and a failed pip is one line."""
+    import subprocess
+    from pathlib import Path
+
+    monkeypatch.delenv(convert_compass.WHEEL_ENV, raising=False)
+    monkeypatch.setenv("AMU_TF_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        dest = Path(cmd[cmd.index("-d") + 1])
+        (dest / convert_compass.COMPASS_WHEEL_NAME).write_bytes(b"a tampered wheel")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(convert_compass.subprocess, "run", fake_run)
+    with pytest.raises(convert_compass.CompassUnavailableError, match="sha256"):
+        convert_compass.fetch_wheel()
+    (cmd,) = calls
+    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd
+    assert "--only-binary=:all:" in cmd
+    assert f"{convert_compass.COMPASS_PACKAGE}=={convert_compass.COMPASS_VERSION}" in cmd
+    assert convert_compass.COMPASS_VERSION == "2.5.3"
+    assert not (convert_compass.cache_root() / "wheels"
+                / convert_compass.COMPASS_WHEEL_NAME).exists()
+
+    def failing_run(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution\n")
+
+    monkeypatch.setattr(convert_compass.subprocess, "run", failing_run)
+    with pytest.raises(convert_compass.CompassUnavailableError,
+                       match="failed: ERROR: No matching distribution$"):
+        convert_compass.fetch_wheel()
+
+
 def test_wrong_wheel_hash_is_refused(tmp_path, monkeypatch):
     fake = tmp_path / convert_compass.COMPASS_WHEEL_NAME
     fake.write_bytes(b"not the wheel")
