@@ -7,8 +7,8 @@ averaged over its 32 channels (COMPASS's gene-level readout under its pooling sc
 token starts as ``ReLU(w_g * x_g + b_g)`` (per channel) and one Performer layer mixes in the
 other genes, so this script measures, per gene and within each cohort, the Spearman
 correlation between the gene's readout and the gene's own scaled input ``x_g``
-(``CompassInputTransform``, min-max per cohort): near 1 in absolute value means the readout is a monotone function of the gene's own
-expression, the context adding little. Printed per cohort: the 10th, 50th and 90th
+(``CompassInputTransform``, min-max per cohort): near 1 in absolute value means the readout
+is a monotone function of the gene's own expression, the context adding little. Printed per cohort: the 10th, 50th and 90th
 percentiles of |rho| over the genes that vary, and the share with rho > 0 (the sign is that of
 the gene's embedding, arbitrary). No label is read. ``--table`` is a CohortTable folder (``amu
 ingest examples/cohorts/*.toml --data-root ../shared/data --out runs/shared/cohort``).

@@ -235,9 +235,9 @@ def command(model_dir, version, input_path, data_root, out):
     missing more than the model's limit, or holding none of its genes, is refused: by
     default 10% of the 160 panel genes for the AMU models (and of the genes an exported
     signature or recipe reads), 20% of COMPASS's 15,672 genes for the COMPASS models; from a
-    Model artifact, a signature or recipe refuses a cohort holding fewer than half its genes. A transform that needs a whole cohort
-    (cohort_z) is applied here per `cohort` before the model. predicted_class uses the
-    threshold stored with the model.
+    Model artifact, a signature or recipe refuses a cohort holding fewer than half its genes.
+    A transform that needs a whole cohort (cohort_z) is applied here per `cohort` before the
+    model. predicted_class uses the threshold stored with the model.
     """
     from amu_tf.serving import ExportedModel
 
